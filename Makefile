@@ -1,0 +1,44 @@
+# Confirma: `make run` starts the whole thing; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format messages makemessages clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt requirements.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+messages: $(VENV)/.runtime
+	$(PY) manage.py compile_translations
+
+## run: install, migrate, load demo data, start daphne + worker + periodic jobs
+run: $(VENV)/.runtime messages
+	HOST=$(HOST) PORT=$(PORT) PY=$(PY) scripts/run.sh
+
+## test: install the test tools and run the whole suite (ruff first)
+test: $(VENV)/.dev messages
+	PY=$(PY) scripts/test.sh $(ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+makemessages: $(VENV)/.runtime
+	$(PY) manage.py makemessages -l pt_BR -l es --ignore=.venv --ignore=var --ignore=staticfiles
+	$(PY) manage.py makemessages -d djangojs -l pt_BR -l es --ignore=.venv --ignore=var --ignore=staticfiles
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,33 @@
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.roles import user_roles
+from notifications.audiences import user_audiences
+
+
+class MeApi(APIView):
+    """The authenticated user, their roles and the event audiences they receive."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Me",
+            {
+                "id": serializers.IntegerField(),
+                "username": serializers.CharField(),
+                "roles": serializers.ListField(child=serializers.CharField()),
+                "audiences": serializers.ListField(child=serializers.CharField()),
+            },
+        )
+    )
+    def get(self, request):
+        user = request.user
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.get_username(),
+                "roles": sorted(user_roles(user)),
+                "audiences": user_audiences(user),
+            }
+        )

@@ -1,0 +1,26 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ConfigConfig(AppConfig):
+    """Project-wide pieces: roles, the home page, health, the worker heartbeat, demo data."""
+
+    name = "config"
+    label = "config"
+    verbose_name = _("Confirma")
+
+    def ready(self) -> None:
+        from config.navigation import Page, page_register
+
+        page_register(
+            Page("activity", _("Live activity"), _("Events addressed to you, live."), order=90)
+        )
+        page_register(
+            Page("admin:index", _("Administration"), _("Fix anything, audited."), ("staff",), 200)
+        )
+        page_register(
+            Page("api-docs", _("API documentation"), _("The OpenAPI reference."), ("staff",), 210)
+        )
+        page_register(
+            Page("healthz", _("System health"), _("Database, channel layer, worker."), ("staff",), 220)
+        )

@@ -1,0 +1,42 @@
+"""Audience names, their channel-layer groups, and who may see which.
+
+An audience is decided by the server from who is connected (a user, or what a signed
+token grants) — never from what a client asks for.
+"""
+
+import re
+
+from django.conf import settings
+
+from config.roles import user_roles
+from notifications.errors import InvalidAudience
+
+_AUDIENCE = re.compile(
+    r"^(?:user:[0-9]{1,18}"
+    r"|role:(?P<role>[a-z]{1,20})"
+    r"|display:[A-Za-z0-9_-]{1,64}"
+    r"|payment:[A-Za-z0-9_-]{1,64}"
+    r"|machine:[0-9]{1,18})$"
+)
+# Audiences a signed token may grant; users and roles come only from a login.
+TOKEN_KINDS = ("display", "payment", "machine")
+
+
+def audience_validate(audience: str) -> str:
+    """Return `audience` if it is well formed, else raise InvalidAudience."""
+    match = _AUDIENCE.match(audience or "")
+    if not match or (match.group("role") and match.group("role") not in settings.ROLES):
+        raise InvalidAudience(audience)
+    return audience
+
+
+def audience_group(audience: str) -> str:
+    """The channel-layer group of an audience (group names allow no colon)."""
+    return "events." + audience.replace(":", ".")
+
+
+def user_audiences(user) -> list[str]:
+    """What a logged-in user may see: their own audience and one per role they hold."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return []
+    return [f"user:{user.pk}"] + [f"role:{role}" for role in sorted(user_roles(user))]

@@ -1,0 +1,113 @@
+"""The one WebSocket endpoint, /ws/events/.
+
+Who may see what is computed here from the session user and the signed token, never from
+what the client asks. With `?since=<id>` the missed events are replayed in order before
+live ones; more than EVENTS_MAX_BACKLOG behind gives one `resync` frame instead.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+from notifications.audiences import audience_group, user_audiences
+from notifications.errors import InvalidToken
+from notifications.relay import relay_ensure_running
+from notifications.selectors import events_after
+from notifications.tokens import audience_token_read
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORISED = 4401
+CLOSE_BAD_REQUEST = 4400
+_SENT_MEMORY = 4096
+
+
+def _connection_audiences(user, token: str | None) -> list[str] | None:
+    """The audiences of a connection, or None when it must be refused."""
+    audiences = user_audiences(user)
+    if token:
+        try:
+            audiences += [a for a in audience_token_read(token) if a not in audiences]
+        except InvalidToken:
+            return None
+    return audiences or None
+
+
+class EventsConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        token = (query.get("token") or [None])[0]
+        since_raw = (query.get("since") or [None])[0]
+        self.audiences: list[str] = []
+        self.groups_joined: list[str] = []
+        self._sent: deque[int] = deque(maxlen=_SENT_MEMORY)
+        self._sent_set: set[int] = set()
+        self._heartbeat: asyncio.Task | None = None
+
+        audiences = await database_sync_to_async(_connection_audiences)(
+            self.scope.get("user"), token
+        )
+        if audiences is None:
+            await self.close(code=CLOSE_UNAUTHORISED)
+            return
+        since = None
+        if since_raw not in (None, ""):
+            if not since_raw.isdigit() or len(since_raw) > 18:
+                await self.close(code=CLOSE_BAD_REQUEST)
+                return
+            since = int(since_raw)
+
+        self.audiences = audiences
+        for audience in audiences:
+            group = audience_group(audience)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        await self.accept()
+        relay_ensure_running()
+        if since is not None:
+            await self._replay(since)
+        self._heartbeat = asyncio.ensure_future(self._beat())
+
+    async def _replay(self, since: int) -> None:
+        backlog = await database_sync_to_async(events_after)(
+            audiences=self.audiences, since=since, limit=settings.EVENTS_MAX_BACKLOG
+        )
+        if backlog.too_far_behind:
+            await self.send_json({"type": "resync", "at": timezone.now().isoformat()})
+            return
+        for event in backlog.events:
+            await self._send_frame(event.as_frame())
+
+    async def _send_frame(self, frame: dict) -> None:
+        event_id = frame["id"]
+        if event_id in self._sent_set:
+            return
+        if len(self._sent) == self._sent.maxlen:
+            self._sent_set.discard(self._sent[0])
+        self._sent.append(event_id)
+        self._sent_set.add(event_id)
+        await self.send_json(frame)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(settings.EVENTS_HEARTBEAT_SECONDS)
+            await self.send_json({"type": "heartbeat", "at": timezone.now().isoformat()})
+
+    async def event_push(self, message: dict) -> None:
+        await self._send_frame(message["frame"])
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong", "at": timezone.now().isoformat()})
+
+    async def disconnect(self, code) -> None:
+        if self._heartbeat:
+            self._heartbeat.cancel()
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
