@@ -22,5 +22,11 @@ class ConfigConfig(AppConfig):
             Page("api-docs", _("API documentation"), _("The OpenAPI reference."), ("staff",), 210)
         )
         page_register(
-            Page("healthz", _("System health"), _("Database, channel layer, worker."), ("staff",), 220)
+            Page(
+                "healthz",
+                _("System health"),
+                _("Database, channel layer, worker."),
+                ("staff",),
+                220,
+            )
         )

@@ -47,6 +47,7 @@ def demo_users_ensure(*, password: str, reset_passwords: bool = False) -> list[D
             user.save(update_fields=["password"])
         if role:
             user.groups.add(Group.objects.get(name=role))
-        logins.append(DemoLogin(username, role or ("superuser" if is_superuser else "customer"),
-                                created))
+        logins.append(
+            DemoLogin(username, role or ("superuser" if is_superuser else "customer"), created)
+        )
     return logins

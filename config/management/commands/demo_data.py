@@ -1,3 +1,5 @@
+import os
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -8,21 +10,24 @@ class Command(BaseCommand):
     help = "Create demo users (one per role, a customer and a superuser) and print the logins."
 
     def add_arguments(self, parser):
-        parser.add_argument("--password", default=None,
-                            help="password for new demo users (default: $DEMO_PASSWORD or "
-                                 "confirma-demo)")
+        parser.add_argument(
+            "--password",
+            default=None,
+            help="password for new demo users (default: $DEMO_PASSWORD or confirma-demo)",
+        )
         parser.add_argument("--reset-passwords", action="store_true")
-        parser.add_argument("--force", action="store_true",
-                            help="allow running with DEBUG off (never on a real deployment)")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="allow running with DEBUG off (never on a real deployment)",
+        )
 
     def handle(self, *args, password, reset_passwords, force, **options):
         if not settings.DEBUG and not force:
             raise CommandError("Refusing to create demo users with DEBUG off (use --force).")
-        import os
-
         password = password or os.environ.get("DEMO_PASSWORD") or "confirma-demo"
         logins = demo_users_ensure(password=password, reset_passwords=reset_passwords)
-        self.stdout.write("Demo logins (password for new users: %s):" % password)
+        self.stdout.write(f"Demo logins (password for new users: {password}):")
         for login in logins:
             state = "created" if login.created else "exists"
             self.stdout.write(f"  {login.username:<10} {login.role:<10} ({state})")

@@ -20,8 +20,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="run every job once and stop")
         parser.add_argument("--tick", type=float, default=1.0, help="seconds between checks")
-        parser.add_argument("--max-seconds", type=float, default=None,
-                            help="stop after this many seconds")
+        parser.add_argument(
+            "--max-seconds", type=float, default=None, help="stop after this many seconds"
+        )
 
     def handle(self, *args, once, tick, max_seconds, **options):
         jobs = settings.PERIODIC_JOBS

@@ -10,9 +10,13 @@ class Command(BaseCommand):
     help = "Publish an event to an audience (e.g. role:cashier) from the command line."
 
     def add_arguments(self, parser):
-        parser.add_argument("--audience", action="append", required=True,
-                            help="user:<id>, role:<name>, display:<name>, payment:<ref> or "
-                                 "machine:<id>; repeat for several")
+        parser.add_argument(
+            "--audience",
+            action="append",
+            required=True,
+            help="user:<id>, role:<name>, display:<name>, payment:<ref> or "
+            "machine:<id>; repeat for several",
+        )
         parser.add_argument("--type", required=True, help="dotted event type, e.g. staff.notice")
         parser.add_argument("--data", default="{}", help="JSON object with the payload")
 

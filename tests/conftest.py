@@ -1,0 +1,87 @@
+"""Shared test set-up.
+
+Tests that need PostgreSQL, Redis or Chromium carry the `postgres`, `redis` or `browser`
+marker. They are skipped when the service is missing on a developer's machine, and fail
+instead when CI=true: CI must never pass by skipping.
+"""
+
+import os
+import shutil
+import socket
+import uuid
+from urllib.parse import urlparse
+
+import pytest
+
+CI = os.environ.get("CI", "").lower() == "true"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def _missing(what: str) -> None:
+    if CI:
+        pytest.fail(f"{what} is required when CI=true", pytrace=False)
+    pytest.skip(f"{what} not available")
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL", "")
+
+
+def _reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres"):
+        from django.conf import settings
+
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            _missing("PostgreSQL (DATABASE_URL=postgres://…)")
+    if item.get_closest_marker("redis"):
+        url = redis_url()
+        if not url or not _reachable(url):
+            _missing("Redis (REDIS_URL=redis://…)")
+    if item.get_closest_marker("browser"):
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            _missing("Playwright")
+        if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+            _missing(f"Chromium at {CHROMIUM}")
+
+
+def _reset_channel_layers():
+    from channels.layers import channel_layers
+
+    channel_layers.backends = {}
+
+
+@pytest.fixture
+def redis_layer(settings):
+    """The real Redis channel layer, with a prefix of its own for this test."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [redis_url()],
+                "prefix": f"confirma-test-{uuid.uuid4().hex[:10]}",
+                "expiry": 10,
+            },
+        }
+    }
+    _reset_channel_layers()
+    yield
+    _reset_channel_layers()
+
+
+@pytest.fixture
+def memory_layer(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    _reset_channel_layers()
+    yield
+    _reset_channel_layers()

@@ -1,0 +1,168 @@
+"""The /ws/events/ consumer on the real Redis channel layer."""
+
+import pytest
+from channels.db import database_sync_to_async
+
+from notifications.services import event_publish
+from notifications.tokens import audience_token_create
+from tests.factories import UserFactory
+from tests.notifications.wsclient import receive_frames, ws_connect
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+publish = database_sync_to_async(event_publish)
+make_user = database_sync_to_async(UserFactory)
+
+
+async def test_user_never_receives_another_users_events(redis_layer):
+    alice, bob = await make_user(), await make_user()
+    ws_alice, ok_a, _ = await ws_connect(user=alice)
+    ws_bob, ok_b, _ = await ws_connect(user=bob)
+    assert ok_a and ok_b
+
+    await publish(audience=f"user:{bob.pk}", type="wallet.updated", payload={"balance": "5"})
+    await publish(audience=f"user:{alice.pk}", type="wallet.updated", payload={"balance": "9"})
+
+    (frame,) = await receive_frames(ws_alice, 1)
+    assert frame["type"] == "wallet.updated"
+    assert frame["payload"] == {"balance": "9"}
+    assert set(frame) == {"id", "type", "payload", "at"}
+    (frame_b,) = await receive_frames(ws_bob, 1)
+    assert frame_b["payload"] == {"balance": "5"}
+    assert await ws_alice.receive_nothing(timeout=0.3)
+    assert await ws_bob.receive_nothing(timeout=0.3)
+    await ws_alice.disconnect()
+    await ws_bob.disconnect()
+
+
+async def test_waiter_never_receives_cashier_only_events(redis_layer):
+    waiter = await make_user(roles=["waiter"])
+    cashier = await make_user(roles=["cashier"])
+    ws_waiter, _, _ = await ws_connect(user=waiter)
+    ws_cashier, _, _ = await ws_connect(user=cashier)
+
+    await publish(audience="role:cashier", type="payment.verification_pending", payload={"o": 1})
+    await publish(audience="role:waiter", type="order.updated", payload={"o": 1})
+
+    assert [f["type"] for f in await receive_frames(ws_cashier, 1)] == [
+        "payment.verification_pending"
+    ]
+    assert [f["type"] for f in await receive_frames(ws_waiter, 1)] == ["order.updated"]
+    assert await ws_waiter.receive_nothing(timeout=0.3)
+    assert await ws_cashier.receive_nothing(timeout=0.3)
+    await ws_waiter.disconnect()
+    await ws_cashier.disconnect()
+
+
+async def test_client_cannot_choose_its_audiences(redis_layer):
+    """Query parameters naming audiences are ignored: only who you are counts."""
+    waiter = await make_user(roles=["waiter"])
+    ws, ok, _ = await ws_connect(user=waiter, token=None)
+    assert ok
+    await publish(audience="role:staff", type="alert.raised", payload={})
+    assert await ws.receive_nothing(timeout=0.4)
+    await ws.disconnect()
+
+
+async def test_anonymous_without_token_is_refused(redis_layer):
+    _, connected, code = await ws_connect()
+    assert not connected
+    assert code == 4401
+
+
+async def test_foreign_origin_is_refused(redis_layer):
+    user = await make_user()
+    _, connected, _ = await ws_connect(user=user, origin=b"http://evil.example")
+    assert not connected
+
+
+@pytest.mark.parametrize("token", ["garbage", "", "a:b:c"])
+async def test_bad_token_is_refused(redis_layer, token):
+    _, connected, code = await ws_connect(token=token or "x")
+    assert not connected
+    assert code == 4401
+
+
+async def test_expired_token_is_refused(redis_layer):
+    token = audience_token_create(audiences=["display:lobby"], ttl_seconds=-1)
+    _, connected, code = await ws_connect(token=token)
+    assert not connected
+    assert code == 4401
+
+
+async def test_tampered_token_is_refused(redis_layer):
+    token = audience_token_create(audiences=["display:lobby"])
+    other = audience_token_create(audiences=["display:vault"])
+    # The payload of one token with the signature of another.
+    forged = other.split(":", 1)[0] + ":" + token.split(":", 1)[1]
+    assert forged != token
+    _, connected, _ = await ws_connect(token=forged)
+    assert not connected
+
+
+async def test_display_token_sees_its_board_only(redis_layer):
+    token = audience_token_create(audiences=["display:lobby"])
+    ws, connected, _ = await ws_connect(token=token)
+    assert connected
+    await publish(audience="display:hall", type="ticket.called", payload={"n": "B-001"})
+    await publish(audience="display:lobby", type="ticket.called", payload={"n": "A-001"})
+    (frame,) = await receive_frames(ws, 1)
+    assert frame["payload"] == {"n": "A-001"}
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+async def test_resume_delivers_exactly_the_missed_events_in_order(redis_layer):
+    user = await make_user()
+    audience = f"user:{user.pk}"
+    ws, _, _ = await ws_connect(user=user)
+    first = (await publish(audience=audience, type="n", payload={"n": 0}))[0]
+    (seen,) = await receive_frames(ws, 1)
+    assert seen["id"] == first.id
+    await ws.disconnect()
+
+    missed = []
+    for n in range(1, 6):
+        missed.append((await publish(audience=audience, type="n", payload={"n": n}))[0].id)
+    await publish(audience="role:cashier", type="other", payload={})
+
+    ws2, connected, _ = await ws_connect(user=user, since=seen["id"])
+    assert connected
+    frames = await receive_frames(ws2, 5)
+    assert [f["id"] for f in frames] == missed
+    assert [f["payload"]["n"] for f in frames] == [1, 2, 3, 4, 5]
+    # Live events still flow after the replay, once each.
+    live = (await publish(audience=audience, type="n", payload={"n": 6}))[0]
+    (frame,) = await receive_frames(ws2, 1)
+    assert frame["id"] == live.id
+    assert await ws2.receive_nothing(timeout=0.3)
+    await ws2.disconnect()
+
+
+async def test_too_far_behind_gets_resync(redis_layer, settings):
+    settings.EVENTS_MAX_BACKLOG = 3
+    user = await make_user()
+    for n in range(5):
+        await publish(audience=f"user:{user.pk}", type="n", payload={"n": n})
+    ws, connected, _ = await ws_connect(user=user, since=0)
+    assert connected
+    frame = await ws.receive_json_from(timeout=3)
+    assert frame["type"] == "resync"
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+async def test_bad_since_is_refused(redis_layer):
+    user = await make_user()
+    _, connected, code = await ws_connect(user=user, since="abc")
+    assert not connected
+    assert code == 4400
+
+
+async def test_idle_connection_gets_heartbeats(redis_layer, settings):
+    settings.EVENTS_HEARTBEAT_SECONDS = 0.2
+    user = await make_user()
+    ws, _, _ = await ws_connect(user=user)
+    frame = await ws.receive_json_from(timeout=2)
+    assert frame["type"] == "heartbeat"
+    await ws.disconnect()
