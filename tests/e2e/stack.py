@@ -1,0 +1,121 @@
+"""A real Confirma for browser tests: its own database, daphne in a subprocess.
+
+Two stacks exist: "postgres-redis" (what production and CI run) and "sqlite-memory" (the
+embedded default of the one-command run).
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, kind: str, workdir: Path) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.server: subprocess.Popen | None = None
+        self.log = open(workdir / f"daphne-{kind}.log", "ab")  # noqa: SIM115
+        self._pg_name = None
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update(
+            DEBUG="true",
+            DJANGO_SETTINGS_MODULE="config.settings",
+            CHANNELS_PREFIX=f"confirma-e2e-{uuid.uuid4().hex[:8]}",
+            LOG_LEVEL="WARNING",
+        )
+        if kind == "postgres-redis":
+            base = urlparse(os.environ["DATABASE_URL"])
+            self._pg_name = f"confirma_e2e_{uuid.uuid4().hex[:10]}"
+            self._pg_admin(f'CREATE DATABASE "{self._pg_name}"')
+            env["DATABASE_URL"] = base._replace(path=f"/{self._pg_name}").geturl()
+            env["REDIS_URL"] = os.environ["REDIS_URL"]
+        else:
+            env["DATABASE_URL"] = f"sqlite:///{workdir / 'e2e.sqlite3'}"
+        self.env = env
+        self.manage("migrate", "--no-input", "-v0")
+        self.manage("demo_data", "-v0")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _pg_admin(self, sql: str) -> None:
+        import psycopg
+
+        base = urlparse(os.environ["DATABASE_URL"])
+        with psycopg.connect(base._replace(path="/postgres").geturl(), autocommit=True) as conn:
+            conn.execute(sql)
+
+    def manage(self, *args: str, timeout: float = 120) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout
+
+    def notify(self, audience: str, type: str, data: str) -> int:
+        out = self.manage("notify", "--audience", audience, "--type", type, "--data", data)
+        return int(re.search(r"published event (\d+)", out).group(1))
+
+    def start(self) -> None:
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+             "config.asgi:application"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1)  # noqa: S310
+                return
+            except urllib.error.HTTPError:
+                return  # answering (503 only means no worker runs here)
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"daphne did not start on {self.url}")
+
+    def stop(self) -> None:
+        if self.server and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+        self.server = None
+
+    def close(self) -> None:
+        self.stop()
+        self.log.close()
+        if self._pg_name:
+            self._pg_admin(f'DROP DATABASE IF EXISTS "{self._pg_name}" WITH (FORCE)')
