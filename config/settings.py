@@ -5,6 +5,7 @@ variable. With no environment at all the embedded default runs: an SQLite file u
 `var/`, an in-process channel layer and the database task backend.
 """
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -270,3 +271,24 @@ EVENTS_RETENTION = env.str("EVENTS_RETENTION", default="30d")
 PERIODIC_JOBS = [
     {"command": "prune_events", "args": ["--older-than", EVENTS_RETENTION], "every": 3600},
 ]
+
+# --- Payments ------------------------------------------------------------------------------
+# Minutes a new payment session stays payable (Mercado Pago PIX accepts 30 min to 30 days).
+PAYMENT_SESSION_TTL_MINUTES = env.int("PAYMENT_SESSION_TTL_MINUTES", default=30)
+# Currency of credit wallets, and the top-up limits in it.
+WALLET_CURRENCY = env.str("WALLET_CURRENCY", default="BRL")
+WALLET_TOPUP_MIN = Decimal(env.str("WALLET_TOPUP_MIN", default="1.00"))
+WALLET_TOPUP_MAX = Decimal(env.str("WALLET_TOPUP_MAX", default="5000.00"))
+# Largest webhook body accepted (bytes); larger ones get 413 and are still logged.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
+# Seconds a provider signature's timestamp may differ from our clock.
+WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300)
+# Confirma's own retries of failed deliveries: attempts and first back-off (seconds).
+WEBHOOK_RETRY_MAX_ATTEMPTS = env.int("WEBHOOK_RETRY_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+# Seconds to wait for a provider's API (payment creation, lookups).
+PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=8.0)
+# Public base URL providers post notifications to (e.g. https://confirma.example.com).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# Local fake providers for the demo and tests; never on in production.
+FAKE_PROVIDERS = env.bool("FAKE_PROVIDERS", default=False) and DEBUG

@@ -4,9 +4,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import apis, views
+from payments import urls as payment_urls
 
 api_urlpatterns = [
     path("me/", apis.MeApi.as_view(), name="api-me"),
+    path("", include(payment_urls.api_urlpatterns)),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -18,6 +20,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("webhooks/", include(payment_urls.webhook_urlpatterns)),
     path("api/", include(api_urlpatterns)),
     path("", include("notifications.urls")),
 ]

@@ -92,3 +92,15 @@ def events_prune(*, older_than: timedelta, batch_size: int = 5000) -> int:
         if not ids:
             return deleted
         deleted += Event.objects.filter(id__in=ids).delete()[0]
+
+
+def alert_raise(*, code: str, message: str, context: dict | None = None) -> None:
+    """Tell staff something needs a person: an ERROR log line now, and an `alert.raised`
+    event to `role:staff` when the surrounding transaction commits."""
+    context = context or {}
+    logger.error("alert %s: %s %s", code, message, json.dumps(context, cls=DjangoJSONEncoder))
+    event_publish(
+        audience="role:staff",
+        type="alert.raised",
+        payload={"code": code, "message": str(message), "context": context},
+    )

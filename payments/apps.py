@@ -5,3 +5,9 @@ from django.utils.translation import gettext_lazy as _
 class PaymentsConfig(AppConfig):
     name = "payments"
     verbose_name = _("Payments")
+
+    def ready(self) -> None:
+        from payments.purposes import WalletTopup
+        from payments.registry import purpose_register
+
+        purpose_register(WalletTopup())

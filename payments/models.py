@@ -1,0 +1,357 @@
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+ZERO = Decimal("0")
+
+
+def new_reference() -> str:
+    """An opaque public reference: random, never derived from user data."""
+    return "ps_" + secrets.token_urlsafe(18)
+
+
+class Provider(models.TextChoices):
+    MERCADOPAGO = "mercadopago", "Mercado Pago"
+    KIOSK = "kiosk", _("Kiosk terminal")
+    CLICK = "click", "Click"
+    NOWPAYMENTS = "nowpayments", "NOWPayments"
+    COINBASE = "coinbase", "Coinbase Commerce"
+    WALLET = "wallet", _("Wallet credit")
+    MANUAL_PROOF = "manual_proof", _("Manual proof")
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    PROCESSING = "processing", _("processing")
+    COMPLETED = "completed", _("completed")
+    FAILED = "failed", _("failed")
+    EXPIRED = "expired", _("expired")
+    CANCELLED = "cancelled", _("cancelled")
+    REFUNDED = "refunded", _("refunded")
+
+
+# The allowed transitions, written once. A completed payment may still arrive late on a
+# failed, expired or cancelled session: that is handled as a late payment, not here.
+PAYMENT_TRANSITIONS: dict[str, set[str]] = {
+    PaymentStatus.PENDING: {
+        PaymentStatus.PROCESSING,
+        PaymentStatus.COMPLETED,
+        PaymentStatus.FAILED,
+        PaymentStatus.EXPIRED,
+        PaymentStatus.CANCELLED,
+    },
+    PaymentStatus.PROCESSING: {
+        PaymentStatus.COMPLETED,
+        PaymentStatus.FAILED,
+        PaymentStatus.EXPIRED,
+        PaymentStatus.CANCELLED,
+    },
+    PaymentStatus.COMPLETED: {PaymentStatus.REFUNDED},
+    PaymentStatus.FAILED: set(),
+    PaymentStatus.EXPIRED: set(),
+    PaymentStatus.CANCELLED: set(),
+    PaymentStatus.REFUNDED: set(),
+}
+OPEN_STATUSES = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+CLOSED_UNPAID_STATUSES = (PaymentStatus.FAILED, PaymentStatus.EXPIRED, PaymentStatus.CANCELLED)
+
+
+class PaymentSession(models.Model):
+    """One payment attempt for one purpose (a top-up, a machine session, a ticket…)."""
+
+    reference = models.CharField(_("reference"), max_length=64, unique=True, default=new_reference)
+    purpose = models.CharField(_("purpose"), max_length=40)
+    params = models.JSONField(_("parameters"), default=dict, encoder=DjangoJSONEncoder)
+    provider = models.CharField(_("provider"), max_length=20, choices=Provider.choices)
+    provider_payment_id = models.CharField(
+        _("provider payment id"), max_length=100, blank=True, default=""
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("customer"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="payment_sessions",
+    )
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    original_amount = models.DecimalField(_("original amount"), max_digits=14, decimal_places=2)
+    discount = models.DecimalField(_("discount"), max_digits=14, decimal_places=2, default=ZERO)
+    coupon = models.ForeignKey(
+        "payments.Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="sessions"
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    status = models.CharField(
+        _("status"), max_length=12, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+    provider_data = models.JSONField(
+        _("provider data"), default=dict, blank=True, encoder=DjangoJSONEncoder
+    )
+    expires_at = models.DateTimeField(_("expires at"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    fulfilled_at = models.DateTimeField(_("fulfilled at"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    # What the provider says was paid, and the problems found when it was.
+    paid_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    paid_currency = models.CharField(max_length=3, blank=True, default="")
+    amount_mismatch = models.BooleanField(_("amount mismatch"), default=False)
+    late_payment = models.BooleanField(_("late payment"), default=False)
+    refund_due = models.BooleanField(_("refund due"), default=False)
+    fulfilment_error = models.TextField(_("fulfilment error"), blank=True, default="")
+    fulfilment_attempts = models.PositiveIntegerField(_("fulfilment attempts"), default=0)
+
+    class Meta:
+        verbose_name = _("payment session")
+        verbose_name_plural = _("payment sessions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_payment_id"],
+                condition=~Q(provider_payment_id=""),
+                name="payment_unique_provider_payment_id",
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(discount__gte=0) & Q(amount=F("original_amount") - F("discount")),
+                name="payment_amount_is_original_minus_discount",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in PaymentStatus]),
+                name="payment_status_known",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="payment_status_expiry"),
+            models.Index(fields=["status", "created_at"], name="payment_status_created"),
+            models.Index(fields=["purpose", "status"], name="payment_purpose_status"),
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(fulfilled_at__isnull=True, status="completed"),
+                name="payment_unfulfilled",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.purpose} {self.amount} {self.currency} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class AuditSource(models.TextChoices):
+    CUSTOMER = "customer", _("customer")
+    WEBHOOK = "webhook", _("provider webhook")
+    POLL = "poll", _("provider poll")
+    CASHIER = "cashier", _("cashier")
+    STAFF = "staff", _("staff")
+    RECONCILER = "reconciler", _("reconciler")
+    WALLET = "wallet", _("wallet")
+    SYSTEM = "system", _("system")
+
+
+class PaymentAudit(models.Model):
+    """Append-only: every change to a payment session, who made it and from what evidence."""
+
+    session = models.ForeignKey(PaymentSession, on_delete=models.PROTECT, related_name="audits")
+    action = models.CharField(_("action"), max_length=40)
+    from_status = models.CharField(max_length=12, blank=True, default="")
+    to_status = models.CharField(max_length=12, blank=True, default="")
+    source = models.CharField(_("source"), max_length=12, choices=AuditSource.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(_("reason"), blank=True, default="")
+    delivery = models.ForeignKey(
+        "payments.WebhookDelivery",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audits",
+    )
+    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("payment audit entry")
+        verbose_name_plural = _("payment audit trail")
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.session.reference} {self.action} by {self.source}"
+
+
+class CouponKind(models.TextChoices):
+    PERCENT = "percent", _("percent")
+    FIXED = "fixed", _("fixed amount")
+
+
+class Coupon(models.Model):
+    code = models.CharField(_("code"), max_length=40, unique=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=CouponKind.choices)
+    value = models.DecimalField(_("value"), max_digits=12, decimal_places=2)
+    currency = models.CharField(
+        _("currency"), max_length=3, blank=True, default="", help_text=_("For fixed amounts.")
+    )
+    purposes = models.JSONField(
+        _("purposes"), default=list, blank=True, help_text=_("Empty: every purpose.")
+    )
+    valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    max_uses = models.PositiveIntegerField(_("maximum uses"), null=True, blank=True)
+    used_count = models.PositiveIntegerField(_("times used"), default=0)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("coupon")
+        verbose_name_plural = _("coupons")
+        constraints = [
+            models.CheckConstraint(condition=Q(value__gt=0), name="coupon_value_positive"),
+            models.CheckConstraint(
+                condition=~Q(kind="percent") | Q(value__lte=100), name="coupon_percent_at_most_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class CouponRedemption(models.Model):
+    """A coupon counted as used: written when the payment that carried it completes."""
+
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="redemptions")
+    session = models.OneToOneField(PaymentSession, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("coupon redemption")
+        verbose_name_plural = _("coupon redemptions")
+
+    def __str__(self) -> str:
+        return f"{self.coupon} → {self.session.reference}"
+
+
+class DeliveryStatus(models.TextChoices):
+    RECEIVED = "received", _("received")
+    PROCESSED = "processed", _("processed")
+    DUPLICATE = "duplicate", _("duplicate")
+    IGNORED = "ignored", _("ignored")
+    REJECTED = "rejected", _("rejected")
+    FAILED = "failed", _("failed")
+    DEAD = "dead", _("dead")
+
+
+class WebhookDelivery(models.Model):
+    """Every request to a webhook URL, stored before any processing."""
+
+    provider = models.CharField(_("provider"), max_length=20, choices=Provider.choices)
+    endpoint = models.CharField(_("endpoint"), max_length=40, blank=True, default="")
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)
+    headers = models.JSONField(_("headers"), default=dict)
+    query_string = models.TextField(_("query string"), blank=True, default="")
+    body = models.BinaryField(_("raw body"), blank=True, default=b"")
+    body_size = models.PositiveIntegerField(_("body size"), default=0)
+    signature_valid = models.BooleanField(_("signature valid"), null=True)
+    event_id = models.CharField(_("provider event id"), max_length=120, blank=True, default="")
+    status = models.CharField(
+        _("status"), max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED
+    )
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(_("error"), blank=True, default="")
+    traceback = models.TextField(_("traceback"), blank=True, default="")
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    session = models.ForeignKey(
+        PaymentSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        indexes = [
+            models.Index(fields=["provider", "event_id"], name="delivery_provider_event"),
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_retry"),
+            models.Index(fields=["received_at"], name="delivery_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.provider} {self.status}"
+
+    @property
+    def body_text(self) -> str:
+        return bytes(self.body).decode("utf-8", errors="replace")
+
+
+class WalletAccount(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="wallet"
+    )
+    currency = models.CharField(_("currency"), max_length=3, default="BRL")
+    balance = models.DecimalField(_("balance"), max_digits=14, decimal_places=2, default=ZERO)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("wallet")
+        verbose_name_plural = _("wallets")
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_never_negative")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.balance} {self.currency}"
+
+
+class LedgerKind(models.TextChoices):
+    TOPUP = "topup", _("top-up")
+    SPEND = "spend", _("spend")
+    REFUND = "refund", _("refund")
+    ADJUSTMENT = "adjustment", _("adjustment")
+
+
+class LedgerEntry(models.Model):
+    """Append-only movement of a wallet; the account balance is their sum."""
+
+    account = models.ForeignKey(WalletAccount, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(_("kind"), max_length=12, choices=LedgerKind.choices)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    balance_after = models.DecimalField(_("balance after"), max_digits=14, decimal_places=2)
+    session = models.ForeignKey(
+        PaymentSession, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger"
+    )
+    reason = models.TextField(_("reason"), blank=True, default="")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(kind="topup"),
+                name="ledger_one_topup_per_session",
+            ),
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(kind="spend"),
+                name="ledger_one_spend_per_session",
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_not_zero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} ({self.account_id})"

@@ -30,3 +30,12 @@ class EventFactory(factory.django.DjangoModelFactory):
     audience = "role:staff"
     type = "test.event"
     payload = factory.Dict({"n": 1})
+
+
+class CouponFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "payments.Coupon"
+
+    code = factory.Sequence(lambda n: f"SAVE{n}")
+    kind = "percent"
+    value = 10

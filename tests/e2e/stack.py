@@ -89,10 +89,21 @@ class Stack:
 
     def start(self) -> None:
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "config.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "config.asgi:application",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=self.log,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -1,0 +1,343 @@
+"""The staff console for payments. Every action goes through the same services as the
+automatic path, with the staff user as actor and a required reason."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.shortcuts import render
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from config.errors import ConfirmaError
+from payments.models import (
+    AuditSource,
+    Coupon,
+    CouponRedemption,
+    LedgerEntry,
+    PaymentAudit,
+    PaymentSession,
+    WalletAccount,
+    WebhookDelivery,
+)
+from payments.services import (
+    payment_cancel,
+    payment_confirm,
+    payment_fulfil,
+    payment_refund,
+)
+from payments.services.confirmation import Evidence
+from payments.services.webhooks import delivery_replay
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
+
+
+def with_reason(description: str):
+    """An admin action that first asks for a reason, then calls `func(obj, evidence)`."""
+
+    def decorator(func):
+        def action(modeladmin, request, queryset):
+            if "apply" in request.POST:
+                form = ReasonForm(request.POST)
+                if form.is_valid():
+                    evidence = Evidence(
+                        source=AuditSource.STAFF,
+                        actor=request.user,
+                        reason=form.cleaned_data["reason"],
+                    )
+                    done = 0
+                    for obj in queryset:
+                        try:
+                            func(obj, evidence)
+                            done += 1
+                        except ConfirmaError as exc:
+                            modeladmin.message_user(
+                                request, f"{obj}: {exc.message}", messages.ERROR
+                            )
+                    modeladmin.message_user(request, _("%(n)d done.") % {"n": done})
+                    return None
+            else:
+                form = ReasonForm()
+            return render(
+                request,
+                "admin/confirma_reason.html",
+                {
+                    "title": description,
+                    "form": form,
+                    "queryset": queryset,
+                    "action": request.POST.get("action"),
+                    "opts": modeladmin.model._meta,
+                    "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                },
+            )
+
+        action.__name__ = func.__name__
+        return admin.action(description=description)(action)
+
+    return decorator
+
+
+class PaymentAuditInline(admin.TabularInline):
+    model = PaymentAudit
+    extra = 0
+    can_delete = False
+    fields = (
+        "created_at",
+        "action",
+        "from_status",
+        "to_status",
+        "source",
+        "actor",
+        "reason",
+        "delivery",
+        "data",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PaymentSession)
+class PaymentSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "reference",
+        "purpose",
+        "provider",
+        "status",
+        "amount",
+        "currency",
+        "user",
+        "created_at",
+        "completed_at",
+        "fulfilled_at",
+        "flags",
+    )
+    list_filter = (
+        "status",
+        "purpose",
+        "provider",
+        "amount_mismatch",
+        "late_payment",
+        "refund_due",
+        ("fulfilled_at", admin.EmptyFieldListFilter),
+    )
+    search_fields = (
+        "reference",
+        "provider_payment_id",
+        "idempotency_key",
+        "user__username",
+        "user__email",
+    )
+    date_hierarchy = "created_at"
+    inlines = [PaymentAuditInline]
+    readonly_fields = [f.name for f in PaymentSession._meta.fields]
+    actions = [
+        "confirm_manually",
+        "rerun_fulfilment",
+        "accept_and_fulfil",
+        "cancel",
+        "record_refund",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("flags"))
+    def flags(self, obj):
+        names = []
+        if obj.amount_mismatch:
+            names.append(_("amount mismatch"))
+        if obj.late_payment:
+            names.append(_("late"))
+        if obj.refund_due:
+            names.append(_("refund due"))
+        if obj.fulfilment_error:
+            names.append(_("fulfilment error"))
+        return ", ".join(str(n) for n in names)
+
+    @with_reason(_("Confirm payment manually (money verified elsewhere)"))
+    def confirm_manually(session, evidence):
+        payment_confirm(reference=session.reference, evidence=evidence)
+
+    @with_reason(_("Re-run fulfilment"))
+    def rerun_fulfilment(session, evidence):
+        payment_fulfil(reference=session.reference, evidence=evidence)
+
+    @with_reason(_("Accept review (late or mismatched) and fulfil"))
+    def accept_and_fulfil(session, evidence):
+        payment_fulfil(reference=session.reference, evidence=evidence, accept_review=True)
+
+    @with_reason(_("Cancel open session"))
+    def cancel(session, evidence):
+        payment_cancel(reference=session.reference, evidence=evidence)
+
+    @with_reason(_("Record a refund made at the provider"))
+    def record_refund(session, evidence):
+        payment_refund(reference=session.reference, evidence=evidence)
+
+
+@admin.register(PaymentAudit)
+class PaymentAuditAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "session",
+        "action",
+        "from_status",
+        "to_status",
+        "source",
+        "actor",
+    )
+    list_filter = ("action", "source")
+    search_fields = ("session__reference", "reason")
+    readonly_fields = [f.name for f in PaymentAudit._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReferenceSearchFilter(admin.SimpleListFilter):
+    title = _("signature")
+    parameter_name = "signature"
+
+    def lookups(self, request, model_admin):
+        return [("valid", _("valid")), ("invalid", _("invalid")), ("unchecked", _("unchecked"))]
+
+    def queryset(self, request, queryset):
+        value = {"valid": True, "invalid": False, "unchecked": None}.get(self.value(), "all")
+        if value == "all":
+            return queryset
+        return (
+            queryset.filter(signature_valid__isnull=True)
+            if value is None
+            else (queryset.filter(signature_valid=value))
+        )
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "provider",
+        "received_at",
+        "status",
+        "response_status",
+        "signature_valid",
+        "event_id",
+        "session",
+        "attempts",
+    )
+    list_filter = ("provider", "status", ReferenceSearchFilter, "received_at")
+    search_fields = (
+        "event_id",
+        "session__reference",
+        "session__provider_payment_id",
+        "query_string",
+    )
+    date_hierarchy = "received_at"
+    exclude = ("body",)
+    readonly_fields = (
+        "provider",
+        "endpoint",
+        "received_at",
+        "remote_addr",
+        "headers",
+        "query_string",
+        "raw_body",
+        "body_size",
+        "signature_valid",
+        "event_id",
+        "status",
+        "response_status",
+        "error",
+        "traceback",
+        "attempts",
+        "next_attempt_at",
+        "processed_at",
+        "session",
+    )
+    actions = ["replay"]
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term:
+            # The reference or payment id inside the body (providers put it there).
+            queryset |= self.model.objects.filter(Q(query_string__contains=search_term))
+        return queryset, duplicates
+
+    @admin.display(description=_("raw body"))
+    def raw_body(self, obj):
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.body_text)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("Replay the selected deliveries"))
+    def replay(self, request, queryset):
+        for delivery in queryset.order_by("id"):
+            outcome = delivery_replay(delivery_id=delivery.pk)
+            self.message_user(request, f"#{delivery.pk}: {outcome.status} {outcome.body}")
+
+
+@admin.register(Coupon)
+class CouponAdmin(admin.ModelAdmin):
+    list_display = (
+        "code",
+        "kind",
+        "value",
+        "currency",
+        "active",
+        "valid_from",
+        "valid_until",
+        "used_count",
+        "max_uses",
+    )
+    list_filter = ("active", "kind")
+    search_fields = ("code",)
+    readonly_fields = ("used_count",)
+
+
+@admin.register(CouponRedemption)
+class CouponRedemptionAdmin(admin.ModelAdmin):
+    list_display = ("coupon", "session", "created_at")
+    readonly_fields = ("coupon", "session", "created_at")
+
+    def has_add_permission(self, request):
+        return False
+
+
+class LedgerInline(admin.TabularInline):
+    model = LedgerEntry
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "kind", "amount", "balance_after", "session", "reason", "actor")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WalletAccount)
+class WalletAccountAdmin(admin.ModelAdmin):
+    list_display = ("user", "balance", "currency", "updated_at")
+    search_fields = ("user__username", "user__email")
+    readonly_fields = ("user", "balance", "currency")
+    inlines = [LedgerInline]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,106 @@
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.roles import has_role
+from notifications.errors import InvalidToken
+from notifications.tokens import audience_token_create, audience_token_read
+from payments.errors import PaymentNotFound
+from payments.models import PaymentSession
+from payments.serializers import (
+    PaymentSessionCreateSerializer,
+    PaymentSessionSerializer,
+    WalletSerializer,
+)
+from payments.services import payment_session_create, wallet_account_get
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description=_("1-64 characters; the same key with the same body returns the same session."),
+)
+
+
+def payment_token(session: PaymentSession) -> str:
+    """Lets whoever created the session (e.g. an anonymous kiosk) follow it."""
+    return audience_token_create(
+        audiences=[f"payment:{session.reference}"], ttl_seconds=2 * 24 * 3600
+    )
+
+
+class PaymentSessionCreateApi(APIView):
+    """Create a payment session (idempotent by the Idempotency-Key header)."""
+
+    permission_classes = [permissions.AllowAny]  # each purpose decides who may pay
+
+    @extend_schema(
+        request=PaymentSessionCreateSerializer,
+        responses={200: PaymentSessionSerializer, 201: PaymentSessionSerializer},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
+    def post(self, request):
+        serializer = PaymentSessionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = payment_session_create(
+            user=request.user,
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
+            purpose=data["purpose"],
+            provider=data["provider"],
+            amount=data.get("amount"),
+            currency=data.get("currency"),
+            params=data.get("params"),
+            coupon_code=data.get("coupon") or None,
+            payer_email=data.get("payer_email", ""),
+        )
+        body = PaymentSessionSerializer(
+            result.session, context={"token": payment_token(result.session)}
+        ).data
+        return Response(body, status=201 if result.created else 200)
+
+
+class PaymentSessionDetailApi(APIView):
+    """The state of one payment session, for its owner, staff, or the holder of its token."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        responses=PaymentSessionSerializer,
+        parameters=[OpenApiParameter("token", str, OpenApiParameter.QUERY, required=False)],
+    )
+    def get(self, request, reference: str):
+        session = PaymentSession.objects.filter(reference=reference).first()
+        if session is None or not self._may_see(request, session):
+            raise PaymentNotFound(reference)
+        return Response(PaymentSessionSerializer(session).data)
+
+    @staticmethod
+    def _may_see(request, session) -> bool:
+        user = request.user
+        if user.is_authenticated and (session.user_id == user.pk or has_role(user, "staff")):
+            return True
+        token = request.query_params.get("token") or request.headers.get("X-Payment-Token")
+        if not token:
+            return False
+        try:
+            return f"payment:{session.reference}" in audience_token_read(token)
+        except InvalidToken:
+            return False
+
+
+class WalletApi(APIView):
+    """The logged-in user's credit balance and latest ledger entries."""
+
+    @extend_schema(responses=WalletSerializer)
+    def get(self, request):
+        account = wallet_account_get(user=request.user)
+        entries = account.entries.select_related("session").order_by("-id")[:50]
+        return Response(
+            WalletSerializer(
+                {"balance": account.balance, "currency": account.currency, "entries": entries}
+            ).data
+        )

@@ -1,0 +1,6 @@
+"""Local fakes of the providers, for tests and the demo (FAKE_PROVIDERS=true).
+
+They speak the providers' real protocols on loopback and sign their notifications the
+real way, so the code under test is exactly the production code. Production never
+routes to them.
+"""

@@ -1,0 +1,77 @@
+"""Provider adapters: each verifies its signature, parses its message into one common
+`Notification`, and (where the provider has an API) creates and looks up payments.
+
+`payments.services.webhooks` drives them; nothing here touches the database.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+
+
+class SignatureInvalid(Exception):
+    """The message is not from the provider (bad, missing or stale signature)."""
+
+
+class MalformedPayload(Exception):
+    """The message is signed (or unsigned by design) but cannot be understood."""
+
+
+class PaymentState(StrEnum):
+    APPROVED = "approved"
+    PROCESSING = "processing"
+    PENDING = "pending"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    CHARGED_BACK = "charged_back"
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    headers: dict[str, str]  # lower-case names
+    query: dict[str, str]
+    body: bytes
+    received_at: datetime
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What a provider told us, in one shape for every provider."""
+
+    reference: str | None
+    provider_payment_id: str
+    state: PaymentState
+    amount: Decimal | None = None
+    currency: str | None = None
+    provider_status: str = ""
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderPayment:
+    """A payment created at the provider for a session."""
+
+    provider_payment_id: str
+    data: dict  # shown to the customer (QR code, ticket URL…)
+
+
+def to_decimal(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError) as exc:
+        raise MalformedPayload(f"not an amount: {str(value)[:40]}") from exc
+
+
+def provider_get(name: str):
+    from payments.providers import kiosk, mercadopago
+
+    adapters = {"mercadopago": mercadopago.adapter, "kiosk": kiosk.adapter}
+    return adapters.get(name)

@@ -1,0 +1,183 @@
+"""Mercado Pago (PIX) through the official SDK.
+
+The SDK has no base-URL setting, so `_BaseUrlClient` (a subclass of the SDK's own HTTP
+client) swaps the base for MERCADOPAGO_API_BASE: tests and the demo point the real SDK at
+a local fake that speaks the same protocol.
+"""
+
+import json
+import logging
+
+import requests
+from django.conf import settings
+from mercadopago import SDK
+from mercadopago.config import RequestOptions
+from mercadopago.http.http_client import HttpClient
+from mercadopago.webhook import InvalidWebhookSignatureError, WebhookSignatureValidator
+
+from payments.errors import PaymentError, ProviderUnavailable
+from payments.providers import (
+    InboundRequest,
+    MalformedPayload,
+    Notification,
+    PaymentState,
+    ProviderPayment,
+    SignatureInvalid,
+    to_decimal,
+)
+
+logger = logging.getLogger(__name__)
+
+REAL_BASE = "https://api.mercadopago.com"
+STATES = {
+    "approved": PaymentState.APPROVED,
+    "authorized": PaymentState.PROCESSING,
+    "in_process": PaymentState.PROCESSING,
+    "in_mediation": PaymentState.PROCESSING,
+    "pending": PaymentState.PENDING,
+    "rejected": PaymentState.FAILED,
+    "cancelled": PaymentState.CANCELLED,
+    "refunded": PaymentState.REFUNDED,
+    "charged_back": PaymentState.CHARGED_BACK,
+}
+
+
+class _BaseUrlClient(HttpClient):
+    def request(self, method, url, *args, **kwargs):
+        base = settings.MERCADOPAGO_API_BASE.rstrip("/")
+        if url.startswith(REAL_BASE) and base != REAL_BASE:
+            url = base + url[len(REAL_BASE) :]
+        return super().request(method, url, *args, **kwargs)
+
+
+def _options(**extra) -> RequestOptions:
+    token = settings.MERCADOPAGO_ACCESS_TOKEN
+    if not token:
+        raise ProviderUnavailable("Mercado Pago is not configured (MERCADOPAGO_ACCESS_TOKEN).")
+    return RequestOptions(
+        access_token=token,
+        connection_timeout=float(settings.PROVIDER_TIMEOUT_SECONDS),
+        max_retries=0,  # Confirma retries by itself, outside any request
+        **extra,
+    )
+
+
+def _call(fn, *args):
+    try:
+        result = fn(*args)
+    except (requests.RequestException, OSError) as exc:
+        raise ProviderUnavailable(f"Mercado Pago unreachable: {exc.__class__.__name__}") from exc
+    except Exception as exc:
+        if "MPServerError" in exc.__class__.__name__ or "MPApiError" in exc.__class__.__name__:
+            raise ProviderUnavailable(f"Mercado Pago error: {exc.__class__.__name__}") from exc
+        raise
+    status = result.get("status") or 0
+    if status >= 500 or status in (408, 429):
+        raise ProviderUnavailable(f"Mercado Pago answered {status}")
+    if status >= 400:
+        message = (result.get("response") or {}).get("message", "")
+        raise PaymentError(
+            f"Mercado Pago refused the request ({status}): {message}"[:300], code="provider_refused"
+        )
+    return result["response"]
+
+
+def _sdk() -> SDK:
+    return SDK(settings.MERCADOPAGO_ACCESS_TOKEN or "unset", http_client=_BaseUrlClient())
+
+
+class MercadoPagoAdapter:
+    name = "mercadopago"
+
+    def verify(self, request: InboundRequest) -> None:
+        secret = settings.MERCADOPAGO_WEBHOOK_SECRET
+        if not secret:
+            raise SignatureInvalid("MERCADOPAGO_WEBHOOK_SECRET is not configured")
+        received_ms = int(request.received_at.timestamp() * 1000)
+        try:
+            WebhookSignatureValidator.validate(
+                request.header("x-signature"),
+                request.header("x-request-id"),
+                request.query.get("data.id"),
+                secret,
+                tolerance_seconds=settings.WEBHOOK_TIMESTAMP_TOLERANCE,
+                now=lambda: received_ms,
+            )
+        except InvalidWebhookSignatureError as exc:
+            raise SignatureInvalid(str(getattr(exc, "reason", exc))) from exc
+        except (ValueError, TypeError) as exc:
+            raise SignatureInvalid("malformed signature") from exc
+
+    def event_id(self, request: InboundRequest) -> str:
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            body = {}
+        notification_id = body.get("id") if isinstance(body, dict) else None
+        return str(notification_id or request.header("x-request-id") or "")
+
+    def parse(self, request: InboundRequest) -> Notification | None:
+        """None for topics other than payments; fetches the payment for its status."""
+        topic = request.query.get("type") or request.query.get("topic")
+        if request.body:
+            try:
+                body = json.loads(request.body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise MalformedPayload("body is not JSON") from exc
+            if not isinstance(body, dict):
+                raise MalformedPayload("body is not a JSON object")
+            topic = topic or body.get("type")
+        data_id = request.query.get("data.id")
+        if topic != "payment":
+            return None
+        if not data_id or not data_id.isdigit() or len(data_id) > 30:
+            raise MalformedPayload("missing or invalid data.id")
+        return self.fetch(data_id)
+
+    def fetch(self, provider_payment_id: str) -> Notification:
+        payment = _call(_sdk().payment().get, provider_payment_id, _options())
+        status = str(payment.get("status", ""))
+        state = STATES.get(status)
+        if state is None:
+            raise MalformedPayload(f"unknown payment status {status[:30]}")
+        if state == PaymentState.CANCELLED and payment.get("status_detail") == "expired":
+            state = PaymentState.EXPIRED
+        return Notification(
+            reference=payment.get("external_reference") or None,
+            provider_payment_id=str(payment.get("id", provider_payment_id)),
+            state=state,
+            amount=to_decimal(payment.get("transaction_amount")),
+            currency=payment.get("currency_id"),
+            provider_status=status,
+            raw={
+                "id": payment.get("id"),
+                "status": status,
+                "status_detail": payment.get("status_detail"),
+            },
+        )
+
+    def create_payment(self, session, *, payer_email: str = "", description: str = ""):
+        data = {
+            "transaction_amount": float(session.amount),
+            "description": description or f"Confirma {session.purpose}",
+            "payment_method_id": "pix",
+            "payer": {"email": payer_email or "customer@example.com"},
+            "external_reference": session.reference,
+            "notification_url": settings.PUBLIC_BASE_URL.rstrip("/") + "/webhooks/mercadopago/",
+            "date_of_expiration": session.expires_at.isoformat(timespec="milliseconds"),
+        }
+        options = _options(custom_headers={"x-idempotency-key": session.idempotency_key})
+        payment = _call(_sdk().payment().create, data, options)
+        transaction_data = (payment.get("point_of_interaction") or {}).get("transaction_data", {})
+        return ProviderPayment(
+            str(payment["id"]),
+            {
+                "qr_code": transaction_data.get("qr_code", ""),
+                "qr_code_base64": transaction_data.get("qr_code_base64", ""),
+                "ticket_url": transaction_data.get("ticket_url", ""),
+                "expires_at": payment.get("date_of_expiration"),
+            },
+        )
+
+
+adapter = MercadoPagoAdapter()

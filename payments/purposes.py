@@ -1,0 +1,38 @@
+"""The payments core's own purpose: topping up a credit wallet."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from payments.errors import InvalidParams
+from payments.models import LedgerEntry, LedgerKind, Provider
+from payments.registry import Purpose, Quote
+from payments.services.wallet import wallet_credit_topup
+
+
+class WalletTopup(Purpose):
+    name = "wallet_topup"
+    providers = (Provider.MERCADOPAGO,)
+
+    def quote(self, *, params, user, amount, currency) -> Quote:
+        wallet_currency = settings.WALLET_CURRENCY
+        if amount is None:
+            raise InvalidParams(_("Choose an amount to top up."))
+        if currency and currency != wallet_currency:
+            raise InvalidParams(_("Top-ups are in %(c)s.") % {"c": wallet_currency})
+        low, high = settings.WALLET_TOPUP_MIN, settings.WALLET_TOPUP_MAX
+        if not low <= amount <= high:
+            raise InvalidParams(
+                _("A top-up must be between %(low)s and %(high)s %(c)s.")
+                % {"low": low, "high": high, "c": wallet_currency}
+            )
+        if params:
+            raise InvalidParams(_("A top-up takes no parameters."))
+        return Quote(Decimal(amount), wallet_currency, {}, _("Wallet top-up"))
+
+    def fulfil(self, *, session) -> None:
+        wallet_credit_topup(session=session)
+
+    def is_fulfilled(self, *, session) -> bool:
+        return LedgerEntry.objects.filter(session=session, kind=LedgerKind.TOPUP).exists()

@@ -1,0 +1,66 @@
+"""Fulfilment handlers, one per purpose, registered by their apps at start-up.
+
+`payments` never imports a fulfilment app: apps call `purpose_register` from their
+`AppConfig.ready()`, and the confirmation path looks handlers up by name.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from payments.errors import UnknownPurpose
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a purpose decided for a new session: the price and the cleaned parameters."""
+
+    amount: Decimal
+    currency: str
+    params: dict = field(default_factory=dict)
+    description: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+class Purpose:
+    """Base class of a fulfilment handler.
+
+    `quote` validates the parameters and sets the price (raising InvalidParams);
+    `fulfil` does database work only, is idempotent and exactly-once by a database
+    constraint; it runs inside the confirmation's transaction (in a savepoint) with the
+    session row locked. Raise FulfilmentRefused when the thing paid for cannot be
+    delivered any more.
+    """
+
+    name: str = ""
+    allow_anonymous: bool = False
+    providers: tuple[str, ...] = ()
+
+    def quote(self, *, params: dict, user, amount: Decimal | None, currency: str | None) -> Quote:
+        raise NotImplementedError
+
+    def fulfil(self, *, session) -> None:
+        raise NotImplementedError
+
+    def is_fulfilled(self, *, session) -> bool:
+        """Whether what the session paid for exists (used by the monitor)."""
+        return session.fulfilled_at is not None
+
+
+_PURPOSES: dict[str, Purpose] = {}
+
+
+def purpose_register(purpose: Purpose) -> None:
+    if not purpose.name:
+        raise ValueError("a purpose needs a name")
+    _PURPOSES[purpose.name] = purpose
+
+
+def purpose_get(name: str) -> Purpose:
+    try:
+        return _PURPOSES[name]
+    except KeyError:
+        raise UnknownPurpose(f"Unknown purpose: {name[:40]}") from None
+
+
+def purposes_all() -> dict[str, Purpose]:
+    return dict(_PURPOSES)

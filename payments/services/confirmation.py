@@ -1,0 +1,411 @@
+"""The one confirmation path, and its siblings (fail, cancel, expire, refund, processing).
+
+Every way money is confirmed — a webhook, a poll, a cashier, staff, the reconciler, the
+wallet — ends in `payment_confirm`. Each function here runs in one transaction, locks the
+session row, re-checks its state after locking, writes an audit row naming its evidence,
+and publishes events that leave only after commit. Terminal states never regress.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from notifications.services import alert_raise, event_publish
+from payments.errors import FulfilmentRefused, PaymentError, PaymentNotFound
+from payments.models import (
+    CLOSED_UNPAID_STATUSES,
+    OPEN_STATUSES,
+    AuditSource,
+    Coupon,
+    CouponRedemption,
+    PaymentAudit,
+    PaymentSession,
+    PaymentStatus,
+)
+from payments.registry import purpose_get
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Who or what is acting, and on what grounds (kept on the audit row)."""
+
+    source: AuditSource
+    actor: object | None = None
+    reason: str = ""
+    delivery: object | None = None
+    data: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.source == AuditSource.STAFF and not self.reason.strip():
+            raise PaymentError(
+                _("A reason is required for a staff action."), code="reason_required"
+            )
+
+
+class ConfirmOutcome(StrEnum):
+    CONFIRMED = "confirmed"
+    ALREADY_PROCESSED = "already_processed"
+    DUPLICATE_PAYMENT = "duplicate_payment"
+    MISMATCH = "mismatch"
+    LATE = "late"
+    CHANGED = "changed"
+    IGNORED = "ignored"
+
+
+@dataclass
+class ConfirmResult:
+    outcome: ConfirmOutcome
+    session: PaymentSession
+    fulfilled: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.outcome not in (ConfirmOutcome.ALREADY_PROCESSED, ConfirmOutcome.IGNORED)
+
+
+def _lock(reference: str) -> PaymentSession:
+    try:
+        return PaymentSession.objects.select_for_update().get(reference=reference)
+    except PaymentSession.DoesNotExist:
+        raise PaymentNotFound(reference) from None
+
+
+def _audit(session, action: str, evidence: Evidence, *, before: str = "", data=None) -> None:
+    PaymentAudit.objects.create(
+        session=session,
+        action=action,
+        from_status=before,
+        to_status=session.status,
+        source=evidence.source,
+        actor=evidence.actor,
+        reason=evidence.reason,
+        delivery=evidence.delivery,
+        data={**evidence.data, **(data or {})},
+    )
+    logger.info(
+        "payment %s %s (%s -> %s) by %s",
+        session.reference,
+        action,
+        before or "-",
+        session.status,
+        evidence.source,
+        extra={"reference": session.reference},
+    )
+
+
+def session_audiences(session: PaymentSession) -> list[str]:
+    """Who waits on a session: its customer, and whoever holds its payment token."""
+    audiences = [f"payment:{session.reference}"]
+    if session.user_id:
+        audiences.insert(0, f"user:{session.user_id}")
+    return audiences
+
+
+def _publish(session: PaymentSession, type: str, **extra) -> None:
+    event_publish(
+        audience=session_audiences(session),
+        type=type,
+        payload={
+            "reference": session.reference,
+            "purpose": session.purpose,
+            "status": session.status,
+            "amount": session.amount,
+            "currency": session.currency,
+            **extra,
+        },
+    )
+
+
+def _alert(session: PaymentSession, code: str, message: str, **context) -> None:
+    alert_raise(
+        code=code,
+        message=message,
+        context={"reference": session.reference, "purpose": session.purpose, **context},
+    )
+
+
+def _redeem_coupon(session: PaymentSession) -> None:
+    if not session.coupon_id:
+        return
+    _, created = CouponRedemption.objects.get_or_create(
+        session=session, defaults={"coupon_id": session.coupon_id}
+    )
+    if created:
+        Coupon.objects.filter(pk=session.coupon_id).update(used_count=F("used_count") + 1)
+
+
+def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
+    """Run the purpose's handler in a savepoint. Caller holds the session lock.
+
+    On failure the payment stays completed, the error is kept, and staff are alerted.
+    """
+    handler = purpose_get(session.purpose)
+    session.fulfilment_attempts += 1
+    try:
+        with transaction.atomic():
+            handler.fulfil(session=session)
+    except FulfilmentRefused as exc:
+        session.refund_due = True
+        session.fulfilment_error = f"refused: {exc}"[:2000]
+        _audit(
+            session, "fulfilment_refused", evidence, before=session.status, data={"error": str(exc)}
+        )
+        _alert(
+            session,
+            "payment.refund_due",
+            _("Paid, but cannot be delivered: refund due."),
+            error=str(exc),
+        )
+        return False
+    except Exception as exc:
+        logger.exception("fulfilment of %s failed", session.reference)
+        session.fulfilment_error = f"{exc.__class__.__name__}: {exc}"[:2000]
+        _audit(
+            session,
+            "fulfilment_failed",
+            evidence,
+            before=session.status,
+            data={"error": session.fulfilment_error},
+        )
+        _alert(
+            session,
+            "payment.fulfilment_failed",
+            _("Payment completed but fulfilment failed; it will be retried."),
+            error=session.fulfilment_error,
+        )
+        return False
+    session.fulfilled_at = timezone.now()
+    session.fulfilment_error = ""
+    _audit(session, "fulfilled", evidence, before=session.status)
+    return True
+
+
+def payment_confirm(
+    *,
+    reference: str,
+    evidence: Evidence,
+    amount: Decimal | None = None,
+    currency: str | None = None,
+    provider_payment_id: str = "",
+) -> ConfirmResult:
+    """Record that the money for `reference` arrived, and fulfil what it paid for.
+
+    Exactly once: a second call for the same session returns ALREADY_PROCESSED and does
+    nothing else (a different provider payment for a completed session is recorded as a
+    DUPLICATE_PAYMENT and alerted). An amount or currency mismatch is recorded and
+    alerted, not fulfilled; a payment for an expired, cancelled or failed session is
+    recorded as LATE and flagged for a refund decision.
+    """
+    evidence.check()
+    provider_payment_id = str(provider_payment_id or "")
+    with transaction.atomic():
+        session = _lock(reference)
+        if session.status in (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED):
+            other = session.provider_payment_id and provider_payment_id
+            if other and provider_payment_id != session.provider_payment_id:
+                _audit(
+                    session,
+                    "duplicate_payment",
+                    evidence,
+                    before=session.status,
+                    data={"provider_payment_id": provider_payment_id, "amount": amount},
+                )
+                _alert(
+                    session,
+                    "payment.duplicate",
+                    _("A second payment arrived for a paid session: refund it."),
+                    provider_payment_id=provider_payment_id,
+                )
+                return ConfirmResult(ConfirmOutcome.DUPLICATE_PAYMENT, session)
+            return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
+
+        before = session.status
+        if provider_payment_id and not session.provider_payment_id:
+            taken = (
+                PaymentSession.objects.filter(
+                    provider=session.provider, provider_payment_id=provider_payment_id
+                )
+                .exclude(pk=session.pk)
+                .exists()
+            )
+            if taken:
+                raise PaymentError(
+                    "This provider payment belongs to another session.",
+                    code="provider_payment_taken",
+                )
+            session.provider_payment_id = provider_payment_id
+        now = timezone.now()
+        session.paid_amount = session.amount if amount is None else Decimal(amount)
+        session.paid_currency = (currency or session.currency).upper()
+        session.status = PaymentStatus.COMPLETED
+        session.completed_at = now
+        _audit(
+            session,
+            "completed",
+            evidence,
+            before=before,
+            data={
+                "paid_amount": session.paid_amount,
+                "paid_currency": session.paid_currency,
+                "provider_payment_id": provider_payment_id,
+            },
+        )
+        _redeem_coupon(session)
+
+        mismatch = session.paid_amount != session.amount or session.paid_currency != (
+            session.currency
+        )
+        fulfilled = False
+        if mismatch:
+            outcome = ConfirmOutcome.MISMATCH
+            session.amount_mismatch = True
+            session.fulfilment_error = (
+                f"amount mismatch: paid {session.paid_amount} {session.paid_currency}, "
+                f"expected {session.amount} {session.currency}"
+            )
+            _audit(session, "amount_mismatch", evidence, before=session.status)
+            _alert(
+                session,
+                "payment.amount_mismatch",
+                _("Amount or currency does not match."),
+                paid=f"{session.paid_amount} {session.paid_currency}",
+                expected=f"{session.amount} {session.currency}",
+            )
+        elif before in CLOSED_UNPAID_STATUSES:
+            outcome = ConfirmOutcome.LATE
+            session.late_payment = True
+            session.refund_due = True
+            session.fulfilment_error = f"late payment: the session was {before}"
+            _audit(session, "late_payment", evidence, before=session.status)
+            _alert(
+                session,
+                "payment.late",
+                _("Money arrived for a closed session: fulfil it or refund it."),
+                was=before,
+            )
+        else:
+            outcome = ConfirmOutcome.CONFIRMED
+            fulfilled = _run_fulfilment(session, evidence)
+        session.save()
+        if outcome == ConfirmOutcome.CONFIRMED:
+            _publish(session, "payment.confirmed", fulfilled=fulfilled)
+        else:
+            _publish(session, "payment.review", reason=outcome.value)
+        return ConfirmResult(outcome, session, fulfilled)
+
+
+def payment_fulfil(*, reference: str, evidence: Evidence, accept_review: bool = False):
+    """Re-run fulfilment of a completed, unfulfilled session (reconciler, staff).
+
+    Sessions held for review (amount mismatch, late payment) need `accept_review`, which
+    only staff with a reason may give. Exactly once: a fulfilled session is left alone.
+    """
+    evidence.check()
+    with transaction.atomic():
+        session = _lock(reference)
+        if session.status != PaymentStatus.COMPLETED or session.fulfilled_at is not None:
+            return ConfirmResult(
+                ConfirmOutcome.ALREADY_PROCESSED, session, session.fulfilled_at is not None
+            )
+        if session.amount_mismatch or session.late_payment or session.refund_due:
+            if not accept_review or evidence.source != AuditSource.STAFF:
+                raise PaymentError(
+                    _("This payment needs a staff decision before fulfilment."), code="needs_review"
+                )
+            _audit(session, "review_accepted", evidence, before=session.status)
+            session.amount_mismatch = session.late_payment = session.refund_due = False
+        fulfilled = _run_fulfilment(session, evidence)
+        session.save()
+        if fulfilled:
+            _publish(session, "payment.confirmed", fulfilled=True)
+        return ConfirmResult(ConfirmOutcome.CONFIRMED, session, fulfilled)
+
+
+def _close(
+    reference: str, evidence: Evidence, to: PaymentStatus, event: str, *, only_if_due: bool = False
+) -> ConfirmResult:
+    evidence.check()
+    with transaction.atomic():
+        session = _lock(reference)
+        before = session.status
+        if before not in OPEN_STATUSES or (only_if_due and session.expires_at > timezone.now()):
+            # Terminal states never regress; keep the notification in the trail.
+            _audit(session, f"ignored_{to.value}", evidence, before=before)
+            return ConfirmResult(ConfirmOutcome.IGNORED, session)
+        session.status = to
+        session.closed_at = timezone.now()
+        session.save(update_fields=["status", "closed_at"])
+        _audit(session, to.value, evidence, before=before)
+        _publish(session, event)
+        return ConfirmResult(ConfirmOutcome.CHANGED, session)
+
+
+def payment_fail(*, reference: str, evidence: Evidence) -> ConfirmResult:
+    """The provider says the payment failed or was rejected."""
+    return _close(reference, evidence, PaymentStatus.FAILED, "payment.failed")
+
+
+def payment_cancel(*, reference: str, evidence: Evidence) -> ConfirmResult:
+    return _close(reference, evidence, PaymentStatus.CANCELLED, "payment.cancelled")
+
+
+def payment_expire(*, reference: str, evidence: Evidence, force: bool = False) -> ConfirmResult:
+    """Expire an open session whose expiry has passed (or any open one, with `force`:
+    the provider says it expired)."""
+    return _close(
+        reference, evidence, PaymentStatus.EXPIRED, "payment.expired", only_if_due=not force
+    )
+
+
+def payment_mark_processing(*, reference: str, evidence: Evidence) -> ConfirmResult:
+    """The provider has seen the payment but not settled it (pending → processing)."""
+    with transaction.atomic():
+        session = _lock(reference)
+        if session.status != PaymentStatus.PENDING:
+            return ConfirmResult(ConfirmOutcome.IGNORED, session)
+        session.status = PaymentStatus.PROCESSING
+        session.save(update_fields=["status"])
+        _audit(session, "processing", evidence, before=PaymentStatus.PENDING)
+        _publish(session, "payment.processing")
+        return ConfirmResult(ConfirmOutcome.CHANGED, session)
+
+
+def payment_refund(
+    *, reference: str, evidence: Evidence, chargeback: bool = False, amount: Decimal | None = None
+) -> ConfirmResult:
+    """Record a refund or chargeback. Only a completed payment becomes refunded; any other
+    state keeps its status and the notice is recorded and alerted."""
+    evidence.check()
+    kind = "chargeback" if chargeback else "refund"
+    with transaction.atomic():
+        session = _lock(reference)
+        before = session.status
+        if before != PaymentStatus.COMPLETED:
+            _audit(session, f"ignored_{kind}", evidence, before=before, data={"amount": amount})
+            _alert(
+                session,
+                f"payment.{kind}_unexpected",
+                _("A refund notice arrived for a payment that is not completed."),
+            )
+            return ConfirmResult(ConfirmOutcome.IGNORED, session)
+        session.status = PaymentStatus.REFUNDED
+        session.refund_due = False
+        session.closed_at = timezone.now()
+        session.save(update_fields=["status", "refund_due", "closed_at"])
+        _audit(session, kind, evidence, before=before, data={"amount": amount})
+        _alert(
+            session,
+            f"payment.{kind}",
+            _("A completed payment was refunded or charged back."),
+            fulfilled=session.fulfilled_at is not None,
+        )
+        _publish(session, "payment.refunded")
+        return ConfirmResult(ConfirmOutcome.CHANGED, session)

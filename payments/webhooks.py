@@ -1,0 +1,46 @@
+"""Webhook endpoints: no login, signature only, CSRF-exempt, body size capped.
+
+Each request is stored first (its own transaction), then processed; the response code
+tells the provider whether to retry.
+"""
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from payments.models import Provider
+from payments.services.webhooks import delivery_process, delivery_record, delivery_reject
+
+
+def _receive(request, provider: str, endpoint: str) -> JsonResponse:
+    cap = settings.WEBHOOK_MAX_BODY_BYTES
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    declared_size = int(declared) if declared.isdigit() else 0
+    body = request.read(cap + 1)
+    oversized = len(body) > cap or declared_size > cap
+    delivery = delivery_record(
+        provider=provider,
+        endpoint=endpoint,
+        headers=dict(request.headers),
+        query_string=request.META.get("QUERY_STRING", ""),
+        body=body[:cap],
+        body_size=max(len(body), declared_size),
+        remote_addr=request.META.get("REMOTE_ADDR"),
+    )
+    if request.method != "POST":
+        outcome = delivery_reject(delivery=delivery, status=405, error="method not allowed")
+    elif oversized:
+        outcome = delivery_reject(delivery=delivery, status=413, error="body too large")
+    else:
+        outcome = delivery_process(delivery_id=delivery.pk)
+    return JsonResponse({**outcome.body, "delivery": delivery.pk}, status=outcome.status)
+
+
+@csrf_exempt
+def mercadopago(request):
+    return _receive(request, Provider.MERCADOPAGO, "mercadopago")
+
+
+@csrf_exempt
+def kiosk(request):
+    return _receive(request, Provider.KIOSK, "kiosk")

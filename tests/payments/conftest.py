@@ -1,0 +1,102 @@
+import base64
+import json
+from decimal import Decimal
+
+import pytest
+
+from notifications.services import event_publish
+from payments.errors import InvalidParams
+from payments.fakes.mercadopago import FakeMercadoPago
+from payments.models import Provider
+from payments.registry import Purpose, Quote, purpose_register
+
+MP_TOKEN = "TEST-access-token-for-tests-only"
+MP_SECRET = "mp-webhook-secret-for-tests"
+KIOSK_SECRET = "whsec_" + base64.b64encode(b"kiosk-terminal-secret-for-tests!").decode()
+
+
+class TestPurchase(Purpose):
+    """A purpose used by the payments tests: a fixed price, anonymous allowed, and a
+    switch to make fulfilment fail."""
+
+    name = "test_purchase"
+    allow_anonymous = True
+    providers = (Provider.KIOSK, Provider.MERCADOPAGO, Provider.WALLET)
+    failing = False
+    refusing = False
+
+    def quote(self, *, params, user, amount, currency):
+        if params.get("item") not in ("coffee", "tea"):
+            raise InvalidParams("item must be coffee or tea")
+        return Quote(Decimal("10.00"), "BRL", {"item": params["item"]}, "Test purchase")
+
+    def fulfil(self, *, session):
+        if self.failing:
+            raise RuntimeError("the machine is on fire")
+        if self.refusing:
+            from payments.errors import FulfilmentRefused
+
+            raise FulfilmentRefused("already delivered by another payment")
+        event_publish(
+            audience=f"payment:{session.reference}",
+            type="test.fulfilled",
+            payload={"reference": session.reference},
+        )
+
+
+TEST_PURPOSE = TestPurchase()
+purpose_register(TEST_PURPOSE)
+
+
+@pytest.fixture
+def test_purpose():
+    TEST_PURPOSE.failing = TEST_PURPOSE.refusing = False
+    yield TEST_PURPOSE
+    TEST_PURPOSE.failing = TEST_PURPOSE.refusing = False
+
+
+@pytest.fixture
+def mp_fake(settings):
+    fake = FakeMercadoPago(access_token=MP_TOKEN, webhook_secret=MP_SECRET).start()
+    settings.MERCADOPAGO_API_BASE = fake.url
+    settings.MERCADOPAGO_ACCESS_TOKEN = MP_TOKEN
+    settings.MERCADOPAGO_WEBHOOK_SECRET = MP_SECRET
+    settings.PROVIDER_TIMEOUT_SECONDS = 3
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def kiosk_secret(settings):
+    settings.KIOSK_WEBHOOK_SECRET = KIOSK_SECRET
+    return KIOSK_SECRET
+
+
+def post_mp(client, notification: dict):
+    """Deliver a fake Mercado Pago notification through the real webhook URL."""
+    from urllib.parse import urlencode
+
+    return client.post(
+        "/webhooks/mercadopago/?" + urlencode(notification["query"]),
+        data=notification["body"],
+        content_type="application/json",
+        headers={k: v for k, v in notification["headers"].items() if k != "content-type"},
+    )
+
+
+def post_kiosk(client, headers: dict, body: bytes):
+    return client.post(
+        "/webhooks/kiosk/",
+        data=body,
+        content_type="application/json",
+        headers={k: v for k, v in headers.items() if k != "content-type"},
+    )
+
+
+def create_session(client, *, key: str, **body):
+    return client.post(
+        "/api/payment-sessions/",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={"Idempotency-Key": key},
+    )
