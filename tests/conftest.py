@@ -85,3 +85,9 @@ def memory_layer(settings):
     _reset_channel_layers()
     yield
     _reset_channel_layers()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Hashing test passwords with PBKDF2 would cost ~0.3 s per user."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

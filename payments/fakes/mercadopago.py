@@ -79,7 +79,9 @@ class FakeMercadoPago:
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> "FakeMercadoPago":
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -232,7 +234,9 @@ class FakeMercadoPago:
 
             def do_GET(self):
                 path = urlparse(self.path).path
-                fake.requests_seen.append(("GET", path, dict(self.headers)))
+                fake.requests_seen.append(
+                    ("GET", path, {k.lower(): v for k, v in self.headers.items()})
+                )
                 if path.startswith("/checkout/pix/"):
                     return self._reply(200, {"message": "Fake PIX checkout"})
                 if not self._authorised():
@@ -249,7 +253,9 @@ class FakeMercadoPago:
                 path = urlparse(self.path).path
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                fake.requests_seen.append(("POST", path, dict(self.headers)))
+                fake.requests_seen.append(
+                    ("POST", path, {k.lower(): v for k, v in self.headers.items()})
+                )
                 if not self._authorised():
                     return None
                 try:

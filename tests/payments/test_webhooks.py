@@ -1,0 +1,325 @@
+"""Webhooks: stored first, verified the provider's way, applied through the one path."""
+
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from payments.fakes.kiosk import kiosk_notification
+from payments.models import DeliveryStatus, LedgerEntry, PaymentStatus, WebhookDelivery
+from payments.services import payment_session_create, wallet_account_get
+from tests.factories import UserFactory
+from tests.payments.conftest import post_kiosk, post_mp
+
+pytestmark = pytest.mark.django_db
+
+
+def topup(user, amount="25.00"):
+    return payment_session_create(
+        user=user,
+        purpose="wallet_topup",
+        provider="mercadopago",
+        amount=Decimal(amount),
+        idempotency_key=uuid.uuid4().hex,
+    ).session
+
+
+def kiosk_session():
+    return payment_session_create(
+        user=None,
+        purpose="test_purchase",
+        provider="kiosk",
+        params={"item": "coffee"},
+        idempotency_key=uuid.uuid4().hex,
+    ).session
+
+
+# --- Mercado Pago ------------------------------------------------------------------------
+
+
+def test_mercadopago_valid_notification_confirms_and_fulfils(client, mp_fake):
+    user = UserFactory()
+    session = topup(user)
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    response = post_mp(client, mp_fake.notification(session.provider_payment_id))
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "processed"
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED and session.fulfilled_at
+    assert wallet_account_get(user=user).balance == Decimal("25.00")
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.signature_valid is True
+    assert delivery.status == DeliveryStatus.PROCESSED
+    assert delivery.session == session
+    assert session.audits.get(action="completed").delivery == delivery
+    # The SDK fetched the payment from the (fake) API with our token.
+    assert any(
+        method == "GET" and path.endswith(session.provider_payment_id)
+        for method, path, _ in mp_fake.requests_seen
+    )
+
+
+def _forged(mp_fake, session, how):
+    notification = mp_fake.notification(session.provider_payment_id)
+    if how == "tampered_id":
+        notification["query"]["data.id"] = "999" + session.provider_payment_id
+    elif how == "wrong_secret":
+        notification = mp_fake.notification(session.provider_payment_id, secret="not-the-secret")
+    elif how == "missing_header":
+        del notification["headers"]["x-signature"]
+    elif how == "old_timestamp":
+        notification = mp_fake.notification(session.provider_payment_id, ts=int(time.time()) - 3600)
+    elif how == "tampered_request_id":
+        notification["headers"]["x-request-id"] = str(uuid.uuid4())
+    return notification
+
+
+@pytest.mark.parametrize(
+    "how", ["tampered_id", "wrong_secret", "missing_header", "old_timestamp", "tampered_request_id"]
+)
+def test_mercadopago_forged_notifications_are_rejected(client, mp_fake, how):
+    user = UserFactory()
+    session = topup(user)
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    response = post_mp(client, _forged(mp_fake, session, how))
+    assert response.status_code == 401
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.REJECTED
+    assert delivery.signature_valid is False
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.PENDING
+    assert not LedgerEntry.objects.exists()
+
+
+def test_mercadopago_same_notification_five_times_gives_one_ledger_entry(client, mp_fake):
+    user = UserFactory()
+    session = topup(user)
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    notification = mp_fake.notification(session.provider_payment_id)
+    codes = [post_mp(client, notification).status_code for _ in range(5)]
+    assert codes == [200] * 5
+    assert LedgerEntry.objects.filter(session=session).count() == 1
+    statuses = list(WebhookDelivery.objects.order_by("id").values_list("status", flat=True))
+    assert statuses == ["processed"] + ["duplicate"] * 4
+
+
+def test_mercadopago_pending_after_approved_changes_nothing(client, mp_fake):
+    session = topup(UserFactory())
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    post_mp(client, mp_fake.notification(session.provider_payment_id))
+    mp_fake.set_status(session.provider_payment_id, "pend")
+    assert post_mp(client, mp_fake.notification(session.provider_payment_id)).status_code == 200
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED
+
+
+def test_mercadopago_rejected_and_expired_close_the_session(client, mp_fake):
+    rejected, expired = topup(UserFactory()), topup(UserFactory())
+    mp_fake.set_status(rejected.provider_payment_id, "reject")
+    mp_fake.set_status(expired.provider_payment_id, "expire")
+    post_mp(client, mp_fake.notification(rejected.provider_payment_id))
+    post_mp(client, mp_fake.notification(expired.provider_payment_id))
+    rejected.refresh_from_db()
+    expired.refresh_from_db()
+    assert rejected.status == PaymentStatus.FAILED
+    assert expired.status == PaymentStatus.EXPIRED
+
+
+def test_mercadopago_api_down_answers_503_and_a_retry_completes(client, mp_fake):
+    user = UserFactory()
+    session = topup(user)
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    mp_fake.outage = True
+    response = post_mp(client, mp_fake.notification(session.provider_payment_id))
+    assert response.status_code == 503
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.next_attempt_at is not None
+    assert "ProviderUnavailable" in delivery.error
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.PENDING
+
+    mp_fake.outage = False
+    call_command("replay_webhooks", "--failed")
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PROCESSED and delivery.attempts == 2
+    assert wallet_account_get(user=user).balance == Decimal("25.00")
+
+
+def test_mercadopago_retry_task_is_scheduled_with_backoff(
+    client, mp_fake, settings, django_capture_on_commit_callbacks
+):
+    from django_tasks_db.models import DBTaskResult
+
+    session = topup(UserFactory())
+    mp_fake.outage = True
+    with django_capture_on_commit_callbacks(execute=True):
+        post_mp(client, mp_fake.notification(session.provider_payment_id))
+    task = DBTaskResult.objects.get(task_path="payments.tasks.webhook_delivery_retry")
+    delivery = WebhookDelivery.objects.get()
+    assert task.args_kwargs["kwargs"] == {"delivery_id": delivery.pk}
+    assert task.run_after == delivery.next_attempt_at
+    assert (delivery.next_attempt_at - delivery.processed_at).total_seconds() == pytest.approx(
+        settings.WEBHOOK_RETRY_BASE_SECONDS, abs=1
+    )
+
+
+def test_mercadopago_other_topics_are_ignored(client, mp_fake):
+    from payments.fakes.mercadopago import sign_notification
+
+    signature = sign_notification(
+        secret=mp_fake.webhook_secret, data_id="77", request_id="req-1", ts=int(time.time())
+    )
+    response = client.post(
+        "/webhooks/mercadopago/?data.id=77&type=merchant_order",
+        data='{"type": "merchant_order", "data": {"id": "77"}}',
+        content_type="application/json",
+        headers={"x-signature": signature, "x-request-id": "req-1"},
+    )
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.IGNORED
+
+
+def test_mercadopago_unsigned_request_is_rejected(client, mp_fake):
+    response = client.post(
+        "/webhooks/mercadopago/?data.id=1&type=payment", data="{}", content_type="application/json"
+    )
+    assert response.status_code == 401
+
+
+def test_mercadopago_unknown_payment_reference_is_ignored(client, mp_fake):
+    session = topup(UserFactory())
+    mp_fake.payments[session.provider_payment_id]["external_reference"] = "ps_not_ours"
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    response = post_mp(client, mp_fake.notification(session.provider_payment_id))
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.IGNORED
+
+
+# --- Kiosk terminal ----------------------------------------------------------------------
+
+
+def test_kiosk_valid_notification_confirms(client, kiosk_secret, test_purpose):
+    session = kiosk_session()
+    headers, body = kiosk_notification(
+        secret=kiosk_secret, reference=session.reference, amount="10.00", transaction_id="tx-42"
+    )
+    response = post_kiosk(client, headers, body)
+    assert response.status_code == 200, response.content
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED and session.fulfilled_at
+    assert session.provider_payment_id == "tx-42"
+    assert WebhookDelivery.objects.get().event_id == headers["webhook-id"]
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "tampered_body",
+        "wrong_secret",
+        "missing_header",
+        "old_timestamp",
+        "future_timestamp",
+        "garbage_signature",
+    ],
+)
+def test_kiosk_forged_notifications_are_rejected(client, kiosk_secret, test_purpose, how):
+    session = kiosk_session()
+    kwargs = {"secret": kiosk_secret, "reference": session.reference, "amount": "10.00"}
+    if how == "wrong_secret":
+        kwargs["secret"] = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
+    if how == "old_timestamp":
+        kwargs["timestamp"] = time.time() - 600
+    if how == "future_timestamp":
+        kwargs["timestamp"] = time.time() + 600
+    headers, body = kiosk_notification(**kwargs)
+    if how == "tampered_body":
+        body = body.replace(b'"10.00"', b'"0.01"')
+    if how == "missing_header":
+        del headers["webhook-signature"]
+    if how == "garbage_signature":
+        headers["webhook-signature"] = "v1"
+    response = post_kiosk(client, headers, body)
+    assert response.status_code == 401
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.PENDING
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.REJECTED
+
+
+def test_kiosk_duplicate_webhook_id_is_a_duplicate(client, kiosk_secret, test_purpose):
+    session = kiosk_session()
+    headers, body = kiosk_notification(secret=kiosk_secret, reference=session.reference)
+    assert [post_kiosk(client, headers, body).json()["status"] for _ in range(3)] == [
+        "processed",
+        "duplicate",
+        "duplicate",
+    ]
+
+
+def test_kiosk_failed_payment_fails_the_session(client, kiosk_secret, test_purpose):
+    session = kiosk_session()
+    headers, body = kiosk_notification(
+        secret=kiosk_secret, reference=session.reference, status="failed"
+    )
+    assert post_kiosk(client, headers, body).status_code == 200
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.FAILED
+
+
+def test_kiosk_malformed_but_signed_payload_is_400(client, kiosk_secret):
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    body = '{"reference": "ps_x", "status": "teleported"'
+    ts = int(time.time())
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(ts),
+        "webhook-signature": Webhook(kiosk_secret).sign(
+            "msg_1", datetime.fromtimestamp(ts, UTC), body
+        ),
+    }
+    response = post_kiosk(client, headers, body.encode())
+    assert response.status_code == 400
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.REJECTED
+
+
+# --- The log itself ------------------------------------------------------------------------
+
+
+def test_oversized_body_is_refused_with_413_and_still_logged(client, settings, kiosk_secret):
+    settings.WEBHOOK_MAX_BODY_BYTES = 1024
+    response = client.post("/webhooks/kiosk/", data=b"x" * 5000, content_type="application/json")
+    assert response.status_code == 413
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.REJECTED
+    assert delivery.body_size == 5000 and len(bytes(delivery.body)) == 1024
+
+
+def test_wrong_method_is_logged_and_refused(client):
+    assert client.get("/webhooks/kiosk/").status_code == 405
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.REJECTED
+
+
+def test_secret_headers_are_redacted_in_the_log(client, kiosk_secret):
+    client.post(
+        "/webhooks/kiosk/",
+        data="{}",
+        content_type="application/json",
+        headers={"Authorization": "Bearer very-secret-token", "X-Extra": "kept"},
+    )
+    headers = WebhookDelivery.objects.get().headers
+    assert headers["authorization"] == "[redacted]"
+    assert headers["x-extra"] == "kept"
+
+
+def test_replay_command_validates_its_arguments():
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("replay_webhooks")
+    with pytest.raises(CommandError):
+        call_command("replay_webhooks", "--id", "424242")
