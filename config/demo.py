@@ -1,5 +1,6 @@
 """Demo users, one per role; later flows add their own demo objects next to these."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -51,3 +52,16 @@ def demo_users_ensure(*, password: str, reset_passwords: bool = False) -> list[D
             DemoLogin(username, role or ("superuser" if is_superuser else "customer"), created)
         )
     return logins
+
+
+_BUILDERS: list[Callable[[], list[str]]] = []
+
+
+def demo_register(builder: Callable[[], list[str]]) -> None:
+    """Apps add their demo objects: `builder()` must be idempotent and return lines to print."""
+    if builder not in _BUILDERS:
+        _BUILDERS.append(builder)
+
+
+def demo_builders() -> list[Callable[[], list[str]]]:
+    return list(_BUILDERS)

@@ -129,7 +129,11 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py reads time out after 5 s by default, exactly channels-redis's
+                # blocking-pop window; give reads room, and fail fast when Redis is away.
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}
+                ],
                 "prefix": env.str("CHANNELS_PREFIX", default="confirma"),
                 "capacity": env.int("CHANNELS_CAPACITY", default=500),
                 "expiry": 60,

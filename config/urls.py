@@ -21,6 +21,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("webhooks/", include(payment_urls.webhook_urlpatterns)),
+    path("payments/", include(payment_urls.page_urlpatterns)),
     path("api/", include(api_urlpatterns)),
     path("", include("notifications.urls")),
 ]

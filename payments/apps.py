@@ -11,3 +11,18 @@ class PaymentsConfig(AppConfig):
         from payments.registry import purpose_register
 
         purpose_register(WalletTopup())
+
+        from config.demo import demo_register
+        from config.navigation import Page, page_register
+        from payments.demo import payments_demo
+
+        demo_register(payments_demo)
+
+        page_register(
+            Page(
+                "payments",
+                _("Payments and credit"),
+                _("Your balance, top-ups and payments."),
+                order=20,
+            )
+        )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payments import apis, webhooks
+from payments import apis, views, webhooks
 
 webhook_urlpatterns = [
     path("mercadopago/", webhooks.mercadopago, name="webhook-mercadopago"),
@@ -15,4 +15,12 @@ api_urlpatterns = [
         name="api-payment-detail",
     ),
     path("wallet/", apis.WalletApi.as_view(), name="api-wallet"),
+]
+
+page_urlpatterns = [
+    path("", views.payments_home, name="payments"),
+    path("topup/", views.topup, name="payments-topup"),
+    path("<str:reference>/", views.payment_detail, name="payment-detail"),
+    path("<str:reference>/status/", views.payment_status, name="payment-status"),
+    path("<str:reference>/simulate/", views.simulate, name="payment-simulate"),
 ]

@@ -68,7 +68,9 @@ def redis_layer(settings):
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [redis_url()],
+                "hosts": [
+                    {"address": redis_url(), "socket_timeout": 15, "socket_connect_timeout": 2}
+                ],
                 "prefix": f"confirma-test-{uuid.uuid4().hex[:10]}",
                 "expiry": 10,
             },

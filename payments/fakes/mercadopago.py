@@ -12,6 +12,7 @@
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import io
@@ -200,6 +201,10 @@ class FakeMercadoPago:
         )
         return response.status_code
 
+    def send_quietly(self, notification: dict) -> None:
+        with contextlib.suppress(requests.RequestException):
+            self.send(notification)
+
     def act(self, payment_id: str, action: str, *, send: bool = True) -> dict:
         payment = self.set_status(payment_id, action)
         notification = self.notification(payment_id)
@@ -275,7 +280,14 @@ class FakeMercadoPago:
                     payment_id, action = parts[2], parts[3]
                     if payment_id not in fake.payments or action not in ACTIONS:
                         return self._reply(404, {"message": "unknown payment or action"})
-                    return self._reply(200, fake.act(payment_id, action))
+                    # Answer first, notify from another thread: the caller may be the very
+                    # server the notification goes to.
+                    payment = fake.set_status(payment_id, action)
+                    notification = fake.notification(payment_id)
+                    threading.Thread(
+                        target=fake.send_quietly, args=(notification,), daemon=True
+                    ).start()
+                    return self._reply(202, {"payment": payment, "notification": notification})
                 return self._reply(404, {"message": "not found", "status": 404})
 
         return Handler

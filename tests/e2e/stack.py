@@ -17,7 +17,12 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
+from payments.fakes.mercadopago import FakeMercadoPago
+
 ROOT = Path(__file__).resolve().parents[2]
+MP_TOKEN = "TEST-e2e-access-token"
+MP_SECRET = "e2e-mercadopago-webhook-secret"
+KIOSK_SECRET = "whsec_ZTJlLWtpb3NrLXRlcm1pbmFsLXNlY3JldC0xMjM0"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -41,7 +46,14 @@ class Stack:
         self.log = open(workdir / f"daphne-{kind}.log", "ab")  # noqa: SIM115
         self._pg_name = None
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        self.fake_mp = FakeMercadoPago(access_token=MP_TOKEN, webhook_secret=MP_SECRET).start()
         env.update(
+            FAKE_PROVIDERS="true",
+            MERCADOPAGO_ACCESS_TOKEN=MP_TOKEN,
+            MERCADOPAGO_WEBHOOK_SECRET=MP_SECRET,
+            MERCADOPAGO_API_BASE=self.fake_mp.url,
+            KIOSK_WEBHOOK_SECRET=KIOSK_SECRET,
+            PUBLIC_BASE_URL=f"http://127.0.0.1:{self.port}",
             DEBUG="true",
             DJANGO_SETTINGS_MODULE="config.settings",
             CHANNELS_PREFIX=f"confirma-e2e-{uuid.uuid4().hex[:8]}",
@@ -127,6 +139,7 @@ class Stack:
 
     def close(self) -> None:
         self.stop()
+        self.fake_mp.stop()
         self.log.close()
         if self._pg_name:
             self._pg_admin(f'DROP DATABASE IF EXISTS "{self._pg_name}" WITH (FORCE)')

@@ -3,7 +3,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from config.demo import demo_users_ensure
+from config.demo import demo_builders, demo_users_ensure
 
 
 class Command(BaseCommand):
@@ -31,3 +31,6 @@ class Command(BaseCommand):
         for login in logins:
             state = "created" if login.created else "exists"
             self.stdout.write(f"  {login.username:<10} {login.role:<10} ({state})")
+        for builder in demo_builders():
+            for line in builder():
+                self.stdout.write(line)

@@ -1,0 +1,116 @@
+"""Customer pages: my payments and wallet, top-up by PIX, one payment's live status."""
+
+import uuid
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET, require_POST
+
+from config.errors import ConfirmaError
+from config.roles import has_role
+from payments.models import PaymentSession
+from payments.services import payment_session_create, wallet_account_get
+from payments.services.simulation import payment_simulate
+
+
+class TopupForm(forms.Form):
+    amount = forms.DecimalField(
+        label=_("Amount"),
+        min_value=settings.WALLET_TOPUP_MIN,
+        max_value=settings.WALLET_TOPUP_MAX,
+        decimal_places=2,
+    )
+    key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+
+def _own_session(request, reference: str) -> PaymentSession:
+    session = PaymentSession.objects.filter(reference=reference).first()
+    if session is None or not (
+        session.user_id == request.user.pk or has_role(request.user, "staff")
+    ):
+        raise Http404
+    return session
+
+
+@login_required
+@require_GET
+def payments_home(request):
+    account = wallet_account_get(user=request.user)
+    return render(
+        request,
+        "payments/home.html",
+        {
+            "account": account,
+            "entries": account.entries.select_related("session").order_by("-id")[:20],
+            "sessions": PaymentSession.objects.filter(user=request.user).order_by("-id")[:20],
+            "form": TopupForm(initial={"key": uuid.uuid4().hex}),
+        },
+    )
+
+
+@login_required
+@require_POST
+def topup(request):
+    form = TopupForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.get("amount", []):
+            messages.error(request, error)
+        return redirect("payments")
+    try:
+        result = payment_session_create(
+            user=request.user,
+            purpose="wallet_topup",
+            provider="mercadopago",
+            amount=form.cleaned_data["amount"],
+            idempotency_key=form.cleaned_data["key"],
+        )
+    except ConfirmaError as exc:
+        messages.error(request, exc.message)
+        return redirect("payments")
+    return redirect("payment-detail", reference=result.session.reference)
+
+
+@login_required
+@require_GET
+def payment_detail(request, reference: str):
+    session = _own_session(request, reference)
+    return render(
+        request,
+        "payments/detail.html",
+        {
+            "session": session,
+            "simulate": settings.FAKE_PROVIDERS and session.is_open,
+        },
+    )
+
+
+@login_required
+@require_GET
+def payment_status(request, reference: str):
+    """The status block alone, re-fetched when an event about this payment arrives."""
+    session = _own_session(request, reference)
+    return render(
+        request,
+        "payments/_status.html",
+        {
+            "session": session,
+            "simulate": settings.FAKE_PROVIDERS and session.is_open,
+        },
+    )
+
+
+@login_required
+@require_POST
+def simulate(request, reference: str):
+    session = _own_session(request, reference)
+    try:
+        payment_simulate(session=session, action=request.POST.get("action", ""))
+        messages.info(request, _("Sent to the fake provider; the result arrives by webhook."))
+    except ConfirmaError as exc:
+        messages.error(request, exc.message)
+    return redirect("payment-detail", reference=reference)

@@ -1,0 +1,124 @@
+"""Staff fix things from the admin, through the same services, audited."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+
+from payments.models import DeliveryStatus, PaymentStatus, WebhookDelivery
+from payments.services import payment_session_create
+from payments.tasks import webhook_delivery_retry
+from tests.factories import UserFactory
+from tests.payments.conftest import post_mp
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    user = UserFactory(roles=["staff"], is_staff=True, is_superuser=True)
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+def kiosk_session():
+    return payment_session_create(
+        user=None,
+        purpose="test_purchase",
+        provider="kiosk",
+        params={"item": "tea"},
+        idempotency_key=uuid.uuid4().hex,
+    ).session
+
+
+def test_manual_confirmation_asks_for_a_reason_and_audits_it(staff_client, test_purpose):
+    session = kiosk_session()
+    url = "/admin/payments/paymentsession/"
+    data = {"action": "confirm_manually", ACTION_CHECKBOX_NAME: [session.pk]}
+    page = staff_client.post(url, data)
+    assert page.status_code == 200 and b"Reason" in page.content
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.PENDING  # nothing yet
+
+    staff_client.post(url, {**data, "apply": "1", "reason": ""})
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.PENDING  # a reason is required
+
+    staff_client.post(url, {**data, "apply": "1", "reason": "receipt checked by phone"})
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED and session.fulfilled_at
+    audit = session.audits.get(action="completed")
+    assert (audit.source, audit.actor, audit.reason) == (
+        "staff",
+        staff_client.user,
+        "receipt checked by phone",
+    )
+
+
+def test_admin_pages_render(staff_client, test_purpose, mp_fake):
+    session = kiosk_session()
+    for url in [
+        "/admin/payments/paymentsession/",
+        f"/admin/payments/paymentsession/{session.pk}/change/",
+        "/admin/payments/webhookdelivery/",
+        "/admin/payments/coupon/",
+        "/admin/payments/walletaccount/",
+        "/admin/payments/paymentaudit/",
+        "/admin/payments/webhookdelivery/?q=" + session.reference,
+    ]:
+        assert staff_client.get(url).status_code == 200, url
+
+
+def test_replay_action_and_retry_task_complete_a_failed_delivery(staff_client, client, mp_fake):
+    user = UserFactory()
+    session = payment_session_create(
+        user=user,
+        purpose="wallet_topup",
+        provider="mercadopago",
+        amount=Decimal("9.00"),
+        idempotency_key=uuid.uuid4().hex,
+    ).session
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    mp_fake.outage = True
+    post_mp(staff_client, mp_fake.notification(session.provider_payment_id))
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.FAILED
+    page = staff_client.get(f"/admin/payments/webhookdelivery/{delivery.pk}/change/")
+    assert session.provider_payment_id.encode() in page.content  # the raw body is shown
+
+    # The retry task while the provider is still down: still failed, attempt counted.
+    assert webhook_delivery_retry.call(delivery_id=delivery.pk) == "503"
+    mp_fake.outage = False
+    staff_client.post(
+        "/admin/payments/webhookdelivery/",
+        {"action": "replay", ACTION_CHECKBOX_NAME: [delivery.pk]},
+    )
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PROCESSED and delivery.attempts == 3
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED
+    # A retry task that fires after success does nothing.
+    assert webhook_delivery_retry.call(delivery_id=delivery.pk) == "skipped"
+
+
+def test_delivery_becomes_dead_after_the_last_attempt(client, mp_fake, settings):
+    from notifications.models import Event
+    from payments.services.webhooks import delivery_replay
+
+    settings.WEBHOOK_RETRY_MAX_ATTEMPTS = 2
+    session = payment_session_create(
+        user=UserFactory(),
+        purpose="wallet_topup",
+        provider="mercadopago",
+        amount=Decimal("9.00"),
+        idempotency_key=uuid.uuid4().hex,
+    ).session
+    mp_fake.outage = True
+    post_mp(client, mp_fake.notification(session.provider_payment_id))
+    delivery = WebhookDelivery.objects.get()
+    delivery_replay(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DEAD
+    assert Event.objects.filter(type="alert.raised", payload__code="webhook.dead").count() == 1
