@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format messages makemessages clean
+.PHONY: run test lint format messages makemessages clean screenshots
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ makemessages: $(VENV)/.runtime
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
+
+## screenshots: regenerate docs/screenshots/*.png in Chromium
+screenshots: $(VENV)/.dev messages
+	$(PY) scripts/screenshots.py

@@ -62,6 +62,8 @@ def mp_fake(settings):
     settings.MERCADOPAGO_ACCESS_TOKEN = MP_TOKEN
     settings.MERCADOPAGO_WEBHOOK_SECRET = MP_SECRET
     settings.PROVIDER_TIMEOUT_SECONDS = 3
+    # Notifications the fake sends by itself go nowhere (tests post them explicitly).
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
     yield fake
     fake.stop()
 

@@ -1,0 +1,67 @@
+"""Take the README's screenshots: a throwaway Confirma (SQLite, fake providers) in Chromium.
+
+Run with `make screenshots`; writes docs/screenshots/*.png.
+"""
+
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from tests.e2e.stack import CHROMIUM_FLAGS, Stack  # noqa: E402
+
+OUT = ROOT / "docs" / "screenshots"
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack("sqlite-memory", Path(tmp))
+        stack.start()
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
+                    args=CHROMIUM_FLAGS,
+                )
+                page = browser.new_page(base_url=stack.url, viewport={"width": 1100, "height": 760})
+                page.goto("/accounts/login/")
+                page.fill("#id_username", "customer")
+                page.fill("#id_password", "confirma-demo")
+                page.click("form.form button[type=submit]")
+                page.wait_for_url(stack.url + "/")
+                page.screenshot(path=OUT / "home.png")
+                page.goto("/payments/")
+                page.fill("#id_amount", "25.00")
+                page.click("form.inline button[type=submit]")
+                page.wait_for_url(re.compile(r".*/payments/ps_[^/]+/$"))
+                page.wait_for_selector("#events-status[data-state='connected']")
+                page.screenshot(path=OUT / "pix-payment.png", full_page=True)
+                page.click("button[value='approve']")
+                page.wait_for_selector("#payment-state:has-text('Payment confirmed')")
+                page.screenshot(path=OUT / "payment-confirmed.png")
+                stack.notify("role:staff", "staff.notice", '{"text": "Caixa 2 fechado"}')
+                admin = browser.new_page(
+                    base_url=stack.url, viewport={"width": 1300, "height": 700}
+                )
+                admin.goto("/admin/login/")
+                admin.fill("#id_username", "admin")
+                admin.fill("#id_password", "confirma-demo")
+                admin.click("input[type=submit]")
+                admin.goto("/admin/payments/webhookdelivery/")
+                admin.screenshot(path=OUT / "admin-webhooks.png")
+                browser.close()
+        finally:
+            stack.close()
+    print(f"screenshots written to {OUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

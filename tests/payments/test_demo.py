@@ -1,0 +1,66 @@
+"""The demo's fake providers are off unless explicitly on in development."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from payments.errors import PaymentError
+from payments.models import PaymentStatus
+from payments.services import payment_session_create
+from payments.services.simulation import payment_simulate
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_simulation_and_fake_server_refuse_when_fakes_are_off(settings, mp_fake):
+    settings.FAKE_PROVIDERS = False
+    session = payment_session_create(
+        user=UserFactory(),
+        purpose="wallet_topup",
+        provider="mercadopago",
+        amount=Decimal("5.00"),
+        idempotency_key=uuid.uuid4().hex,
+    ).session
+    with pytest.raises(PaymentError, match="off"):
+        payment_simulate(session=session, action="approve")
+    with pytest.raises(CommandError):
+        call_command("fake_mercadopago", "--port", "0")
+
+
+def test_simulate_page_requires_the_owner(client, settings, mp_fake):
+    settings.FAKE_PROVIDERS = True
+    owner = UserFactory()
+    session = payment_session_create(
+        user=owner,
+        purpose="wallet_topup",
+        provider="mercadopago",
+        amount=Decimal("5.00"),
+        idempotency_key=uuid.uuid4().hex,
+    ).session
+    client.force_login(UserFactory())
+    url = f"/payments/{session.reference}/simulate/"
+    assert client.post(url, {"action": "approve"}).status_code == 404
+    assert client.get(f"/payments/{session.reference}/").status_code == 404
+    client.force_login(owner)
+    assert client.get(f"/payments/{session.reference}/").status_code == 200
+    client.post(url, {"action": "approve"})
+    assert mp_fake.payments[session.provider_payment_id]["status"] == "approved"
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.PENDING  # only the webhook may confirm it
+
+
+def test_demo_data_adds_coupons_and_credit(settings):
+    from payments.models import Coupon
+    from payments.services import wallet_account_get
+
+    settings.DEBUG = True
+    call_command("demo_data")
+    call_command("demo_data")
+    assert set(Coupon.objects.values_list("code", flat=True)) == {"DEMO10", "FIVEOFF"}
+    from django.contrib.auth import get_user_model
+
+    customer = get_user_model().objects.get(username="customer")
+    assert wallet_account_get(user=customer).balance == Decimal("20.00")
