@@ -22,6 +22,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include(payment_urls.webhook_urlpatterns)),
     path("payments/", include(payment_urls.page_urlpatterns)),
+    path("machines/", include("subscriptions.urls")),
     path("api/", include(api_urlpatterns)),
     path("", include("notifications.urls")),
 ]

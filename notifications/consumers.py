@@ -19,7 +19,7 @@ from notifications.audiences import audience_group, user_audiences
 from notifications.errors import InvalidToken
 from notifications.relay import relay_ensure_running
 from notifications.selectors import events_after
-from notifications.tokens import audience_token_read
+from notifications.tokens import token_audiences
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _connection_audiences(user, token: str | None) -> list[str] | None:
     audiences = user_audiences(user)
     if token:
         try:
-            audiences += [a for a in audience_token_read(token) if a not in audiences]
+            audiences += [a for a in token_audiences(token) if a not in audiences]
         except InvalidToken:
             return None
     return audiences or None

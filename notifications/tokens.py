@@ -42,3 +42,22 @@ def audience_token_read(token: str) -> list[str]:
     if any(a.split(":", 1)[0] not in TOKEN_KINDS for a in audiences):
         raise InvalidToken("malformed")
     return audiences
+
+
+# Apps whose devices hold tokens of their own (a machine controller's device token) add a
+# resolver: token -> the audiences it grants, or None when it is not theirs.
+_RESOLVERS: list = []
+
+
+def device_token_resolver_register(resolver) -> None:
+    if resolver not in _RESOLVERS:
+        _RESOLVERS.append(resolver)
+
+
+def token_audiences(token: str) -> list[str]:
+    """The audiences any kind of token grants; raises InvalidToken when none accepts it."""
+    for resolver in _RESOLVERS:
+        audiences = resolver(token)
+        if audiences:
+            return audiences
+    return audience_token_read(token)

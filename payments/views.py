@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -113,4 +114,7 @@ def simulate(request, reference: str):
         messages.info(request, _("Sent to the fake provider; the result arrives by webhook."))
     except ConfirmaError as exc:
         messages.error(request, exc.message)
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
     return redirect("payment-detail", reference=reference)

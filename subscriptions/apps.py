@@ -4,4 +4,22 @@ from django.utils.translation import gettext_lazy as _
 
 class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
-    verbose_name = _("Subscriptions")
+    verbose_name = _("Machines and subscriptions")
+
+    def ready(self) -> None:
+        from config.demo import demo_register
+        from config.navigation import Page, page_register
+        from notifications.tokens import device_token_resolver_register
+        from payments.registry import purpose_register
+        from subscriptions.demo import machines_demo
+        from subscriptions.services.machines import (
+            MachineSessionPurpose,
+            machine_for_device_token,
+        )
+
+        purpose_register(MachineSessionPurpose())
+        device_token_resolver_register(
+            lambda token: [f"machine:{m.pk}"] if (m := machine_for_device_token(token)) else None
+        )
+        page_register(Page("machines", _("Machines"), _("Pay for time on a machine."), order=10))
+        demo_register(machines_demo)

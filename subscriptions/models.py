@@ -1,0 +1,155 @@
+"""What a payment buys: pay-per-use machine time (and, later, plan subscriptions)."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+def new_device_token() -> str:
+    return "mdt_" + secrets.token_urlsafe(24)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Machine(models.Model):
+    name = models.CharField(_("name"), max_length=100)
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    location = models.CharField(_("location"), max_length=200, blank=True, default="")
+    active = models.BooleanField(_("active"), default=True)
+    currency = models.CharField(_("currency"), max_length=3, default="BRL")
+    # Only the hash of the controller's token is kept; the token is shown once.
+    device_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("machine")
+        verbose_name_plural = _("machines")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class PriceOption(models.Model):
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="options")
+    minutes = models.PositiveIntegerField(_("minutes"))
+    price = models.DecimalField(_("price"), max_digits=10, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("price option")
+        verbose_name_plural = _("price options")
+        ordering = ["minutes"]
+        constraints = [
+            models.UniqueConstraint(fields=["machine", "minutes"], name="option_unique_minutes"),
+            models.CheckConstraint(condition=Q(minutes__gt=0), name="option_minutes_positive"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="option_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minutes} min — {self.price}"
+
+
+class UsageStatus(models.TextChoices):
+    AWAITING_PAYMENT = "awaiting_payment", _("awaiting payment")
+    ACTIVE = "active", _("active")
+    COMPLETED = "completed", _("completed")
+    EXPIRED = "expired", _("expired")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+USAGE_TRANSITIONS = {
+    UsageStatus.AWAITING_PAYMENT: {UsageStatus.ACTIVE, UsageStatus.EXPIRED, UsageStatus.CANCELLED},
+    UsageStatus.ACTIVE: {UsageStatus.COMPLETED},
+    UsageStatus.COMPLETED: set(),
+    UsageStatus.EXPIRED: set(),
+    UsageStatus.CANCELLED: set(),
+}
+
+
+class UsageSession(models.Model):
+    """Time bought on one machine by one customer."""
+
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="usage_sessions",
+        verbose_name=_("customer"),
+    )
+    machine = models.ForeignKey(Machine, on_delete=models.PROTECT, related_name="usage_sessions")
+    minutes = models.PositiveIntegerField(_("minutes"))
+    amount = models.DecimalField(_("amount"), max_digits=10, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3)
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=UsageStatus.choices,
+        default=UsageStatus.AWAITING_PAYMENT,
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    ends_at = models.DateTimeField(_("ends at"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    # The payment that activated it: at most one, ever.
+    payment_session = models.OneToOneField(
+        "payments.PaymentSession",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="usage_session",
+        verbose_name=_("payment session"),
+    )
+
+    class Meta:
+        verbose_name = _("usage session")
+        verbose_name_plural = _("usage sessions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["machine"],
+                condition=Q(status="active"),
+                name="usage_one_active_per_machine",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="active")
+                | Q(started_at__isnull=False, ends_at__isnull=False, payment_session__isnull=False),
+                name="usage_active_has_times_and_payment",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "ends_at"], name="usage_status_ends")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.machine.code} {self.minutes} min ({self.status})"
+
+
+class UsageEvent(models.Model):
+    """Append-only audit of a usage session: activation, completion, staff changes."""
+
+    usage_session = models.ForeignKey(UsageSession, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(_("type"), max_length=30)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    source = models.CharField(_("source"), max_length=20, default="system")
+    reason = models.TextField(_("reason"), blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("usage event")
+        verbose_name_plural = _("usage events")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["usage_session"],
+                condition=Q(type="activated"),
+                name="usage_one_activation_event",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.usage_session_id} {self.type}"

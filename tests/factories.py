@@ -39,3 +39,21 @@ class CouponFactory(factory.django.DjangoModelFactory):
     code = factory.Sequence(lambda n: f"SAVE{n}")
     kind = "percent"
     value = 10
+
+
+class MachineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "subscriptions.Machine"
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Machine {n}")
+    code = factory.Sequence(lambda n: f"m-{n}")
+    location = "Test street"
+
+    @factory.post_generation
+    def options(self, create, extracted, **kwargs):
+        if create:
+            from subscriptions.models import PriceOption
+
+            for minutes, price in extracted or [(30, "8.00"), (60, "14.00")]:
+                PriceOption.objects.create(machine=self, minutes=minutes, price=price)

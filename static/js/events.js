@@ -134,6 +134,12 @@
     this.setState("offline");
   };
 
+  EventStream.prototype.resume = function () {
+    this.stopped = false;
+    this.attempt = 0;
+    if (!this.socket) this.connect();
+  };
+
   var Confirma = (window.Confirma = window.Confirma || {});
   Confirma.EventStream = EventStream;
   Confirma.startEvents = function (options) {

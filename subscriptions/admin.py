@@ -1,0 +1,126 @@
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
+
+from config.errors import ConfirmaError
+from subscriptions.models import Machine, PriceOption, UsageEvent, UsageSession
+from subscriptions.services.machines import (
+    machine_device_token_rotate,
+    usage_session_end,
+    usage_session_extend,
+)
+
+
+class PriceOptionInline(admin.TabularInline):
+    model = PriceOption
+    extra = 1
+
+
+@admin.register(Machine)
+class MachineAdmin(admin.ModelAdmin):
+    list_display = ("name", "code", "location", "active", "currency")
+    list_filter = ("active",)
+    search_fields = ("name", "code", "location")
+    exclude = ("device_token_hash",)
+    inlines = [PriceOptionInline]
+    actions = ["new_device_token"]
+
+    @admin.action(description=_("Issue a new device token (shown once)"))
+    def new_device_token(self, request, queryset):
+        for machine in queryset:
+            token = machine_device_token_rotate(machine=machine)
+            self.message_user(request, f"{machine.code}: {token}", messages.WARNING)
+
+
+class UsageEventInline(admin.TabularInline):
+    model = UsageEvent
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "type", "source", "actor", "reason", "data")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class StaffChangeForm(forms.Form):
+    minutes = forms.IntegerField(
+        label=_("Minutes to add"), min_value=1, max_value=1440, required=False
+    )
+    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}))
+
+
+@admin.register(UsageSession)
+class UsageSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "machine",
+        "customer",
+        "minutes",
+        "amount",
+        "status",
+        "started_at",
+        "ends_at",
+    )
+    list_filter = ("status", "machine")
+    search_fields = (
+        "customer__username",
+        "customer__email",
+        "machine__code",
+        "payment_session__reference",
+    )
+    readonly_fields = [f.name for f in UsageSession._meta.fields]
+    inlines = [UsageEventInline]
+    actions = ["end_now", "extend"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def _with_reason(self, request, queryset, title, apply, needs_minutes=False):
+        if "apply" in request.POST:
+            form = StaffChangeForm(request.POST)
+            if form.is_valid() and (form.cleaned_data["minutes"] or not needs_minutes):
+                for usage in queryset:
+                    try:
+                        apply(usage, form.cleaned_data)
+                    except ConfirmaError as exc:
+                        self.message_user(request, f"#{usage.pk}: {exc.message}", messages.ERROR)
+                return None
+        else:
+            form = StaffChangeForm()
+        return render(
+            request,
+            "admin/confirma_reason.html",
+            {
+                "title": title,
+                "form": form,
+                "queryset": queryset,
+                "opts": self.model._meta,
+                "action": request.POST.get("action"),
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            },
+        )
+
+    @admin.action(description=_("End now (reason required)"))
+    def end_now(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            _("End machine sessions now"),
+            lambda u, d: usage_session_end(
+                usage_session_id=u.pk, actor=request.user, reason=d["reason"]
+            ),
+        )
+
+    @admin.action(description=_("Extend (minutes and reason required)"))
+    def extend(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            _("Extend machine sessions"),
+            lambda u, d: usage_session_extend(
+                usage_session_id=u.pk, actor=request.user, minutes=d["minutes"], reason=d["reason"]
+            ),
+            needs_minutes=True,
+        )

@@ -1,0 +1,25 @@
+from decimal import Decimal
+
+from subscriptions.models import Machine, PriceOption
+from subscriptions.services.machines import machine_device_token_rotate
+
+DEMO_MACHINES = [
+    ("lav-01", "Lavadora 1", "Lavanderia Centro", [(30, "8.00"), (60, "14.00")]),
+    ("sec-01", "Secadora 1", "Lavanderia Centro", [(20, "6.00"), (40, "10.00")]),
+    ("mas-01", "Cadeira de massagem", "Shopping Norte", [(5, "3.00"), (15, "7.50")]),
+]
+
+
+def machines_demo() -> list[str]:
+    lines = ["Machines (controller page: /machines/controller/?token=<device token>):"]
+    for code, name, location, options in DEMO_MACHINES:
+        machine, _ = Machine.objects.get_or_create(
+            code=code, defaults={"name": name, "location": location}
+        )
+        for minutes, price in options:
+            PriceOption.objects.get_or_create(
+                machine=machine, minutes=minutes, defaults={"price": Decimal(price)}
+            )
+        token = machine_device_token_rotate(machine=machine)
+        lines.append(f"  {code:<7} {name:<22} device token {token}")
+    return lines

@@ -1,0 +1,313 @@
+"""Pay-per-use machines: start a usage session, pay for it, activate, complete, staff fixes.
+
+Activation is the `machine_session` purpose's fulfilment: it runs inside the payment's
+confirmation transaction with the payment session locked, then locks the machine and the
+usage session (always in that order). A usage session is activated by exactly one payment
+(a one-to-one column); a second payment for it is refused and flagged for refund.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from notifications.services import event_publish
+from payments.errors import FulfilmentRefused, InvalidParams
+from payments.models import OPEN_STATUSES, PaymentSession, Provider
+from payments.registry import Purpose, Quote
+from subscriptions.errors import MachineBusy, MachineError, MachineNotFound
+from subscriptions.models import (
+    Machine,
+    PriceOption,
+    UsageEvent,
+    UsageSession,
+    UsageStatus,
+    hash_token,
+    new_device_token,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def machine_device_token_rotate(*, machine: Machine) -> str:
+    """Give the machine's controller a new token (returned once; only its hash is kept)."""
+    token = new_device_token()
+    Machine.objects.filter(pk=machine.pk).update(device_token_hash=hash_token(token))
+    return token
+
+
+def machine_for_device_token(token: str) -> Machine | None:
+    if not token or not token.startswith("mdt_"):
+        return None
+    return Machine.objects.filter(device_token_hash=hash_token(token), active=True).first()
+
+
+def _usage_payload(usage: UsageSession) -> dict:
+    return {
+        "usage_session": usage.pk,
+        "machine": usage.machine.code,
+        "machine_name": usage.machine.name,
+        "minutes": usage.minutes,
+        "status": usage.status,
+        "started_at": usage.started_at,
+        "ends_at": usage.ends_at,
+    }
+
+
+def _event(usage, type_, *, source="system", actor=None, reason="", **data) -> None:
+    UsageEvent.objects.create(
+        usage_session=usage, type=type_, source=source, actor=actor, reason=reason, data=data
+    )
+    logger.info(
+        "usage session %s %s",
+        usage.pk,
+        type_,
+        extra={"reference": getattr(usage.payment_session, "reference", "")},
+    )
+
+
+def _push_on(usage: UsageSession) -> None:
+    event_publish(
+        audience=f"machine:{usage.machine_id}",
+        type="machine.activate",
+        payload={"usage_session": usage.pk, "ends_at": usage.ends_at},
+    )
+
+
+def _push_off(usage: UsageSession, why: str) -> None:
+    event_publish(
+        audience=f"machine:{usage.machine_id}",
+        type="machine.deactivate",
+        payload={"usage_session": usage.pk, "reason": why},
+    )
+    event_publish(
+        audience=f"user:{usage.customer_id}",
+        type="machine_session.completed",
+        payload=_usage_payload(usage),
+    )
+
+
+def usage_session_start(*, customer, machine_code: str, minutes: int) -> UsageSession:
+    """A new usage session awaiting payment; refused when the machine is busy."""
+    machine = Machine.objects.filter(code=machine_code, active=True).first()
+    if machine is None:
+        raise MachineNotFound()
+    option = PriceOption.objects.filter(machine=machine, minutes=minutes).first()
+    if option is None:
+        raise MachineError(_("Choose one of the machine's time options."), code="invalid_option")
+    if UsageSession.objects.filter(machine=machine, status=UsageStatus.ACTIVE).exists():
+        raise MachineBusy()
+    usage = UsageSession.objects.create(
+        customer=customer,
+        machine=machine,
+        minutes=minutes,
+        amount=option.price,
+        currency=machine.currency,
+    )
+    _event(usage, "created", source="customer", actor=customer)
+    return usage
+
+
+class MachineSessionPurpose(Purpose):
+    name = "machine_session"
+    providers = (Provider.MERCADOPAGO, Provider.WALLET)
+
+    def quote(self, *, params, user, amount, currency) -> Quote:
+        usage_id = params.get("usage_session")
+        if not isinstance(usage_id, int) or set(params) != {"usage_session"}:
+            raise InvalidParams(_('params must be {"usage_session": <id>}.'))
+        usage = (
+            UsageSession.objects.select_related("machine")
+            .filter(pk=usage_id, customer=user)
+            .first()
+        )
+        if usage is None:
+            raise InvalidParams(_("Unknown usage session."), code="usage_not_found")
+        if usage.status != UsageStatus.AWAITING_PAYMENT:
+            raise InvalidParams(
+                _("This usage session is not waiting for payment."), code="usage_not_payable"
+            )
+        if not usage.machine.active:
+            raise MachineNotFound()
+        busy = UsageSession.objects.filter(machine=usage.machine, status=UsageStatus.ACTIVE)
+        if busy.exists():
+            raise MachineBusy()
+        description = _("%(machine)s, %(minutes)d min") % {
+            "machine": usage.machine.name,
+            "minutes": usage.minutes,
+        }
+        return Quote(
+            usage.amount,
+            usage.currency,
+            {"usage_session": usage.pk},
+            description,
+            {"machine": usage.machine.code},
+        )
+
+    def fulfil(self, *, session: PaymentSession) -> None:
+        usage_id = session.params["usage_session"]
+        machine_id = UsageSession.objects.values_list("machine_id", flat=True).get(pk=usage_id)
+        Machine.objects.select_for_update().get(pk=machine_id)
+        usage = UsageSession.objects.select_for_update().select_related("machine").get(pk=usage_id)
+        if usage.payment_session_id == session.pk:
+            return  # already activated by this payment
+        if usage.payment_session_id or usage.status != UsageStatus.AWAITING_PAYMENT:
+            raise FulfilmentRefused(_("this usage session was already paid or closed"))
+        other = UsageSession.objects.filter(machine_id=machine_id, status=UsageStatus.ACTIVE)
+        if other.exists():
+            raise FulfilmentRefused(_("the machine was taken by someone else"))
+        now = timezone.now()
+        usage.status = UsageStatus.ACTIVE
+        usage.started_at = now
+        usage.ends_at = now + timedelta(minutes=usage.minutes)
+        usage.payment_session = session
+        usage.save(update_fields=["status", "started_at", "ends_at", "payment_session"])
+        _event(usage, "activated", source=session.provider, reference=session.reference)
+        event_publish(
+            audience=f"user:{usage.customer_id}",
+            type="machine_session.activated",
+            payload={**_usage_payload(usage), "reference": session.reference},
+        )
+        _push_on(usage)
+
+    def is_fulfilled(self, *, session) -> bool:
+        return UsageSession.objects.filter(payment_session=session).exists()
+
+
+def usage_sessions_complete_due(*, now=None, batch_size: int = 500) -> int:
+    """Complete active sessions whose time is up; returns how many."""
+    now = now or timezone.now()
+    done = 0
+    ids = list(
+        UsageSession.objects.filter(status=UsageStatus.ACTIVE, ends_at__lte=now)
+        .order_by("ends_at")
+        .values_list("pk", flat=True)[:batch_size]
+    )
+    for pk in ids:
+        with transaction.atomic():
+            usage = UsageSession.objects.select_for_update().get(pk=pk)
+            if usage.status != UsageStatus.ACTIVE or usage.ends_at > now:
+                continue
+            usage.status = UsageStatus.COMPLETED
+            usage.ended_at = now
+            usage.save(update_fields=["status", "ended_at"])
+            _event(usage, "completed")
+            _push_off(usage, "time_up")
+            done += 1
+    return done
+
+
+def usage_sessions_expire_unpaid(*, older_than_minutes: int | None = None) -> int:
+    """Usage sessions still awaiting payment with no open payment left become expired."""
+    minutes = older_than_minutes or settings.PAYMENT_SESSION_TTL_MINUTES
+    cutoff = timezone.now() - timedelta(minutes=minutes)
+    done = 0
+    candidates = UsageSession.objects.filter(
+        status=UsageStatus.AWAITING_PAYMENT, created_at__lt=cutoff
+    )
+    for usage in candidates.iterator():
+        open_payments = PaymentSession.objects.filter(
+            purpose="machine_session", params__usage_session=usage.pk, status__in=OPEN_STATUSES
+        )
+        if open_payments.exists():
+            continue
+        with transaction.atomic():
+            locked = UsageSession.objects.select_for_update().get(pk=usage.pk)
+            if locked.status != UsageStatus.AWAITING_PAYMENT:
+                continue
+            locked.status = UsageStatus.EXPIRED
+            locked.ended_at = timezone.now()
+            locked.save(update_fields=["status", "ended_at"])
+            _event(locked, "expired")
+            done += 1
+    return done
+
+
+def _staff_lock(usage_id: int, reason: str) -> UsageSession:
+    if not (reason or "").strip():
+        raise MachineError(_("A reason is required for a staff action."), code="reason_required")
+    usage = UsageSession.objects.select_for_update().select_related("machine").get(pk=usage_id)
+    if usage.status != UsageStatus.ACTIVE:
+        raise MachineError(_("Only an active session can be changed."), code="not_active")
+    return usage
+
+
+def usage_session_end(*, usage_session_id: int, actor, reason: str) -> UsageSession:
+    """Staff end an active session now (audited; the machine and customer are told)."""
+    with transaction.atomic():
+        usage = _staff_lock(usage_session_id, reason)
+        usage.status = UsageStatus.COMPLETED
+        usage.ended_at = timezone.now()
+        usage.save(update_fields=["status", "ended_at"])
+        _event(usage, "ended_by_staff", source="staff", actor=actor, reason=reason)
+        _push_off(usage, "ended_by_staff")
+        return usage
+
+
+def usage_session_extend(*, usage_session_id: int, minutes: int, actor, reason: str):
+    """Staff add minutes to an active session (audited; pushed to machine and customer)."""
+    if not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60:
+        raise MachineError(_("Extend by 1 to 1440 minutes."), code="invalid_minutes")
+    with transaction.atomic():
+        usage = _staff_lock(usage_session_id, reason)
+        usage.ends_at += timedelta(minutes=minutes)
+        usage.minutes += minutes
+        usage.save(update_fields=["ends_at", "minutes"])
+        _event(
+            usage, "extended_by_staff", source="staff", actor=actor, reason=reason, minutes=minutes
+        )
+        _push_on(usage)
+        event_publish(
+            audience=f"user:{usage.customer_id}",
+            type="machine_session.extended",
+            payload=_usage_payload(usage),
+        )
+        return usage
+
+
+def machine_session_buy(
+    *, customer, machine_code: str, minutes: int, method: str, idempotency_key: str
+):
+    """Start a usage session and pay for it: `method` is "credit" (wallet, confirmed at
+    once, all or nothing) or "pix" (a Mercado Pago PIX payment to be paid).
+
+    Returns the payment session. Repeating a call with the same key returns the first
+    payment session and starts nothing new. Not enough credit: InsufficientCredit and
+    nothing is created.
+    """
+    from payments.services import payment_session_create
+
+    existing = PaymentSession.objects.filter(idempotency_key=idempotency_key, user=customer).first()
+    if existing is not None:
+        return existing
+    if method not in ("credit", "pix"):
+        raise MachineError(_("Choose how to pay."), code="invalid_method")
+    if method == "credit":
+        with transaction.atomic():
+            usage = usage_session_start(
+                customer=customer, machine_code=machine_code, minutes=minutes
+            )
+            return payment_session_create(
+                user=customer,
+                purpose="machine_session",
+                provider=Provider.WALLET,
+                params={"usage_session": usage.pk},
+                idempotency_key=idempotency_key,
+            ).session
+    usage = usage_session_start(customer=customer, machine_code=machine_code, minutes=minutes)
+    try:
+        return payment_session_create(
+            user=customer,
+            purpose="machine_session",
+            provider=Provider.MERCADOPAGO,
+            params={"usage_session": usage.pk},
+            idempotency_key=idempotency_key,
+        ).session
+    except Exception:
+        session = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
+        if session is None:
+            UsageSession.objects.filter(pk=usage.pk).update(status=UsageStatus.CANCELLED)
+        raise

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from subscriptions import views
+
+urlpatterns = [
+    path("", views.machine_list, name="machines"),
+    path("controller/", views.controller, name="machine-controller"),
+    path("controller/state/", views.controller_state, name="machine-controller-state"),
+    path("<slug:code>/", views.machine_page, name="machine"),
+    path("<slug:code>/state/", views.machine_state, name="machine-state"),
+    path("<slug:code>/start/", views.machine_start, name="machine-start"),
+]
