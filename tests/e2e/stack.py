@@ -69,7 +69,13 @@ class Stack:
             env["DATABASE_URL"] = f"sqlite:///{workdir / 'e2e.sqlite3'}"
         self.env = env
         self.manage("migrate", "--no-input", "-v0")
-        self.manage("demo_data", "-v0")
+        self.demo_output = self.manage("demo_data")
+
+    def device_token(self, machine_code: str) -> str:
+        match = re.search(
+            rf"^\s*{re.escape(machine_code)}\s.*device token (mdt_\S+)$", self.demo_output, re.M
+        )
+        return match.group(1)
 
     @property
     def url(self) -> str:

@@ -32,7 +32,12 @@ def provider_approves(stack, reference: str) -> float:
     return time.monotonic()
 
 
-def test_pix_payment_activates_the_machine_live(stack, login):
+def test_pix_payment_activates_the_machine_live(stack, login, browser):
+    controller = browser.new_page(base_url=stack.url)
+    controller.goto(f"/machines/controller/?token={stack.device_token('lav-01')}")
+    controller.wait_for_selector("#events-status[data-state='connected']", timeout=10000)
+    assert controller.locator(".lamp").get_attribute("data-power") == "off"
+
     page = login(stack, "customer")
     reference = start_pix_payment(page, "lav-01")
     answered = provider_approves(stack, reference)
@@ -42,6 +47,8 @@ def test_pix_payment_activates_the_machine_live(stack, login):
     assert page.locator("#pix-modal").count() == 0
     countdown = page.locator(".countdown").inner_text()
     assert countdown.startswith(("29:", "30:")), countdown
+    controller.wait_for_selector(".lamp[data-power='on']", timeout=2000)
+    controller.close()
 
 
 def test_activation_survives_a_cut_websocket(stack, login):
