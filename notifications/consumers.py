@@ -39,6 +39,23 @@ def _connection_audiences(user, token: str | None) -> list[str] | None:
     return audiences or None
 
 
+def _parse_seen(raw: str | None):
+    """`seen=1,2,3`: ids the client already has (at most 500); False when malformed."""
+    if raw in (None, ""):
+        return None
+    parts = raw.split(",")
+    if len(parts) > 500 or not all(p.isdigit() and len(p) <= 18 for p in parts):
+        return False
+    return {int(p) for p in parts}
+
+
+def _token_still_valid(token: str, audiences: list[str]) -> bool:
+    try:
+        return set(token_audiences(token)) <= set(audiences)
+    except InvalidToken:
+        return False
+
+
 class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -49,6 +66,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self._sent: deque[int] = deque(maxlen=_SENT_MEMORY)
         self._sent_set: set[int] = set()
         self._heartbeat: asyncio.Task | None = None
+        self.token = None
 
         audiences = await database_sync_to_async(_connection_audiences)(
             self.scope.get("user"), token
@@ -62,6 +80,11 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
                 await self.close(code=CLOSE_BAD_REQUEST)
                 return
             since = int(since_raw)
+        seen = _parse_seen((query.get("seen") or [None])[0])
+        if seen is False:
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
+        self.token = token
 
         self.audiences = audiences
         for audience in audiences:
@@ -71,12 +94,12 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         relay_ensure_running()
         if since is not None:
-            await self._replay(since)
+            await self._replay(since, seen)
         self._heartbeat = asyncio.ensure_future(self._beat())
 
-    async def _replay(self, since: int) -> None:
+    async def _replay(self, since: int, seen: set[int] | None) -> None:
         backlog = await database_sync_to_async(events_after)(
-            audiences=self.audiences, since=since, limit=settings.EVENTS_MAX_BACKLOG
+            audiences=self.audiences, since=since, limit=settings.EVENTS_MAX_BACKLOG, seen=seen
         )
         if backlog.too_far_behind:
             await self.send_json({"type": "resync", "at": timezone.now().isoformat()})
@@ -97,6 +120,12 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(settings.EVENTS_HEARTBEAT_SECONDS)
+            if self.token and not await database_sync_to_async(_token_still_valid)(
+                self.token, self.audiences
+            ):
+                # Expired, or a device token that was replaced: the grant ends now.
+                await self.close(code=CLOSE_UNAUTHORISED)
+                return
             await self.send_json({"type": "heartbeat", "at": timezone.now().isoformat()})
 
     async def event_push(self, message: dict) -> None:

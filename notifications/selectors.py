@@ -1,6 +1,6 @@
 """Reads of the event log."""
 
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from notifications.models import Event
 
@@ -13,10 +13,21 @@ class Backlog:
         self.too_far_behind = too_far_behind
 
 
-def events_after(*, audiences: list[str], since: int, limit: int) -> Backlog:
-    rows = list(
-        Event.objects.filter(audience__in=audiences, id__gt=since).order_by("id")[: limit + 1]
-    )
+# Event ids are allocated before commit, so an event can become visible after a higher
+# id was already delivered. A client that says which recent ids it has seen gets the ones
+# in this window it has not.
+RESUME_LOOKBACK = 200
+
+
+def events_after(
+    *, audiences: list[str], since: int, limit: int, seen: set[int] | None = None
+) -> Backlog:
+    """Missed events after `since`, oldest first; with `seen`, also the ones just below
+    `since` that committed late and are not in `seen`."""
+    window = Q(id__gt=since)
+    if seen is not None:
+        window |= Q(id__gt=max(0, since - RESUME_LOOKBACK), id__lte=since) & ~Q(id__in=seen)
+    rows = list(Event.objects.filter(window, audience__in=audiences).order_by("id")[: limit + 1])
     if len(rows) > limit:
         return Backlog([], too_far_behind=True)
     return Backlog(rows, too_far_behind=False)

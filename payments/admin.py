@@ -75,7 +75,7 @@ def with_reason(description: str):
             )
 
         action.__name__ = func.__name__
-        return admin.action(description=description)(action)
+        return admin.action(description=description, permissions=["change"])(action)
 
     return decorator
 
@@ -287,7 +287,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description=_("Replay the selected deliveries"))
+    @admin.action(description=_("Replay the selected deliveries"), permissions=["change"])
     def replay(self, request, queryset):
         for delivery in queryset.order_by("id"):
             outcome = delivery_replay(delivery_id=delivery.pk)

@@ -14,6 +14,7 @@ from payments.services.wallet import wallet_credit_topup
 class WalletTopup(Purpose):
     name = "wallet_topup"
     providers = (Provider.MERCADOPAGO,)
+    accepts_coupons = False  # credit bought with a discount would be free money
 
     def quote(self, *, params, user, amount, currency) -> Quote:
         wallet_currency = settings.WALLET_CURRENCY

@@ -33,6 +33,7 @@ class Purpose:
 
     name: str = ""
     allow_anonymous: bool = False
+    accepts_coupons: bool = True
     providers: tuple[str, ...] = ()
 
     def quote(self, *, params: dict, user, amount: Decimal | None, currency: str | None) -> Quote:

@@ -26,7 +26,7 @@ class MachineAdmin(admin.ModelAdmin):
     inlines = [PriceOptionInline]
     actions = ["new_device_token"]
 
-    @admin.action(description=_("Issue a new device token (shown once)"))
+    @admin.action(description=_("Issue a new device token (shown once)"), permissions=["change"])
     def new_device_token(self, request, queryset):
         for machine in queryset:
             token = machine_device_token_rotate(machine=machine)
@@ -102,7 +102,7 @@ class UsageSessionAdmin(admin.ModelAdmin):
             },
         )
 
-    @admin.action(description=_("End now (reason required)"))
+    @admin.action(description=_("End now (reason required)"), permissions=["change"])
     def end_now(self, request, queryset):
         return self._with_reason(
             request,
@@ -113,7 +113,7 @@ class UsageSessionAdmin(admin.ModelAdmin):
             ),
         )
 
-    @admin.action(description=_("Extend (minutes and reason required)"))
+    @admin.action(description=_("Extend (minutes and reason required)"), permissions=["change"])
     def extend(self, request, queryset):
         return self._with_reason(
             request,

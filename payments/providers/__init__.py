@@ -4,6 +4,7 @@
 `payments.services.webhooks` drives them; nothing here touches the database.
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -61,13 +62,33 @@ class ProviderPayment:
     data: dict  # shown to the customer (QR code, ticket URL…)
 
 
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
 def to_decimal(value) -> Decimal | None:
+    """A provider's amount as Decimal with cents; MalformedPayload for anything else."""
     if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        raise MalformedPayload("not an amount")
     try:
-        return Decimal(str(value)).quantize(Decimal("0.01"))
+        amount = Decimal(str(value))
+        if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+            raise InvalidOperation
+        return amount.quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError) as exc:
         raise MalformedPayload(f"not an amount: {str(value)[:40]}") from exc
+
+
+def to_currency(value) -> str | None:
+    """An ISO 4217 code, upper-cased; MalformedPayload for anything else."""
+    if value is None or value == "":
+        return None
+    code = str(value).upper()
+    if not _CURRENCY.match(code):
+        raise MalformedPayload(f"not a currency: {str(value)[:10]}")
+    return code
 
 
 def provider_get(name: str):

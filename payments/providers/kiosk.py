@@ -12,6 +12,7 @@ from payments.providers import (
     PaymentState,
     ProviderPayment,
     SignatureInvalid,
+    to_currency,
     to_decimal,
 )
 
@@ -46,19 +47,19 @@ class KioskAdapter:
             raise MalformedPayload("body is not JSON") from exc
         if not isinstance(body, dict):
             raise MalformedPayload("body is not a JSON object")
-        missing = [k for k in ("transaction_id", "reference", "status") if not body.get(k)]
+        fields = ("transaction_id", "reference", "status", "amount", "currency")
+        missing = [k for k in fields if body.get(k) in (None, "")]
         if missing:
             raise MalformedPayload(f"missing fields: {', '.join(missing)}")
         state = STATES.get(str(body["status"]))
         if state is None:
             raise MalformedPayload(f"unknown status: {str(body['status'])[:30]}")
-        currency = body.get("currency")
         return Notification(
-            reference=str(body["reference"]),
+            reference=str(body["reference"])[:64],
             provider_payment_id=str(body["transaction_id"])[:100],
             state=state,
-            amount=to_decimal(body.get("amount")),
-            currency=str(currency).upper() if currency else None,
+            amount=to_decimal(body["amount"]),
+            currency=to_currency(body["currency"]),
             provider_status=str(body["status"]),
             raw=body,
         )

@@ -23,6 +23,7 @@ from payments.providers import (
     PaymentState,
     ProviderPayment,
     SignatureInvalid,
+    to_currency,
     to_decimal,
 )
 
@@ -72,8 +73,11 @@ def _call(fn, *args):
             raise ProviderUnavailable(f"Mercado Pago error: {exc.__class__.__name__}") from exc
         raise
     status = result.get("status") or 0
-    if status >= 500 or status in (408, 429):
+    if status >= 500 or status in (401, 403, 408, 429):
+        # 401/403: a rotated or wrong token is ours to fix; the notification stays retried.
         raise ProviderUnavailable(f"Mercado Pago answered {status}")
+    if status == 404:
+        return None
     if status >= 400:
         message = (result.get("response") or {}).get("message", "")
         raise PaymentError(
@@ -88,6 +92,8 @@ def _sdk() -> SDK:
 
 class MercadoPagoAdapter:
     name = "mercadopago"
+    # PIX date_of_expiration must be 30 minutes to 30 days ahead.
+    min_expiry_minutes = 31
 
     def verify(self, request: InboundRequest) -> None:
         secret = settings.MERCADOPAGO_WEBHOOK_SECRET
@@ -134,8 +140,10 @@ class MercadoPagoAdapter:
             raise MalformedPayload("missing or invalid data.id")
         return self.fetch(data_id)
 
-    def fetch(self, provider_payment_id: str) -> Notification:
+    def fetch(self, provider_payment_id: str) -> Notification | None:
         payment = _call(_sdk().payment().get, provider_payment_id, _options())
+        if payment is None:
+            return None  # not a payment of this account (e.g. the panel's test notification)
         status = str(payment.get("status", ""))
         state = STATES.get(status)
         if state is None:
@@ -147,7 +155,7 @@ class MercadoPagoAdapter:
             provider_payment_id=str(payment.get("id", provider_payment_id)),
             state=state,
             amount=to_decimal(payment.get("transaction_amount")),
-            currency=payment.get("currency_id"),
+            currency=to_currency(payment.get("currency_id")),
             provider_status=status,
             raw={
                 "id": payment.get("id"),
@@ -168,6 +176,8 @@ class MercadoPagoAdapter:
         }
         options = _options(custom_headers={"x-idempotency-key": session.idempotency_key})
         payment = _call(_sdk().payment().create, data, options)
+        if payment is None:
+            raise PaymentError("Mercado Pago did not create the payment.", code="provider_refused")
         transaction_data = (payment.get("point_of_interaction") or {}).get("transaction_data", {})
         return ProviderPayment(
             str(payment["id"]),

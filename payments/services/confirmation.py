@@ -147,11 +147,10 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
 
     On failure the payment stays completed, the error is kept, and staff are alerted.
     """
-    handler = purpose_get(session.purpose)
     session.fulfilment_attempts += 1
     try:
         with transaction.atomic():
-            handler.fulfil(session=session)
+            purpose_get(session.purpose).fulfil(session=session)
     except FulfilmentRefused as exc:
         session.refund_due = True
         session.fulfilment_error = f"refused: {exc}"[:2000]
@@ -260,8 +259,11 @@ def payment_confirm(
         )
         _redeem_coupon(session)
 
-        mismatch = session.paid_amount != session.amount or session.paid_currency != (
-            session.currency
+        unstated = amount is None and evidence.source in (AuditSource.WEBHOOK, AuditSource.POLL)
+        mismatch = (
+            unstated
+            or session.paid_amount != session.amount
+            or (session.paid_currency != session.currency)
         )
         fulfilled = False
         if mismatch:
@@ -329,39 +331,89 @@ def payment_fulfil(*, reference: str, evidence: Evidence, accept_review: bool = 
         return ConfirmResult(ConfirmOutcome.CONFIRMED, session, fulfilled)
 
 
+def _about_other_payment(session, provider_payment_id: str, evidence, action: str) -> bool:
+    """True (and audited) when a notice names a provider payment other than the one this
+    session was paid with: it must not change this session."""
+    if (
+        provider_payment_id
+        and session.provider_payment_id
+        and (provider_payment_id != session.provider_payment_id)
+    ):
+        _audit(
+            session,
+            f"ignored_{action}_other_payment",
+            evidence,
+            before=session.status,
+            data={"provider_payment_id": provider_payment_id},
+        )
+        return True
+    return False
+
+
 def _close(
-    reference: str, evidence: Evidence, to: PaymentStatus, event: str, *, only_if_due: bool = False
+    reference: str,
+    evidence: Evidence,
+    to: PaymentStatus,
+    event: str,
+    *,
+    only_if_due: bool = False,
+    provider_payment_id: str = "",
 ) -> ConfirmResult:
     evidence.check()
     with transaction.atomic():
         session = _lock(reference)
         before = session.status
+        if before == to:
+            return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
+        if _about_other_payment(session, provider_payment_id, evidence, to.value):
+            return ConfirmResult(ConfirmOutcome.IGNORED, session)
         if before not in OPEN_STATUSES or (only_if_due and session.expires_at > timezone.now()):
             # Terminal states never regress; keep the notification in the trail.
             _audit(session, f"ignored_{to.value}", evidence, before=before)
             return ConfirmResult(ConfirmOutcome.IGNORED, session)
         session.status = to
         session.closed_at = timezone.now()
-        session.save(update_fields=["status", "closed_at"])
+        if provider_payment_id and not session.provider_payment_id:
+            session.provider_payment_id = provider_payment_id[:100]
+        session.save(update_fields=["status", "closed_at", "provider_payment_id"])
         _audit(session, to.value, evidence, before=before)
         _publish(session, event)
         return ConfirmResult(ConfirmOutcome.CHANGED, session)
 
 
-def payment_fail(*, reference: str, evidence: Evidence) -> ConfirmResult:
+def payment_fail(*, reference: str, evidence: Evidence, provider_payment_id: str = ""):
     """The provider says the payment failed or was rejected."""
-    return _close(reference, evidence, PaymentStatus.FAILED, "payment.failed")
+    return _close(
+        reference,
+        evidence,
+        PaymentStatus.FAILED,
+        "payment.failed",
+        provider_payment_id=provider_payment_id,
+    )
 
 
-def payment_cancel(*, reference: str, evidence: Evidence) -> ConfirmResult:
-    return _close(reference, evidence, PaymentStatus.CANCELLED, "payment.cancelled")
+def payment_cancel(*, reference: str, evidence: Evidence, provider_payment_id: str = ""):
+    return _close(
+        reference,
+        evidence,
+        PaymentStatus.CANCELLED,
+        "payment.cancelled",
+        provider_payment_id=provider_payment_id,
+    )
 
 
-def payment_expire(*, reference: str, evidence: Evidence, force: bool = False) -> ConfirmResult:
+def payment_expire(
+    *, reference: str, evidence: Evidence, force: bool = False, provider_payment_id: str = ""
+) -> ConfirmResult:
     """Expire an open session whose expiry has passed (or any open one, with `force`:
     the provider says it expired)."""
     return _close(
-        reference, evidence, PaymentStatus.EXPIRED, "payment.expired", only_if_due=not force
+        reference,
+        evidence,
+        PaymentStatus.EXPIRED,
+        "payment.expired",
+        only_if_due=not force,
+        provider_payment_id=provider_payment_id,
     )
 
 
@@ -379,15 +431,31 @@ def payment_mark_processing(*, reference: str, evidence: Evidence) -> ConfirmRes
 
 
 def payment_refund(
-    *, reference: str, evidence: Evidence, chargeback: bool = False, amount: Decimal | None = None
+    *,
+    reference: str,
+    evidence: Evidence,
+    chargeback: bool = False,
+    amount: Decimal | None = None,
+    provider_payment_id: str = "",
 ) -> ConfirmResult:
-    """Record a refund or chargeback. Only a completed payment becomes refunded; any other
-    state keeps its status and the notice is recorded and alerted."""
+    """Record a refund or chargeback. Only a completed payment becomes refunded; a repeat
+    changes nothing; a notice about another provider payment (e.g. a refunded duplicate) or
+    for a payment that is not completed keeps the status and is recorded and alerted."""
     evidence.check()
     kind = "chargeback" if chargeback else "refund"
     with transaction.atomic():
         session = _lock(reference)
         before = session.status
+        if before == PaymentStatus.REFUNDED:
+            return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
+        if _about_other_payment(session, provider_payment_id, evidence, kind):
+            _alert(
+                session,
+                f"payment.{kind}_other_payment",
+                _("A refund was recorded for a second payment of this session."),
+                provider_payment_id=provider_payment_id,
+            )
+            return ConfirmResult(ConfirmOutcome.IGNORED, session)
         if before != PaymentStatus.COMPLETED:
             _audit(session, f"ignored_{kind}", evidence, before=before, data={"amount": amount})
             _alert(

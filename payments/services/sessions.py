@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from config.errors import PermissionDenied
 from payments.errors import (
+    CouponError,
     IdempotencyConflict,
     InvalidParams,
     PaymentError,
@@ -107,9 +108,11 @@ def payment_session_create(
             _("%(purpose)s cannot be paid with %(provider)s.")
             % {"purpose": purpose, "provider": provider[:30]}
         )
-    if not (user and user.is_authenticated) and not handler.allow_anonymous:
-        raise PermissionDenied(_("Log in to pay for this."), code="login_required")
     user = user if user and user.is_authenticated else None
+    if user is None and (not handler.allow_anonymous or provider == Provider.WALLET):
+        raise PermissionDenied(_("Log in to pay for this."), code="login_required")
+    if coupon_code and not handler.accepts_coupons:
+        raise CouponError(_("Coupons do not apply to this purchase."), code="coupon_inapplicable")
     if params is not None and not isinstance(params, dict):
         raise InvalidParams(_("params must be an object."))
     params = params or {}
@@ -136,9 +139,15 @@ def payment_session_create(
             if existing is None:
                 raise
             result = _replay(existing, fingerprint)
-    if result.session.is_open and not result.session.provider_data:
-        payment_session_provider_sync(session=result.session, payer_email=payer_email)
-        result.session.refresh_from_db()
+    session = result.session
+    if session.is_open and not session.provider_data:
+        if session.expires_at <= timezone.now():
+            raise PaymentError(
+                _("This payment expired before it could be started; start a new one."),
+                code="payment_expired",
+            )
+        payment_session_provider_sync(session=session, payer_email=payer_email)
+        session.refresh_from_db()
     return result
 
 
@@ -214,6 +223,12 @@ def payment_session_provider_sync(*, session: PaymentSession, payer_email: str =
     adapter = provider_get(session.provider)
     if adapter is None or not hasattr(adapter, "create_payment"):
         return
+    minimum = getattr(adapter, "min_expiry_minutes", 0)
+    earliest = timezone.now() + timedelta(minutes=minimum)
+    if minimum and session.expires_at < earliest:
+        # Keep our expiry and the provider's in step when the provider needs more time.
+        PaymentSession.objects.filter(pk=session.pk).update(expires_at=earliest)
+        session.expires_at = earliest
     email = payer_email or getattr(session.user, "email", "") or ""
     created = adapter.create_payment(
         session, payer_email=email, description=session.metadata.get("description", "")

@@ -14,9 +14,10 @@ from datetime import timedelta
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from config.logging import redact
 from notifications.services import alert_raise
 from payments.errors import PaymentNotFound, ProviderUnavailable
 from payments.models import AuditSource, DeliveryStatus, WebhookDelivery
@@ -97,8 +98,8 @@ def delivery_reject(*, delivery: WebhookDelivery, status: int, error: str) -> De
 def _finish(delivery, status, http_status, *, error="", trace="", session=None) -> None:
     delivery.status = status
     delivery.response_status = http_status
-    delivery.error = error[:4000]
-    delivery.traceback = trace[:20000]
+    delivery.error = redact(error)[:4000]
+    delivery.traceback = redact(trace)[:20000]
     delivery.processed_at = timezone.now()
     if session is not None:
         delivery.session = session
@@ -129,14 +130,20 @@ def _apply(notification: Notification, evidence: Evidence):
         )
     if state == PaymentState.PROCESSING:
         return payment_mark_processing(reference=reference, evidence=evidence)
+    payment_id = notification.provider_payment_id
     if state == PaymentState.FAILED:
-        return payment_fail(reference=reference, evidence=evidence)
+        return payment_fail(reference=reference, evidence=evidence, provider_payment_id=payment_id)
     if state == PaymentState.CANCELLED:
-        return payment_cancel(reference=reference, evidence=evidence)
+        return payment_cancel(
+            reference=reference, evidence=evidence, provider_payment_id=payment_id
+        )
     if state == PaymentState.EXPIRED:
-        return payment_expire(reference=reference, evidence=evidence, force=True)
+        return payment_expire(
+            reference=reference, evidence=evidence, force=True, provider_payment_id=payment_id
+        )
     if state in (PaymentState.REFUNDED, PaymentState.CHARGED_BACK):
         return payment_refund(
+            provider_payment_id=payment_id,
             reference=reference,
             evidence=evidence,
             amount=notification.amount,
@@ -230,7 +237,7 @@ def delivery_process(*, delivery_id: int) -> DeliveryResponse:
     except MalformedPayload as exc:
         _finish(delivery, DeliveryStatus.REJECTED, 400, error=f"malformed: {exc}")
         return DeliveryResponse(400, {"error": f"malformed payload: {exc}"})
-    except (ProviderUnavailable, DatabaseError) as exc:
+    except (ProviderUnavailable, OperationalError, InterfaceError) as exc:
         logger.warning("webhook delivery %s failed: %s", delivery.pk, exc)
         return _fail(delivery, 503, exc, transient=True)
     except Exception as exc:

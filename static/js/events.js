@@ -17,6 +17,7 @@
   var MAX_DELAY_MS = 10000;
   var WATCHDOG_MS = 70000;
   var MEMORY = 5000;
+  var RESUME_LOOKBACK = 200;
   var FATAL_CLOSE_CODES = { 4400: true, 4401: true };
 
   function EventStream(options) {
@@ -37,7 +38,13 @@
   EventStream.prototype.url = function () {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var params = new URLSearchParams();
-    if (this.lastId !== null) params.set("since", String(this.lastId));
+    if (this.lastId !== null) {
+      params.set("since", String(this.lastId));
+      // Ids just below `since` may still commit late; say which of them we already have.
+      var floor = this.lastId - RESUME_LOOKBACK;
+      var recent = this.seenOrder.filter(function (id) { return id > floor; }).slice(-500);
+      if (recent.length) params.set("seen", recent.join(","));
+    }
     if (this.token) params.set("token", this.token);
     var query = params.toString();
     return scheme + window.location.host + this.path + (query ? "?" + query : "");

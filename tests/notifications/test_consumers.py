@@ -1,5 +1,7 @@
 """The /ws/events/ consumer on the real Redis channel layer."""
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 
@@ -166,3 +168,58 @@ async def test_idle_connection_gets_heartbeats(redis_layer, settings):
     frame = await ws.receive_json_from(timeout=2)
     assert frame["type"] == "heartbeat"
     await ws.disconnect()
+
+
+async def test_event_committed_late_below_the_resume_point_is_not_lost(redis_layer):
+    """Ids are taken before commit: event A (lower id) may commit after B was delivered.
+    A client that resumes saying which recent ids it has seen still gets A."""
+    import threading
+
+    from django.db import connection, transaction
+
+    user = await make_user()
+    audience = f"user:{user.pk}"
+    published, release, done = threading.Event(), threading.Event(), threading.Event()
+    slow_id = {}
+
+    def slow_transaction():
+        try:
+            with transaction.atomic():
+                (event,) = event_publish(audience=audience, type="slow", payload={})
+                slow_id["id"] = event.id
+                published.set()
+                release.wait(10)
+        finally:
+            connection.close()
+            done.set()
+
+    ws, _, _ = await ws_connect(user=user)
+    threading.Thread(target=slow_transaction, daemon=True).start()
+    await asyncio.get_running_loop().run_in_executor(None, published.wait, 10)
+    (fast,) = await publish(audience=audience, type="fast", payload={})
+    assert fast.id > slow_id["id"]
+    (frame,) = await receive_frames(ws, 1)
+    assert frame["id"] == fast.id
+    await ws.disconnect()
+
+    release.set()  # A commits while the client is away
+    await asyncio.get_running_loop().run_in_executor(None, done.wait, 10)
+
+    ws2, connected, _ = await ws_connect(user=user, since=fast.id, seen=str(fast.id))
+    assert connected
+    (late,) = await receive_frames(ws2, 1)
+    assert (late["id"], late["type"]) == (slow_id["id"], "slow")
+    assert await ws2.receive_nothing(timeout=0.3)
+    await ws2.disconnect()
+
+
+async def test_connection_is_closed_when_its_token_expires(redis_layer, settings):
+    settings.EVENTS_HEARTBEAT_SECONDS = 0.2
+    token = audience_token_create(audiences=["display:lobby"], ttl_seconds=1)
+    ws, connected, _ = await ws_connect(token=token)
+    assert connected
+    while True:
+        output = await ws.receive_output(timeout=4)
+        if output["type"] == "websocket.close":
+            break
+    assert output["code"] == 4401

@@ -16,7 +16,7 @@ def _session_cookie(user) -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-async def ws_connect(*, user=None, token=None, since=None, origin=b"http://localhost"):
+async def ws_connect(*, user=None, token=None, since=None, seen=None, origin=b"http://localhost"):
     headers = [(b"host", b"localhost")]
     if origin:
         headers.append((b"origin", origin))
@@ -28,6 +28,8 @@ async def ws_connect(*, user=None, token=None, since=None, origin=b"http://local
         query["token"] = token
     if since is not None:
         query["since"] = str(since)
+    if seen is not None:
+        query["seen"] = seen
     path = "/ws/events/" + ("?" + urlencode(query) if query else "")
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)

@@ -122,3 +122,25 @@ def test_delivery_becomes_dead_after_the_last_attempt(client, mp_fake, settings)
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.DEAD
     assert Event.objects.filter(type="alert.raised", payload__code="webhook.dead").count() == 1
+
+
+def test_view_only_staff_cannot_run_changing_actions(client, test_purpose):
+    from django.contrib.auth.models import Permission
+
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_paymentsession"))
+    client.force_login(viewer)
+    session = kiosk_session()
+    page = client.get("/admin/payments/paymentsession/")
+    assert page.status_code == 200 and b"confirm_manually" not in page.content
+    client.post(
+        "/admin/payments/paymentsession/",
+        {
+            "action": "confirm_manually",
+            ACTION_CHECKBOX_NAME: [session.pk],
+            "apply": "1",
+            "reason": "sneaky",
+        },
+    )
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.PENDING

@@ -17,6 +17,8 @@ from tests.payments.conftest import create_session
 pytestmark = pytest.mark.django_db
 
 TOPUP = {"purpose": "wallet_topup", "provider": "mercadopago", "amount": "20.00"}
+# A fixed-price purchase (10.00 BRL) that accepts coupons.
+PURCHASE = {"purpose": "test_purchase", "provider": "mercadopago", "params": {"item": "tea"}}
 
 
 @pytest.fixture
@@ -114,10 +116,12 @@ def test_provider_down_at_creation_is_502_and_the_same_key_retries(client, custo
 # --- Coupons -------------------------------------------------------------------------------
 
 
-def test_percent_coupon_is_applied_and_counted_only_on_completion(client, customer, mp_fake):
+def test_percent_coupon_is_applied_and_counted_only_on_completion(
+    client, customer, mp_fake, test_purpose
+):
     coupon = CouponFactory(code="WELCOME10", kind="percent", value=10)
-    body = create_session(client, key="c-1", **TOPUP, coupon="welcome10").json()
-    assert (body["original_amount"], body["discount"], body["amount"]) == ("20.00", "2.00", "18.00")
+    body = create_session(client, key="c-1", **PURCHASE, coupon="welcome10").json()
+    assert (body["original_amount"], body["discount"], body["amount"]) == ("10.00", "1.00", "9.00")
     assert body["coupon"] == "WELCOME10"
     coupon.refresh_from_db()
     assert coupon.used_count == 0
@@ -126,9 +130,9 @@ def test_percent_coupon_is_applied_and_counted_only_on_completion(client, custom
     assert coupon.used_count == 1
 
 
-def test_fixed_coupon_never_goes_below_zero(client, customer, mp_fake):
+def test_fixed_coupon_never_goes_below_zero(client, customer, mp_fake, test_purpose):
     CouponFactory(code="BIG", kind="fixed", value=Decimal("50.00"), currency="BRL")
-    body = create_session(client, key="c-2", **TOPUP, coupon="BIG").json()
+    body = create_session(client, key="c-2", **PURCHASE, coupon="BIG").json()
     assert body["amount"] == "0.00" and body["status"] == "completed"
 
 
@@ -145,20 +149,20 @@ def test_fixed_coupon_never_goes_below_zero(client, customer, mp_fake):
     ],
 )
 def test_unusable_coupons_are_refused_and_nothing_is_created(
-    client, customer, mp_fake, coupon, message
+    client, customer, mp_fake, test_purpose, coupon, message
 ):
     if coupon is not None:
         CouponFactory(code="PROMO", **coupon)
-    response = create_session(client, key="c-3", **TOPUP, coupon="PROMO")
+    response = create_session(client, key="c-3", **PURCHASE, coupon="PROMO")
     assert response.status_code == 400
     assert message in response.json()["error"]["message"]
     assert not PaymentSession.objects.exists()
 
 
-def test_open_sessions_hold_the_last_use_of_a_coupon(client, customer, mp_fake):
+def test_open_sessions_hold_the_last_use_of_a_coupon(client, customer, mp_fake, test_purpose):
     CouponFactory(code="ONCE", max_uses=1)
-    assert create_session(client, key="h-1", **TOPUP, coupon="ONCE").status_code == 201
-    refused = create_session(client, key="h-2", **TOPUP, coupon="ONCE")
+    assert create_session(client, key="h-1", **PURCHASE, coupon="ONCE").status_code == 201
+    refused = create_session(client, key="h-2", **PURCHASE, coupon="ONCE")
     assert refused.status_code == 400
     assert Coupon.objects.get(code="ONCE").used_count == 0
 
@@ -212,3 +216,32 @@ def test_pending_session_expires_on_schedule_and_late_money_is_kept(client, cust
     )
     payment_expire(reference=body["reference"], evidence=Evidence(source="system"))
     assert PaymentSession.objects.get(reference=body["reference"]).status == (PaymentStatus.EXPIRED)
+
+
+def test_top_ups_take_no_coupon(client, customer, mp_fake):
+    CouponFactory(code="FREE", kind="percent", value=100)
+    response = create_session(client, key="t-1", **TOPUP, coupon="FREE")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "coupon_inapplicable"
+    assert not PaymentSession.objects.exists()
+
+
+def test_pix_expiry_sent_to_mercado_pago_is_at_least_thirty_minutes_ahead(
+    client, customer, mp_fake, settings
+):
+    from django.utils.dateparse import parse_datetime
+
+    settings.PAYMENT_SESSION_TTL_MINUTES = 5
+    body = create_session(client, key="x-1", **TOPUP).json()
+    (payment,) = mp_fake.payments.values()
+    sent = parse_datetime(payment["date_of_expiration"])
+    assert sent - timezone.now() > timedelta(minutes=30)
+    assert abs(parse_datetime(body["expires_at"]) - sent) < timedelta(seconds=1)
+
+
+def test_anonymous_cannot_pay_from_a_wallet(client, test_purpose):
+    response = create_session(
+        client, key="w-1", purpose="test_purchase", provider="wallet", params={"item": "tea"}
+    )
+    assert response.status_code == 403
+    assert not PaymentSession.objects.exists()

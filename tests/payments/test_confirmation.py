@@ -50,8 +50,11 @@ def purchase(user=None, provider="kiosk"):
     ).session
 
 
-def frames(callbacks_events, type_):
-    return [e for e in callbacks_events if e.type == type_]
+def confirm(session, **kwargs):
+    """What a provider notification says: the session's own amount, unless told otherwise."""
+    kwargs.setdefault("amount", session.amount)
+    kwargs.setdefault("currency", session.currency)
+    return payment_confirm(reference=session.reference, evidence=WEBHOOK, **kwargs)
 
 
 def test_topup_confirmed_once_credits_wallet_and_tells_the_user(
@@ -82,7 +85,7 @@ def test_topup_confirmed_once_credits_wallet_and_tells_the_user(
     assert event.payload["amount"] == "25.00"
 
     for _ in range(4):
-        again = payment_confirm(reference=session.reference, evidence=WEBHOOK)
+        again = confirm(session)
         assert again.outcome == ConfirmOutcome.ALREADY_PROCESSED
     assert LedgerEntry.objects.filter(session=session).count() == 1
     assert Event.objects.filter(type="payment.confirmed").count() == 2  # user + payment
@@ -90,7 +93,7 @@ def test_topup_confirmed_once_credits_wallet_and_tells_the_user(
 
 def test_pending_or_failed_after_approved_changes_nothing(mp_fake):
     session = topup(UserFactory())
-    payment_confirm(reference=session.reference, evidence=WEBHOOK)
+    confirm(session)
     assert payment_mark_processing(reference=session.reference, evidence=WEBHOOK).outcome == (
         ConfirmOutcome.IGNORED
     )
@@ -109,9 +112,8 @@ def test_approved_after_expiry_is_recorded_as_late_and_flagged(mp_fake):
     user = UserFactory()
     session = topup(user)
     payment_expire(reference=session.reference, evidence=WEBHOOK, force=True)
-    result = payment_confirm(
-        reference=session.reference,
-        evidence=WEBHOOK,
+    result = confirm(
+        session,
         provider_payment_id=session.provider_payment_id,
     )
     assert result.outcome == ConfirmOutcome.LATE
@@ -163,7 +165,7 @@ def test_currency_mismatch_is_a_mismatch(mp_fake):
 def test_failing_fulfilment_keeps_the_payment_and_is_rerun_exactly_once(test_purpose):
     test_purpose.failing = True
     session = purchase()
-    result = payment_confirm(reference=session.reference, evidence=WEBHOOK)
+    result = confirm(session)
     assert result.outcome == ConfirmOutcome.CONFIRMED and not result.fulfilled
     session.refresh_from_db()
     assert session.status == PaymentStatus.COMPLETED
@@ -187,7 +189,7 @@ def test_failing_fulfilment_keeps_the_payment_and_is_rerun_exactly_once(test_pur
 def test_refused_fulfilment_flags_a_refund(test_purpose):
     test_purpose.refusing = True
     session = purchase()
-    payment_confirm(reference=session.reference, evidence=WEBHOOK)
+    confirm(session)
     session.refresh_from_db()
     assert session.refund_due and session.fulfilled_at is None
     assert Event.objects.filter(payload__code="payment.refund_due").exists()
@@ -195,10 +197,8 @@ def test_refused_fulfilment_flags_a_refund(test_purpose):
 
 def test_second_provider_payment_for_a_paid_session_is_flagged(test_purpose):
     session = purchase()
-    payment_confirm(reference=session.reference, evidence=WEBHOOK, provider_payment_id="tx-1")
-    result = payment_confirm(
-        reference=session.reference, evidence=WEBHOOK, provider_payment_id="tx-2"
-    )
+    confirm(session, provider_payment_id="tx-1")
+    result = confirm(session, provider_payment_id="tx-2")
     assert result.outcome == ConfirmOutcome.DUPLICATE_PAYMENT
     assert Event.objects.filter(type="test.fulfilled").count() == 1
     assert Event.objects.filter(payload__code="payment.duplicate").exists()
@@ -206,16 +206,14 @@ def test_second_provider_payment_for_a_paid_session_is_flagged(test_purpose):
 
 def test_refund_after_completion_is_recorded_and_alerted(test_purpose):
     session = purchase()
-    payment_confirm(reference=session.reference, evidence=WEBHOOK)
+    confirm(session)
     payment_refund(reference=session.reference, evidence=WEBHOOK, chargeback=True)
     session.refresh_from_db()
     assert session.status == PaymentStatus.REFUNDED
     assert session.audits.filter(action="chargeback").exists()
     assert Event.objects.filter(payload__code="payment.chargeback").exists()
     # Refunded is terminal: a late "approved" does not bring it back.
-    assert payment_confirm(reference=session.reference, evidence=WEBHOOK).outcome == (
-        ConfirmOutcome.ALREADY_PROCESSED
-    )
+    assert confirm(session).outcome == (ConfirmOutcome.ALREADY_PROCESSED)
 
 
 def test_staff_actions_need_a_reason(test_purpose):
@@ -248,3 +246,49 @@ def test_paying_from_wallet_goes_through_the_same_path(test_purpose):
         purchase(user, provider="wallet")
     assert wallet_account_get(user=user).balance == Decimal("2.00")
     assert PaymentSession.objects.filter(user=user).count() == 1
+
+
+def test_a_webhook_that_does_not_say_the_amount_is_not_fulfilled(test_purpose):
+    session = purchase()
+    result = payment_confirm(reference=session.reference, evidence=WEBHOOK)
+    assert result.outcome == ConfirmOutcome.MISMATCH
+    assert not Event.objects.filter(type="test.fulfilled").exists()
+
+
+def test_notices_about_another_provider_payment_leave_the_session_alone(test_purpose):
+    session = purchase()
+    confirm(session, provider_payment_id="tx-1")
+    confirm(session, provider_payment_id="tx-2")  # a duplicate payment, refunded by staff
+    result = payment_refund(
+        reference=session.reference, evidence=WEBHOOK, provider_payment_id="tx-2"
+    )
+    assert result.outcome == ConfirmOutcome.IGNORED
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED
+    assert Event.objects.filter(payload__code="payment.refund_other_payment").exists()
+    assert (
+        payment_fail(
+            reference=session.reference, evidence=WEBHOOK, provider_payment_id="tx-2"
+        ).outcome
+        == ConfirmOutcome.IGNORED
+    )
+
+
+def test_a_repeated_refund_notice_changes_nothing_and_alerts_once(test_purpose):
+    session = purchase()
+    confirm(session)
+    payment_refund(reference=session.reference, evidence=WEBHOOK)
+    again = payment_refund(reference=session.reference, evidence=WEBHOOK)
+    assert again.outcome == ConfirmOutcome.ALREADY_PROCESSED
+    assert Event.objects.filter(payload__code="payment.refund").count() == 1
+
+
+def test_an_unknown_purpose_still_records_the_money(test_purpose, monkeypatch):
+    from payments import registry
+
+    session = purchase()
+    monkeypatch.delitem(registry._PURPOSES, "test_purchase")
+    result = confirm(session)
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED and not result.fulfilled
+    assert "UnknownPurpose" in session.fulfilment_error

@@ -323,3 +323,69 @@ def test_replay_command_validates_its_arguments():
         call_command("replay_webhooks")
     with pytest.raises(CommandError):
         call_command("replay_webhooks", "--id", "424242")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": ""},
+        {"currency": None},
+        {"currency": "BRLX"},
+        {"amount": "1e20"},
+        {"amount": "NaN"},
+        {"amount": True},
+    ],
+)
+def test_kiosk_paid_without_a_usable_amount_is_400_and_changes_nothing(
+    client, kiosk_secret, test_purpose, change
+):
+    import json as jsonlib
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    session = kiosk_session()
+    body = {
+        "transaction_id": "tx-9",
+        "reference": session.reference,
+        "status": "paid",
+        "amount": "10.00",
+        "currency": "BRL",
+        **change,
+    }
+    raw = jsonlib.dumps(body)
+    ts = int(time.time())
+    headers = {
+        "webhook-id": "msg_x",
+        "webhook-timestamp": str(ts),
+        "webhook-signature": Webhook(kiosk_secret).sign(
+            "msg_x", datetime.fromtimestamp(ts, UTC), raw
+        ),
+    }
+    response = post_kiosk(client, headers, raw.encode())
+    assert response.status_code == 400
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.PENDING
+
+
+def test_mercadopago_notification_for_an_unknown_payment_is_ignored(client, mp_fake):
+    from payments.fakes.mercadopago import sign_notification
+
+    signature = sign_notification(
+        secret=mp_fake.webhook_secret, data_id="123456", request_id="req-404", ts=int(time.time())
+    )
+    response = client.post(
+        "/webhooks/mercadopago/?data.id=123456&type=payment",
+        data='{"type": "payment", "data": {"id": "123456"}}',
+        content_type="application/json",
+        headers={"x-signature": signature, "x-request-id": "req-404"},
+    )
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+
+
+def test_mercadopago_rejecting_our_token_is_a_retryable_503(client, mp_fake, settings):
+    session = topup(UserFactory())
+    notification = mp_fake.notification(session.provider_payment_id)
+    settings.MERCADOPAGO_ACCESS_TOKEN = "TEST-rotated-token"
+    assert post_mp(client, notification).status_code == 503
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.FAILED
