@@ -291,9 +291,24 @@ WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300
 # Confirma's own retries of failed deliveries: attempts and first back-off (seconds).
 WEBHOOK_RETRY_MAX_ATTEMPTS = env.int("WEBHOOK_RETRY_MAX_ATTEMPTS", default=8)
 WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+# Process webhooks in a thread pool of their own (in parallel) rather than in the single
+# thread ASGI gives Django's sync views.
+WEBHOOKS_IN_THREAD_POOL = env.bool("WEBHOOKS_IN_THREAD_POOL", default=True)
 # Seconds to wait for a provider's API (payment creation, lookups).
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=8.0)
 # Public base URL providers post notifications to (e.g. https://confirma.example.com).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # Local fake providers for the demo and tests; never on in production.
 FAKE_PROVIDERS = env.bool("FAKE_PROVIDERS", default=False) and DEBUG
+
+# --- Tickets and printing ----------------------------------------------------------------------
+BUSINESS_NAME = env.str("BUSINESS_NAME", default="Confirma")
+# Seconds to connect, write and get the status of a network printer (each step).
+PRINT_TIMEOUT_SECONDS = env.float("PRINT_TIMEOUT_SECONDS", default=3.0)
+# Attempts per print job, and the first back-off between them (seconds, doubling).
+PRINT_MAX_ATTEMPTS = env.int("PRINT_MAX_ATTEMPTS", default=3)
+PRINT_RETRY_BASE_SECONDS = env.float("PRINT_RETRY_BASE_SECONDS", default=2.0)
+# The public display board audience that shows called tickets (display:<name>).
+TICKET_DISPLAY = env.str("TICKET_DISPLAY", default="lobby")
+# Seconds the kiosk shows a final screen before going back to the start.
+KIOSK_RESET_SECONDS = env.int("KIOSK_RESET_SECONDS", default=20)

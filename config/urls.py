@@ -5,10 +5,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import apis, views
 from payments import urls as payment_urls
+from tickets import urls as ticket_urls
 
 api_urlpatterns = [
     path("me/", apis.MeApi.as_view(), name="api-me"),
     path("", include(payment_urls.api_urlpatterns)),
+    path("", include(ticket_urls.api_urlpatterns)),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -23,6 +25,7 @@ urlpatterns = [
     path("webhooks/", include(payment_urls.webhook_urlpatterns)),
     path("payments/", include(payment_urls.page_urlpatterns)),
     path("machines/", include("subscriptions.urls")),
+    path("", include(ticket_urls.urlpatterns)),
     path("api/", include(api_urlpatterns)),
     path("", include("notifications.urls")),
 ]

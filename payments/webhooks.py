@@ -4,7 +4,9 @@ Each request is stored first (its own transaction), then processed; the response
 tells the provider whether to retry.
 """
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -36,11 +38,30 @@ def _receive(request, provider: str, endpoint: str) -> JsonResponse:
     return JsonResponse({**outcome.body, "delivery": delivery.pk}, status=outcome.status)
 
 
-@csrf_exempt
-def mercadopago(request):
-    return _receive(request, Provider.MERCADOPAGO, "mercadopago")
+def _receive_in_worker_thread(request, provider: str, endpoint: str) -> JsonResponse:
+    close_old_connections()
+    try:
+        return _receive(request, provider, endpoint)
+    finally:
+        close_old_connections()
+
+
+async def _receive_async(request, provider: str, endpoint: str) -> JsonResponse:
+    # Webhooks run in a thread pool of their own rather than in the one thread that serves
+    # Django's sync views under ASGI: deliveries are processed in parallel, and a page that
+    # waits on a webhook (the integration self-test) cannot block it.
+    if settings.WEBHOOKS_IN_THREAD_POOL:
+        return await sync_to_async(_receive_in_worker_thread, thread_sensitive=False)(
+            request, provider, endpoint
+        )
+    return await sync_to_async(_receive)(request, provider, endpoint)
 
 
 @csrf_exempt
-def kiosk(request):
-    return _receive(request, Provider.KIOSK, "kiosk")
+async def mercadopago(request):
+    return await _receive_async(request, Provider.MERCADOPAGO, "mercadopago")
+
+
+@csrf_exempt
+async def kiosk(request):
+    return await _receive_async(request, Provider.KIOSK, "kiosk")

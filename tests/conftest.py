@@ -93,3 +93,12 @@ def memory_layer(settings):
 def _fast_password_hashing(settings):
     """Hashing test passwords with PBKDF2 would cost ~0.3 s per user."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _webhooks_in_the_test_thread(request, settings):
+    """A test inside a rolled-back transaction must see the webhook's writes: unless the
+    test is transactional, webhooks run in the calling thread (same connection)."""
+    marker = request.node.get_closest_marker("django_db")
+    if not (marker and marker.kwargs.get("transaction")):
+        settings.WEBHOOKS_IN_THREAD_POOL = False

@@ -4,4 +4,32 @@ from django.utils.translation import gettext_lazy as _
 
 class TicketsConfig(AppConfig):
     name = "tickets"
-    verbose_name = _("Tickets")
+    verbose_name = _("Kiosk tickets")
+
+    def ready(self) -> None:
+        from config.demo import demo_register
+        from config.navigation import Page, page_register
+        from payments.registry import purpose_register
+        from tickets.demo import tickets_demo
+        from tickets.services import TicketPurpose
+
+        purpose_register(TicketPurpose())
+        page_register(
+            Page(
+                "operator",
+                _("Ticket queue"),
+                _("Call, serve and reprint tickets."),
+                ("operator",),
+                30,
+            )
+        )
+        page_register(
+            Page(
+                "integration",
+                _("Kiosk integration"),
+                _("Paid sessions vs tickets, live."),
+                ("staff",),
+                120,
+            )
+        )
+        demo_register(tickets_demo)

@@ -1,0 +1,223 @@
+"""Kiosk queue tickets: services, tickets numbered per service per local day, printers and
+print jobs."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Service(models.Model):
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(_("letter prefix"), max_length=2, unique=True)
+    price = models.DecimalField(_("price"), max_digits=10, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3, default="BRL")
+    active = models.BooleanField(_("active"), default=True)
+    display_order = models.PositiveIntegerField(_("display order"), default=0)
+
+    class Meta:
+        verbose_name = _("service")
+        verbose_name_plural = _("services")
+        ordering = ["display_order", "name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="service_price_positive"),
+            models.CheckConstraint(
+                condition=Q(prefix__regex=r"^[A-Z]{1,2}$"), name="service_prefix_letters"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix} — {self.name}"
+
+
+class TicketCounter(models.Model):
+    """The last number given for a service on a local day; locked to number a ticket."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["service", "day"], name="counter_one_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} {self.day}: {self.last_number}"
+
+
+class TicketStatus(models.TextChoices):
+    PAID = "paid", _("paid")
+    PRINTING = "printing", _("printing")
+    IN_QUEUE = "in_queue", _("in queue")
+    CALLED = "called", _("called")
+    IN_PROGRESS = "in_progress", _("in progress")
+    COMPLETED = "completed", _("completed")
+    PRINT_ERROR = "print_error", _("print error")
+    NO_SHOW = "no_show", _("no show")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+S = TicketStatus
+# The allowed transitions, written once. A ticket with a print error can still be
+# called (the customer shows the number at the desk) or reprinted.
+TICKET_TRANSITIONS: dict[str, set[str]] = {
+    S.PAID: {S.PRINTING, S.PRINT_ERROR, S.CANCELLED},
+    S.PRINTING: {S.IN_QUEUE, S.PRINT_ERROR, S.PRINTING, S.CANCELLED},
+    S.PRINT_ERROR: {S.PRINTING, S.CALLED, S.CANCELLED},
+    S.IN_QUEUE: {S.CALLED, S.PRINTING, S.CANCELLED},
+    S.CALLED: {S.CALLED, S.IN_PROGRESS, S.NO_SHOW, S.CANCELLED},
+    S.IN_PROGRESS: {S.COMPLETED},
+    S.COMPLETED: set(),
+    S.NO_SHOW: set(),
+    S.CANCELLED: set(),
+}
+WAITING_STATUSES = (S.PAID, S.PRINTING, S.IN_QUEUE, S.PRINT_ERROR)
+
+
+class Ticket(models.Model):
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="tickets")
+    day = models.DateField(_("day"))
+    number = models.PositiveIntegerField(_("number"))
+    status = models.CharField(
+        _("status"), max_length=12, choices=TicketStatus.choices, default=TicketStatus.PAID
+    )
+    customer_name = models.CharField(_("customer name"), max_length=60, blank=True, default="")
+    # Only the last digits of a CPF are ever kept.
+    cpf_masked = models.CharField(_("CPF (masked)"), max_length=14, blank=True, default="")
+    payment_session = models.OneToOneField(
+        "payments.PaymentSession",
+        on_delete=models.PROTECT,
+        related_name="ticket",
+        verbose_name=_("payment session"),
+    )
+    desk = models.CharField(_("desk"), max_length=20, blank=True, default="")
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    paid_at = models.DateTimeField(_("paid at"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    printed_at = models.DateTimeField(_("printed at"), null=True, blank=True)
+    called_at = models.DateTimeField(_("called at"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "day", "number"], name="ticket_number_unique_per_day"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "paid_at"], name="ticket_queue"),
+            models.Index(fields=["called_at"], name="ticket_called"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def code(self) -> str:
+        return f"{self.service.prefix}-{self.number:03d}"
+
+
+class Printer(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    location = models.CharField(_("location"), max_length=200, blank=True, default="")
+    url = models.CharField(
+        _("URL"), max_length=300, help_text=_("tcp://host:9100, file:///dev/usb/lp0 or dummy:")
+    )
+    profile = models.CharField(_("python-escpos profile"), max_length=60, default="default")
+    enabled = models.BooleanField(_("enabled"), default=True)
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True, default="")
+    last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("printer")
+        verbose_name_plural = _("printers")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PrintJobStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    SENDING = "sending", _("sending")
+    PRINTED = "printed", _("printed")
+    FAILED = "failed", _("failed")
+
+
+class PrintJob(models.Model):
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="print_jobs")
+    printer = models.ForeignKey(
+        Printer, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    data = models.BinaryField(_("ESC/POS bytes"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=PrintJobStatus.choices, default=PrintJobStatus.QUEUED
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True, default="")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("print job")
+        verbose_name_plural = _("print jobs")
+        indexes = [models.Index(fields=["status", "created_at"], name="printjob_status")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.ticket} ({self.status})"
+
+
+class TicketEvent(models.Model):
+    """Append-only audit of a ticket's steps."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(max_length=30)
+    from_status = models.CharField(max_length=12, blank=True, default="")
+    to_status = models.CharField(max_length=12, blank=True, default="")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("ticket event")
+        verbose_name_plural = _("ticket events")
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.type}"
+
+
+class Kiosk(models.Model):
+    """A self-service kiosk; opened with its device token (only the hash is kept)."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    location = models.CharField(_("location"), max_length=200, blank=True, default="")
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    printer = models.ForeignKey(
+        Printer,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="kiosks",
+        verbose_name=_("printer"),
+    )
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("kiosk")
+        verbose_name_plural = _("kiosks")
+
+    def __str__(self) -> str:
+        return self.name

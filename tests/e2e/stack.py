@@ -43,6 +43,7 @@ class Stack:
         self.kind = kind
         self.port = free_port()
         self.server: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
         self.log = open(workdir / f"daphne-{kind}.log", "ab")  # noqa: SIM115
         self._pg_name = None
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -105,7 +106,27 @@ class Stack:
         out = self.manage("notify", "--audience", audience, "--type", type, "--data", data)
         return int(re.search(r"published event (\d+)", out).group(1))
 
+    def demo_line(self, pattern: str) -> str:
+        return re.search(pattern, self.demo_output, re.M).group(1)
+
     def start(self) -> None:
+        if self.worker is None or self.worker.poll() is not None:
+            self.worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "db_worker",
+                    "--no-reload",
+                    "--interval",
+                    "0.2",
+                    "--no-startup-delay",
+                    "-v0",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=self.log,
+                stderr=self.log,
+            )
         self.server = subprocess.Popen(
             [
                 sys.executable,
@@ -145,6 +166,9 @@ class Stack:
 
     def close(self) -> None:
         self.stop()
+        if self.worker and self.worker.poll() is None:
+            self.worker.terminate()
+            self.worker.wait(timeout=10)
         self.fake_mp.stop()
         self.log.close()
         if self._pg_name:

@@ -1,0 +1,45 @@
+"""POST /api/integration/test/: a real payment through the real webhook URL."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from tests.factories import UserFactory
+from tickets.models import Printer, Ticket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def worker_inline(settings):
+    """No worker process here: run tasks as they are enqueued."""
+    # django-tasks drops its cached backends when the TASKS setting changes.
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    yield
+
+
+def test_self_test_reports_each_step(live_server, settings, kiosk_secret, service, worker_inline):
+    settings.PUBLIC_BASE_URL = live_server.url
+    Printer.objects.create(name="Demo", url="dummy:")
+    staff = UserFactory(roles=["staff"])
+    token = Token.objects.create(user=staff)
+    from django.test import Client
+
+    response = Client().post("/api/integration/test/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert [s["step"] for s in body["steps"]] == [
+        "service",
+        "session_created",
+        "webhook",
+        "ticket_created",
+        "printed",
+    ]
+    assert all(s["ok"] for s in body["steps"])
+    assert body["steps"][-1]["seconds"] < 15
+    assert Ticket.objects.get(payment_session__reference=body["reference"]).status == "in_queue"
+
+
+def test_self_test_is_for_staff_only(client):
+    client.force_login(UserFactory(roles=["operator"]))
+    assert client.post("/api/integration/test/").status_code == 403
+    assert client.post("/api/integration/test/", HTTP_AUTHORIZATION="Token nope").status_code == 403

@@ -1,0 +1,79 @@
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.http import JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from drf_spectacular.utils import extend_schema
+from rest_framework.authtoken.models import Token
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.roles import has_role
+from tickets.selectors import integration_health
+from tickets.selftest import integration_self_test
+
+
+class IsStaff:
+    def has_permission(self, request, view):
+        return request.user.is_authenticated and has_role(request.user, "staff")
+
+    def has_object_permission(self, request, view, obj):
+        return self.has_permission(request, view)
+
+
+class IntegrationStatusApi(APIView):
+    """Paid kiosk sessions vs tickets: totals, conversion, timings, health, gaps."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        return Response(integration_health())
+
+
+def _csrf_failure(request):
+    """Like DRF: a session-authenticated POST must carry the CSRF token."""
+    check = CsrfViewMiddleware(lambda r: None)
+    check.process_request(request)
+    return check.process_view(request, None, (), {})
+
+
+async def _staff_user(request):
+    """The staff user behind a `Token` header or a session (with CSRF); else None."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Token "):
+        token = await Token.objects.select_related("user").filter(key=header[6:]).afirst()
+        user = token.user if token else None
+    else:
+        user = await request.auser()
+        if user.is_authenticated and _csrf_failure(request) is not None:
+            return None
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    is_staff = await sync_to_async(has_role)(user, "staff")
+    return user if is_staff else None
+
+
+def _run_self_test(base_url: str) -> dict:
+    close_old_connections()
+    try:
+        return integration_self_test(base_url=base_url)
+    finally:
+        close_old_connections()
+
+
+@csrf_exempt
+@require_POST
+async def integration_test(request):
+    """POST /api/integration/test/ (staff): a real end-to-end kiosk payment, step by step.
+
+    Async, and run in a thread of its own: it waits on the webhook, the worker and the
+    printer without holding the thread that serves Django's other sync views."""
+    if await _staff_user(request) is None:
+        return JsonResponse(
+            {"error": {"code": "permission_denied", "message": "Staff only."}}, status=403
+        )
+    result = await sync_to_async(_run_self_test, thread_sensitive=False)(settings.PUBLIC_BASE_URL)
+    return JsonResponse(result, status=200 if result["ok"] else 502)

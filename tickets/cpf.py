@@ -1,0 +1,29 @@
+"""CPF numbers: checked by their two check digits, kept and shown only masked."""
+
+import re
+
+
+def cpf_digits(value: str) -> str:
+    return re.sub(r"\D", "", value or "")
+
+
+def cpf_valid(value: str) -> bool:
+    """True for an 11-digit CPF whose check digits match (repeated digits are invalid)."""
+    digits = cpf_digits(value)
+    if len(digits) != 11 or digits == digits[0] * 11:
+        return False
+    numbers = [int(d) for d in digits]
+    for position in (9, 10):
+        total = sum(
+            n * w for n, w in zip(numbers[:position], range(position + 1, 1, -1), strict=True)
+        )
+        check = (total * 10) % 11 % 10
+        if numbers[position] != check:
+            return False
+    return True
+
+
+def cpf_mask(value: str) -> str:
+    """Only the last two digits survive: ***.***.***-09."""
+    digits = cpf_digits(value)
+    return f"***.***.***-{digits[-2:]}" if len(digits) == 11 else ""

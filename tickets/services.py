@@ -1,0 +1,369 @@
+"""Tickets: made from paid kiosk sessions, printed by a task, called by operators.
+
+The `ticket` purpose turns a paid session into a PAID ticket inside the confirmation's
+transaction (one ticket per session: a database constraint). Its number comes from the
+service's counter for the local day, locked for the increment, so concurrent payments
+get 1, 2, 3… without gaps or duplicates. Printing happens in a task, on commit.
+"""
+
+import hashlib
+import logging
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from config.errors import ConfirmaError, NotFound
+from notifications.services import alert_raise, event_publish
+from payments.errors import InvalidParams
+from payments.models import PaymentSession, Provider
+from payments.registry import Purpose, Quote
+from tickets.cpf import cpf_mask, cpf_valid
+from tickets.models import (
+    TICKET_TRANSITIONS,
+    Kiosk,
+    Printer,
+    PrintJob,
+    PrintJobStatus,
+    Service,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+    TicketStatus,
+)
+from tickets.printing import PrintError, printer_send, ticket_render
+
+logger = logging.getLogger(__name__)
+
+
+class TicketError(ConfirmaError):
+    code = "ticket_error"
+
+
+def kiosk_token_rotate(*, kiosk: Kiosk) -> str:
+    token = "kst_" + secrets.token_urlsafe(24)
+    Kiosk.objects.filter(pk=kiosk.pk).update(token_hash=hashlib.sha256(token.encode()).hexdigest())
+    return token
+
+
+def kiosk_for_token(token: str) -> Kiosk | None:
+    if not token or not token.startswith("kst_"):
+        return None
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return Kiosk.objects.filter(token_hash=digest, active=True).select_related("printer").first()
+
+
+# --- Transitions and events -------------------------------------------------------------------
+
+
+def ticket_payload(ticket: Ticket) -> dict:
+    return {
+        "ticket": ticket.pk,
+        "code": ticket.code,
+        "service": ticket.service.name,
+        "service_id": ticket.service_id,
+        "status": ticket.status,
+        "desk": ticket.desk,
+        "reference": ticket.payment_session.reference,
+    }
+
+
+def _move(ticket: Ticket, to: str, *, actor=None, **data) -> None:
+    """Change status (caller holds the ticket lock); refuses transitions not allowed."""
+    if to not in TICKET_TRANSITIONS[ticket.status]:
+        raise TicketError(
+            _("A ticket that is %(status)s cannot become %(to)s.")
+            % {"status": ticket.get_status_display(), "to": TicketStatus(to).label},
+            code="invalid_transition",
+        )
+    before = ticket.status
+    ticket.status = to
+    ticket.save()
+    TicketEvent.objects.create(
+        ticket=ticket, type=to, from_status=before, to_status=to, actor=actor, data=data
+    )
+    logger.info(
+        "ticket %s %s -> %s",
+        ticket.code,
+        before,
+        to,
+        extra={"reference": ticket.payment_session.reference},
+    )
+
+
+def _tell(ticket: Ticket, type_: str, *, customer: bool = True, display: bool = False) -> None:
+    audiences = ["role:operator"]
+    if customer:
+        audiences.append(f"payment:{ticket.payment_session.reference}")
+    if display:
+        audiences.append(f"display:{settings.TICKET_DISPLAY}")
+    event_publish(audience=audiences, type=type_, payload=ticket_payload(ticket))
+
+
+def _lock(ticket_id: int) -> Ticket:
+    try:
+        return (
+            Ticket.objects.select_for_update(of=("self",))
+            .select_related("service", "payment_session")
+            .get(pk=ticket_id)
+        )
+    except Ticket.DoesNotExist:
+        raise NotFound(_("No such ticket.")) from None
+
+
+# --- The purpose ---------------------------------------------------------------------------------
+
+
+class TicketPurpose(Purpose):
+    name = "ticket"
+    allow_anonymous = True
+    providers = (Provider.MERCADOPAGO, Provider.KIOSK)
+
+    def quote(self, *, params, user, amount, currency) -> Quote:
+        allowed = {"service", "customer_name", "cpf", "kiosk"}
+        if set(params) - allowed:
+            raise InvalidParams(_("Unknown ticket parameters."))
+        service = (
+            Service.objects.filter(pk=params.get("service"), active=True).first()
+            if (isinstance(params.get("service"), int))
+            else None
+        )
+        if service is None:
+            raise InvalidParams(_("Choose one of the services."), code="unknown_service")
+        name = str(params.get("customer_name") or "").strip()[:60]
+        cpf = str(params.get("cpf") or "").strip()
+        if cpf and not cpf_valid(cpf):
+            raise InvalidParams(_("This CPF is not valid."), code="invalid_cpf")
+        clean = {"service": service.pk, "customer_name": name, "cpf": cpf_mask(cpf)}
+        if params.get("kiosk"):
+            clean["kiosk"] = int(params["kiosk"])
+        return Quote(
+            service.price,
+            service.currency,
+            clean,
+            _("Ticket: %(service)s") % {"service": service.name},
+        )
+
+    def fulfil(self, *, session: PaymentSession) -> None:
+        if Ticket.objects.filter(payment_session=session).exists():
+            return
+        service = Service.objects.get(pk=session.params["service"])
+        paid_at = session.completed_at or timezone.now()
+        day = timezone.localdate(paid_at)
+        TicketCounter.objects.get_or_create(service=service, day=day)
+        counter = TicketCounter.objects.select_for_update().get(service=service, day=day)
+        counter.last_number += 1
+        counter.save(update_fields=["last_number"])
+        ticket = Ticket.objects.create(
+            service=service,
+            day=day,
+            number=counter.last_number,
+            paid_at=paid_at,
+            customer_name=session.params.get("customer_name", ""),
+            cpf_masked=session.params.get("cpf", ""),
+            payment_session=session,
+        )
+        TicketEvent.objects.create(ticket=ticket, type="created", to_status=ticket.status)
+        _tell(ticket, "ticket.created")
+        print_job_create(ticket=ticket, kiosk_id=session.params.get("kiosk"))
+
+    def is_fulfilled(self, *, session) -> bool:
+        return Ticket.objects.filter(payment_session=session).exists()
+
+
+# --- Printing -----------------------------------------------------------------------------------
+
+
+def _printer_for(kiosk_id) -> Printer | None:
+    kiosk = (
+        Kiosk.objects.filter(pk=kiosk_id).select_related("printer").first() if kiosk_id else None
+    )
+    if kiosk and kiosk.printer and kiosk.printer.enabled:
+        return kiosk.printer
+    return Printer.objects.filter(enabled=True).order_by("id").first()
+
+
+def print_job_create(
+    *, ticket: Ticket, kiosk_id=None, requested_by=None, printer: Printer | None = None
+) -> PrintJob:
+    """Render the ticket and queue a job; the task is enqueued when the transaction
+    commits."""
+    printer = printer or _printer_for(kiosk_id)
+    profile = printer.profile if printer else "default"
+    job = PrintJob.objects.create(
+        ticket=ticket,
+        printer=printer,
+        requested_by=requested_by,
+        data=ticket_render(ticket, profile=profile),
+    )
+    from tickets.tasks import print_job_send
+
+    transaction.on_commit(lambda: print_job_send.enqueue(job_id=job.pk))
+    return job
+
+
+def print_job_run(*, job_id: int) -> str:
+    """Send one print job (the task's body). Never holds a lock while printing."""
+    with transaction.atomic():
+        job = (
+            PrintJob.objects.select_for_update(of=("self",))
+            .select_related("printer")
+            .get(pk=job_id)
+        )
+        if job.status in (PrintJobStatus.PRINTED, PrintJobStatus.FAILED):
+            return job.status
+        ticket = _lock(job.ticket_id)
+        if ticket.status in (TicketStatus.PAID, TicketStatus.PRINT_ERROR):
+            _move(ticket, TicketStatus.PRINTING, job=job.pk)
+        job.status = PrintJobStatus.SENDING
+        job.attempts += 1
+        job.save(update_fields=["status", "attempts"])
+        url = job.printer.url if job.printer else settings.PRINTER_URL
+        data = bytes(job.data)
+    try:
+        printer_send(url, data)
+    except PrintError as exc:
+        return _print_failed(job_id, str(exc))
+    with transaction.atomic():
+        job = PrintJob.objects.select_for_update().get(pk=job_id)
+        job.status = PrintJobStatus.PRINTED
+        job.sent_at = timezone.now()
+        job.last_error = ""
+        job.save(update_fields=["status", "sent_at", "last_error"])
+        if job.printer_id:
+            Printer.objects.filter(pk=job.printer_id).update(last_success_at=job.sent_at)
+        ticket = _lock(job.ticket_id)
+        if ticket.status == TicketStatus.PRINTING:
+            ticket.printed_at = job.sent_at
+            _move(ticket, TicketStatus.IN_QUEUE, job=job.pk)
+            _tell(ticket, "ticket.printed")
+    return PrintJobStatus.PRINTED
+
+
+def _print_failed(job_id: int, error: str) -> str:
+    with transaction.atomic():
+        job = PrintJob.objects.select_for_update().get(pk=job_id)
+        job.last_error = error[:1000]
+        if job.printer_id:
+            Printer.objects.filter(pk=job.printer_id).update(
+                last_error=error[:1000], last_error_at=timezone.now()
+            )
+        if job.attempts < settings.PRINT_MAX_ATTEMPTS:
+            job.status = PrintJobStatus.QUEUED
+            job.save(update_fields=["status", "last_error"])
+            delay = settings.PRINT_RETRY_BASE_SECONDS * 2 ** (job.attempts - 1)
+            when = timezone.now() + timedelta(seconds=delay)
+            from tickets.tasks import print_job_send
+
+            transaction.on_commit(
+                lambda: print_job_send.using(run_after=when).enqueue(job_id=job_id)
+            )
+            logger.warning("print job %s failed (attempt %s): %s", job_id, job.attempts, error)
+            return PrintJobStatus.QUEUED
+        job.status = PrintJobStatus.FAILED
+        job.save(update_fields=["status", "last_error"])
+        ticket = _lock(job.ticket_id)
+        if ticket.status == TicketStatus.PRINTING:
+            _move(ticket, TicketStatus.PRINT_ERROR, job=job.pk, error=error[:300])
+            _tell(ticket, "ticket.print_error")
+        alert_raise(
+            code="ticket.print_error",
+            message=_("A ticket could not be printed: %(code)s") % {"code": ticket.code},
+            context={"ticket": ticket.pk, "job": job.pk, "error": error[:300]},
+        )
+        event_publish(
+            audience="role:operator",
+            type="alert.raised",
+            payload={"code": "ticket.print_error", "ticket": ticket.code, "error": error[:300]},
+        )
+        return PrintJobStatus.FAILED
+
+
+def ticket_reprint(*, ticket_id: int, actor) -> PrintJob:
+    """A new print job for the ticket (admin action or operator button)."""
+    with transaction.atomic():
+        ticket = _lock(ticket_id)
+        if ticket.status not in (
+            TicketStatus.PRINT_ERROR,
+            TicketStatus.IN_QUEUE,
+            TicketStatus.PAID,
+            TicketStatus.PRINTING,
+        ):
+            raise TicketError(_("Only a waiting ticket can be reprinted."), code="not_waiting")
+        TicketEvent.objects.create(
+            ticket=ticket,
+            type="reprint",
+            from_status=ticket.status,
+            to_status=ticket.status,
+            actor=actor,
+        )
+        return print_job_create(
+            ticket=ticket, requested_by=actor, kiosk_id=ticket.payment_session.params.get("kiosk")
+        )
+
+
+# --- The queue ------------------------------------------------------------------------------------
+
+
+def ticket_call_next(*, operator, desk: str, service_id: int | None = None) -> Ticket | None:
+    """Call the waiting ticket paid first (of one service, or of all); None when empty."""
+    if not desk:
+        raise TicketError(_("Set your desk number first."), code="desk_required")
+    with transaction.atomic():
+        waiting = (
+            Ticket.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("service", "payment_session")
+            .filter(status__in=(TicketStatus.IN_QUEUE, TicketStatus.PRINT_ERROR))
+            .order_by("paid_at", "id")
+        )
+        if service_id:
+            waiting = waiting.filter(service_id=service_id)
+        ticket = waiting.first()
+        if ticket is None:
+            return None
+        ticket.desk, ticket.operator, ticket.called_at = desk[:20], operator, timezone.now()
+        _move(ticket, TicketStatus.CALLED, actor=operator, desk=desk)
+        _tell(ticket, "ticket.called", display=True)
+        return ticket
+
+
+def _step(ticket_id: int, to: str, operator, event: str, **fields) -> Ticket:
+    with transaction.atomic():
+        ticket = _lock(ticket_id)
+        for name, value in fields.items():
+            setattr(ticket, name, value)
+        _move(ticket, to, actor=operator)
+        _tell(ticket, event, display=to == TicketStatus.CALLED)
+        return ticket
+
+
+def ticket_recall(*, ticket_id: int, operator) -> Ticket:
+    return _step(
+        ticket_id, TicketStatus.CALLED, operator, "ticket.called", called_at=timezone.now()
+    )
+
+
+def ticket_start(*, ticket_id: int, operator) -> Ticket:
+    return _step(
+        ticket_id, TicketStatus.IN_PROGRESS, operator, "ticket.started", started_at=timezone.now()
+    )
+
+
+def ticket_complete(*, ticket_id: int, operator) -> Ticket:
+    return _step(
+        ticket_id, TicketStatus.COMPLETED, operator, "ticket.completed", finished_at=timezone.now()
+    )
+
+
+def ticket_no_show(*, ticket_id: int, operator) -> Ticket:
+    return _step(
+        ticket_id, TicketStatus.NO_SHOW, operator, "ticket.no_show", finished_at=timezone.now()
+    )
+
+
+def ticket_price(service_id: int) -> Decimal:
+    return Service.objects.values_list("price", flat=True).get(pk=service_id)

@@ -1,0 +1,28 @@
+from django.urls import path
+
+from tickets import apis, views
+
+urlpatterns = [
+    path("kiosk/", views.kiosk_home, name="kiosk"),
+    path("kiosk/service/<int:service_id>/", views.kiosk_service, name="kiosk-service"),
+    path("kiosk/wait/<str:reference>/", views.kiosk_wait, name="kiosk-wait"),
+    path("kiosk/wait/<str:reference>/state/", views.kiosk_wait_state, name="kiosk-wait-state"),
+    path("kiosk/wait/<str:reference>/simulate/", views.kiosk_simulate, name="kiosk-simulate"),
+    path("operator/", views.operator_panel, name="operator"),
+    path("operator/panel/", views.operator_panel_fragment, name="operator-panel"),
+    path("operator/desk/", views.operator_desk, name="operator-desk"),
+    path("operator/call/", views.operator_call, name="operator-call"),
+    path(
+        "operator/ticket/<int:ticket_id>/<str:action>/",
+        views.operator_ticket,
+        name="operator-ticket",
+    ),
+    path("display/", views.display_board, name="display"),
+    path("display/list/", views.display_list, name="display-list"),
+    path("integration/", views.integration_page, name="integration"),
+]
+
+api_urlpatterns = [
+    path("integration/status/", apis.IntegrationStatusApi.as_view(), name="api-integration"),
+    path("integration/test/", apis.integration_test, name="api-integration-test"),
+]

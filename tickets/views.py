@@ -1,0 +1,296 @@
+"""Kiosk (anonymous, kiosk token), operator panel, display board and integration status."""
+
+import contextlib
+import uuid
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET, require_POST
+
+from config.errors import ConfirmaError
+from config.roles import has_role
+from notifications.errors import InvalidToken
+from notifications.selectors import event_latest_id
+from notifications.tokens import audience_token_read
+from payments.apis import payment_token
+from payments.models import PaymentSession, Provider
+from payments.services import payment_session_create
+from tickets.cpf import cpf_valid
+from tickets.models import Service, Ticket
+from tickets.selectors import (
+    integration_health,
+    tickets_at_desks,
+    tickets_recently_called,
+    tickets_waiting_by_service,
+)
+from tickets.services import (
+    kiosk_for_token,
+    ticket_call_next,
+    ticket_complete,
+    ticket_no_show,
+    ticket_recall,
+    ticket_reprint,
+    ticket_start,
+)
+
+# --- Kiosk -----
+
+
+class DetailsForm(forms.Form):
+    customer_name = forms.CharField(label=_("Your name (optional)"), max_length=60, required=False)
+    cpf = forms.CharField(label=_("CPF (optional)"), max_length=14, required=False)
+    method = forms.ChoiceField(choices=[("pix", "PIX"), ("card", _("Card terminal"))])
+    key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def clean_cpf(self):
+        cpf = self.cleaned_data["cpf"].strip()
+        if cpf and not cpf_valid(cpf):
+            raise forms.ValidationError(_("This CPF is not valid."))
+        return cpf
+
+
+def _kiosk(request):
+    kiosk = kiosk_for_token(request.GET.get("token", ""))
+    if kiosk is None:
+        raise Http404
+    return kiosk
+
+
+def _kiosk_context(request, kiosk, **extra) -> dict:
+    return {"kiosk": kiosk, "kiosk_token": request.GET["token"], **extra}
+
+
+@require_GET
+def kiosk_home(request):
+    kiosk = _kiosk(request)
+    return render(
+        request,
+        "tickets/kiosk_home.html",
+        _kiosk_context(request, kiosk, services=Service.objects.filter(active=True)),
+    )
+
+
+def kiosk_service(request, service_id: int):
+    kiosk = _kiosk(request)
+    service = get_object_or_404(Service, pk=service_id, active=True)
+    form = DetailsForm(request.POST or None, initial={"key": uuid.uuid4().hex, "method": "pix"})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        provider = Provider.MERCADOPAGO if data["method"] == "pix" else Provider.KIOSK
+        try:
+            session = payment_session_create(
+                user=None,
+                purpose="ticket",
+                provider=provider,
+                idempotency_key=data["key"],
+                params={
+                    "service": service.pk,
+                    "customer_name": data["customer_name"],
+                    "cpf": data["cpf"],
+                    "kiosk": kiosk.pk,
+                },
+            ).session
+        except ConfirmaError as exc:
+            form.add_error(None, exc.message)
+        else:
+            url = reverse("kiosk-wait", args=[session.reference])
+            return redirect(f"{url}?token={request.GET['token']}")
+    return render(
+        request,
+        "tickets/kiosk_service.html",
+        _kiosk_context(request, kiosk, service=service, form=form),
+    )
+
+
+def _kiosk_session(request, reference: str):
+    kiosk = _kiosk(request)
+    session = PaymentSession.objects.filter(reference=reference, purpose="ticket").first()
+    if session is None or session.params.get("kiosk") != kiosk.pk:
+        raise Http404
+    ticket = Ticket.objects.filter(payment_session=session).select_related("service").first()
+    return kiosk, session, ticket
+
+
+@require_GET
+def kiosk_wait(request, reference: str):
+    kiosk, session, ticket = _kiosk_session(request, reference)
+    return render(
+        request,
+        "tickets/kiosk_wait.html",
+        _kiosk_context(
+            request,
+            kiosk,
+            session=session,
+            ticket=ticket,
+            simulate=settings.FAKE_PROVIDERS,
+            events_token=payment_token(session),
+            events_since=event_latest_id(),
+            reset_seconds=settings.KIOSK_RESET_SECONDS,
+        ),
+    )
+
+
+@require_GET
+def kiosk_wait_state(request, reference: str):
+    kiosk, session, ticket = _kiosk_session(request, reference)
+    return render(
+        request,
+        "tickets/_kiosk_state.html",
+        _kiosk_context(
+            request,
+            kiosk,
+            session=session,
+            ticket=ticket,
+            simulate=settings.FAKE_PROVIDERS,
+            reset_seconds=settings.KIOSK_RESET_SECONDS,
+        ),
+    )
+
+
+@require_POST
+def kiosk_simulate(request, reference: str):
+    from payments.services.simulation import payment_simulate
+
+    _kiosk_session(request, reference)
+    session = PaymentSession.objects.get(reference=reference)
+    with contextlib.suppress(ConfirmaError):
+        payment_simulate(session=session, action=request.POST.get("action", "approve"))
+    url = reverse("kiosk-wait", args=[reference])
+    return redirect(f"{url}?token={request.GET.get('token', '')}")
+
+
+# --- Operator panel -----
+
+
+def _operator(request):
+    if not request.user.is_authenticated:
+        return None
+    if not has_role(request.user, "operator"):
+        raise PermissionDenied
+    return request.user
+
+
+def _panel_context(request) -> dict:
+    return {
+        "queues": tickets_waiting_by_service(),
+        "at_desks": tickets_at_desks(),
+        "desk": request.session.get("desk", ""),
+    }
+
+
+@login_required
+@require_GET
+def operator_panel(request):
+    _operator(request)
+    return render(request, "tickets/operator.html", _panel_context(request))
+
+
+@login_required
+@require_GET
+def operator_panel_fragment(request):
+    _operator(request)
+    return render(request, "tickets/_operator_panel.html", _panel_context(request))
+
+
+@login_required
+@require_POST
+def operator_desk(request):
+    _operator(request)
+    request.session["desk"] = request.POST.get("desk", "").strip()[:20]
+    return redirect("operator")
+
+
+@login_required
+@require_POST
+def operator_call(request):
+    operator = _operator(request)
+    service = request.POST.get("service")
+    try:
+        ticket = ticket_call_next(
+            operator=operator,
+            desk=request.session.get("desk", ""),
+            service_id=int(service) if service else None,
+        )
+        if ticket is None:
+            messages.info(request, _("Nobody is waiting."))
+    except ConfirmaError as exc:
+        messages.error(request, exc.message)
+    return redirect("operator")
+
+
+ACTIONS = {
+    "recall": ticket_recall,
+    "start": ticket_start,
+    "complete": ticket_complete,
+    "no_show": ticket_no_show,
+}
+
+
+@login_required
+@require_POST
+def operator_ticket(request, ticket_id: int, action: str):
+    operator = _operator(request)
+    try:
+        if action == "reprint":
+            ticket_reprint(ticket_id=ticket_id, actor=operator)
+        elif action in ACTIONS:
+            ACTIONS[action](ticket_id=ticket_id, operator=operator)
+        else:
+            raise Http404
+    except ConfirmaError as exc:
+        messages.error(request, exc.message)
+    return redirect("operator")
+
+
+# --- Display board -----
+
+
+def _display_token(request) -> str:
+    token = request.GET.get("token", "")
+    try:
+        audiences = audience_token_read(token)
+    except InvalidToken:
+        raise Http404 from None
+    if f"display:{settings.TICKET_DISPLAY}" not in audiences:
+        raise Http404
+    return token
+
+
+@require_GET
+def display_board(request):
+    token = _display_token(request)
+    return render(
+        request,
+        "tickets/display.html",
+        {
+            "called": tickets_recently_called(),
+            "events_token": token,
+            "events_since": event_latest_id(),
+            "display_token": token,
+        },
+    )
+
+
+@require_GET
+def display_list(request):
+    _display_token(request)
+    return render(request, "tickets/_display_list.html", {"called": tickets_recently_called()})
+
+
+# --- Integration status (staff) -----
+
+
+@login_required
+@require_GET
+def integration_page(request):
+    if not has_role(request.user, "staff"):
+        raise PermissionDenied
+    template = "tickets/_integration.html" if request.htmx else "tickets/integration.html"
+    return render(request, template, {"health": integration_health()})
