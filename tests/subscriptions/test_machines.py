@@ -247,3 +247,18 @@ def test_expired_pix_shows_expired_and_try_again(client, mp_fake):
     )
     page = client.get(f"/machines/{machine.code}/").content.decode()
     assert 'data-state="expired"' in page and "Try again with PIX" in page
+
+
+def test_simulate_from_a_live_refreshed_block_returns_to_the_page(client, mp_fake, settings):
+    """The state block is re-fetched by htmx; its simulate form must send the customer
+    back to the machine page, not to the bare fragment."""
+    settings.FAKE_PROVIDERS = True
+    customer, machine = UserFactory(), MachineFactory()
+    client.force_login(customer)
+    buy(customer, machine)
+    page_url = f"http://testserver/machines/{machine.code}/"
+    fragment = client.get(
+        f"/machines/{machine.code}/state/",
+        headers={"HX-Request": "true", "HX-Current-URL": page_url},
+    )
+    assert f'name="next" value="/machines/{machine.code}/"' in fragment.content.decode()
