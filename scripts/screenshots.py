@@ -61,7 +61,9 @@ def main() -> None:
                 # Kiosk: a ticket paid on the card terminal, called by an operator.
                 kiosk_token = stack.demo_line(r"kiosk page:\s+/kiosk/\?token=(\S+)$")
                 display_token = stack.demo_line(r"display board:\s+/display/\?token=(\S+)$")
-                kiosk = browser.new_page(base_url=stack.url, viewport={"width": 1024, "height": 700})
+                kiosk = browser.new_page(
+                    base_url=stack.url, viewport={"width": 1024, "height": 700}
+                )
                 kiosk.goto(f"/kiosk/?token={kiosk_token}")
                 kiosk.screenshot(path=OUT / "kiosk-services.png")
                 kiosk.click("[data-service='A']")
@@ -71,7 +73,9 @@ def main() -> None:
                 kiosk.click("button[value='approve']")
                 kiosk.wait_for_selector("#ticket-msg:has-text('Take your ticket')", timeout=15000)
                 kiosk.screenshot(path=OUT / "kiosk-ticket.png")
-                operator = browser.new_page(base_url=stack.url, viewport={"width": 1100, "height": 700})
+                operator = browser.new_page(
+                    base_url=stack.url, viewport={"width": 1100, "height": 700}
+                )
                 operator.goto("/accounts/login/")
                 operator.fill("#id_username", "operator")
                 operator.fill("#id_password", "confirma-demo")
@@ -82,7 +86,9 @@ def main() -> None:
                 operator.click("#call-next")
                 operator.wait_for_selector("#at-desks tr[data-status='called']")
                 operator.screenshot(path=OUT / "operator.png", full_page=True)
-                board = browser.new_page(base_url=stack.url, viewport={"width": 1100, "height": 500})
+                board = browser.new_page(
+                    base_url=stack.url, viewport={"width": 1100, "height": 500}
+                )
                 board.goto(f"/display/?token={display_token}")
                 board.screenshot(path=OUT / "display.png")
                 admin = browser.new_page(

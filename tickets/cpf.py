@@ -27,3 +27,14 @@ def cpf_mask(value: str) -> str:
     """Only the last two digits survive: ***.***.***-09."""
     digits = cpf_digits(value)
     return f"***.***.***-{digits[-2:]}" if len(digits) == 11 else ""
+
+
+def name_mask(name: str) -> str:
+    """What a printed ticket shows of a name: the first name and the initial of the last
+    ("Iñés Conceição Souza" → "Iñés S.")."""
+    parts = (name or "").split()
+    if not parts:
+        return ""
+    if len(parts) == 1:
+        return parts[0][:20]
+    return f"{parts[0][:20]} {parts[-1][0]}."

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.utils import timezone
 from escpos.printer import Dummy
 
+from tickets.cpf import name_mask
+
 STATUS_REQUEST = b"\x10\x04\x01"  # DLE EOT 1: printer status
 OFFLINE_BIT = 0x08
 CODE_PAGE = "CP860"  # Portuguese; also has Spanish ñ, ¿, ¡ and the accented vowels
@@ -36,7 +38,7 @@ def ticket_render(ticket, *, profile: str = "default") -> bytes:
     local = timezone.localtime(ticket.paid_at)
     printer.textln(local.strftime("%d/%m/%Y %H:%M"))
     if ticket.customer_name:
-        printer.textln(ticket.customer_name)
+        printer.textln(name_mask(ticket.customer_name))
     if ticket.cpf_masked:
         printer.textln(f"CPF {ticket.cpf_masked}")
     printer.qr(ticket.payment_session.reference, size=5, native=True)

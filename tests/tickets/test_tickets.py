@@ -189,3 +189,25 @@ def test_health_thresholds(paid, tickets, status):
     from tickets.selectors import health_status
 
     assert health_status(100.0 * tickets / paid) == status
+
+
+def test_admin_reprint_makes_a_new_job(client, kiosk_secret, service, printer):
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+
+    pay_at_kiosk(client, kiosk_secret, kiosk_session(service))
+    ticket = Ticket.objects.get()
+    Ticket.objects.filter(pk=ticket.pk).update(status=TicketStatus.PRINT_ERROR)
+    staff = UserFactory(roles=["staff"], is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    client.post("/admin/tickets/ticket/", {"action": "reprint", ACTION_CHECKBOX_NAME: [ticket.pk]})
+    assert ticket.print_jobs.count() == 2
+    assert ticket.print_jobs.order_by("-id").first().requested_by == staff
+    for url in [
+        "/admin/tickets/ticket/",
+        f"/admin/tickets/ticket/{ticket.pk}/change/",
+        "/admin/tickets/printer/",
+        "/admin/tickets/printjob/",
+        "/admin/tickets/kiosk/",
+        "/admin/tickets/service/",
+    ]:
+        assert client.get(url).status_code == 200, url

@@ -1,0 +1,117 @@
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from config.errors import ConfirmaError
+from tickets.models import Kiosk, Printer, PrintJob, Service, Ticket, TicketEvent
+from tickets.services import kiosk_token_rotate, ticket_reprint
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "name", "price", "currency", "active", "display_order")
+    list_editable = ("active", "display_order")
+
+
+class TicketEventInline(admin.TabularInline):
+    model = TicketEvent
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "type", "from_status", "to_status", "actor", "data")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class PrintJobInline(admin.TabularInline):
+    model = PrintJob
+    extra = 0
+    can_delete = False
+    fields = (
+        "created_at",
+        "printer",
+        "status",
+        "attempts",
+        "last_error",
+        "requested_by",
+        "sent_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Ticket)
+class TicketAdmin(admin.ModelAdmin):
+    list_display = (
+        "code",
+        "service",
+        "day",
+        "status",
+        "desk",
+        "paid_at",
+        "printed_at",
+        "called_at",
+    )
+    list_filter = ("status", "service", "day")
+    search_fields = ("payment_session__reference", "customer_name")
+    readonly_fields = [f.name for f in Ticket._meta.fields]
+    inlines = [PrintJobInline, TicketEventInline]
+    actions = ["reprint"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("Reprint the selected tickets"), permissions=["change"])
+    def reprint(self, request, queryset):
+        for ticket in queryset:
+            try:
+                ticket_reprint(ticket_id=ticket.pk, actor=request.user)
+                self.message_user(
+                    request, _("%(code)s sent to the printer again.") % {"code": ticket.code}
+                )
+            except ConfirmaError as exc:
+                self.message_user(request, f"{ticket.code}: {exc.message}", messages.ERROR)
+
+
+@admin.register(Printer)
+class PrinterAdmin(admin.ModelAdmin):
+    list_display = ("name", "location", "url", "enabled", "last_success_at", "last_error_at")
+    readonly_fields = ("last_success_at", "last_error", "last_error_at")
+
+
+@admin.register(PrintJob)
+class PrintJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "ticket", "printer", "status", "attempts", "created_at", "sent_at")
+    list_filter = ("status", "printer")
+    exclude = ("data",)
+    readonly_fields = (
+        "ticket",
+        "printer",
+        "status",
+        "attempts",
+        "last_error",
+        "requested_by",
+        "created_at",
+        "sent_at",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Kiosk)
+class KioskAdmin(admin.ModelAdmin):
+    list_display = ("name", "location", "printer", "active")
+    exclude = ("token_hash",)
+    actions = ["new_token"]
+
+    @admin.action(description=_("Issue a new kiosk token (shown once)"), permissions=["change"])
+    def new_token(self, request, queryset):
+        for kiosk in queryset:
+            token = kiosk_token_rotate(kiosk=kiosk)
+            self.message_user(request, f"{kiosk.name}: /kiosk/?token={token}", messages.WARNING)
