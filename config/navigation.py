@@ -17,6 +17,15 @@ class Page:
     description: str = ""
     roles: tuple[str, ...] = ()  # empty: every logged-in user; "staff" always may
     order: int = 100
+    badge: object = None  # optional callable () -> int shown next to the link
+
+    @property
+    def badge_count(self) -> int | None:
+        return self.badge() if self.badge else None
+
+    @property
+    def slug(self) -> str:
+        return self.url_name.replace(":", "-")
 
     def visible_to(self, user) -> bool:
         if not user.is_authenticated:

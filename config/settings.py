@@ -312,3 +312,10 @@ PRINT_RETRY_BASE_SECONDS = env.float("PRINT_RETRY_BASE_SECONDS", default=2.0)
 TICKET_DISPLAY = env.str("TICKET_DISPLAY", default="lobby")
 # Seconds the kiosk shows a final screen before going back to the start.
 KIOSK_RESET_SECONDS = env.int("KIOSK_RESET_SECONDS", default=20)
+
+# --- Restaurant orders ---------------------------------------------------------------------------
+ORDERS_CURRENCY = env.str("ORDERS_CURRENCY", default="MXN")
+# Largest payment-proof upload (bytes).
+PROOF_MAX_BYTES = env.int("PROOF_MAX_BYTES", default=5_000_000)
+# Uploaded proofs live here; this directory is never served directly.
+PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private")

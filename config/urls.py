@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import apis, views
+from orders import urls as order_urls
 from payments import urls as payment_urls
 from tickets import urls as ticket_urls
 
@@ -11,6 +12,7 @@ api_urlpatterns = [
     path("me/", apis.MeApi.as_view(), name="api-me"),
     path("", include(payment_urls.api_urlpatterns)),
     path("", include(ticket_urls.api_urlpatterns)),
+    path("", include(order_urls.api_urlpatterns)),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -26,6 +28,7 @@ urlpatterns = [
     path("payments/", include(payment_urls.page_urlpatterns)),
     path("machines/", include("subscriptions.urls")),
     path("", include(ticket_urls.urlpatterns)),
+    path("", include(order_urls.urlpatterns)),
     path("api/", include(api_urlpatterns)),
     path("", include("notifications.urls")),
 ]

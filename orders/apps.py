@@ -4,4 +4,29 @@ from django.utils.translation import gettext_lazy as _
 
 class OrdersConfig(AppConfig):
     name = "orders"
-    verbose_name = _("Orders")
+    verbose_name = _("Restaurant orders")
+
+    def ready(self) -> None:
+        from config.demo import demo_register
+        from config.navigation import Page, page_register
+        from orders.demo import orders_demo
+        from orders.selectors import orders_awaiting_count
+        from orders.services import OrderPurpose
+        from payments.registry import purpose_register
+
+        purpose_register(OrderPurpose())
+        page_register(
+            Page(
+                "cashier",
+                _("Verify payments"),
+                _("Proofs waiting for a cashier."),
+                ("cashier",),
+                40,
+                badge=orders_awaiting_count,
+            )
+        )
+        page_register(
+            Page("waiter", _("My tables"), _("Collect payments, upload proofs."), ("waiter",), 41)
+        )
+        page_register(Page("kitchen", _("Kitchen"), _("Orders to prepare."), ("kitchen",), 42))
+        demo_register(orders_demo)

@@ -35,6 +35,10 @@ class Purpose:
     allow_anonymous: bool = False
     accepts_coupons: bool = True
     providers: tuple[str, ...] = ()
+    # A session of this purpose starts in this status (e.g. "processing" for a proof that
+    # someone must review), and stays payable this long (None: PAYMENT_SESSION_TTL_MINUTES).
+    initial_status: str = "pending"
+    session_ttl_minutes: int | None = None
 
     def quote(self, *, params: dict, user, amount: Decimal | None, currency: str | None) -> Quote:
         raise NotImplementedError

@@ -131,7 +131,7 @@ def payment_session_create(
         quote = handler.quote(params=params, user=user, amount=client_amount, currency=currency)
         try:
             result = _create(
-                user, purpose, provider, idempotency_key, fingerprint, quote, coupon_code
+                user, handler, provider, idempotency_key, fingerprint, quote, coupon_code
             )
         except IntegrityError:
             # Another request with the same key won the race: answer as a replay.
@@ -151,7 +151,9 @@ def payment_session_create(
     return result
 
 
-def _create(user, purpose, provider, key, fingerprint, quote, coupon_code) -> CreateResult:
+def _create(user, handler, provider, key, fingerprint, quote, coupon_code) -> CreateResult:
+    purpose = handler.name
+    ttl = handler.session_ttl_minutes or settings.PAYMENT_SESSION_TTL_MINUTES
     with transaction.atomic():
         coupon, discount = None, Decimal("0.00")
         if coupon_code:
@@ -171,7 +173,8 @@ def _create(user, purpose, provider, key, fingerprint, quote, coupon_code) -> Cr
             idempotency_key=key,
             request_fingerprint=fingerprint,
             metadata={"description": quote.description, **quote.metadata},
-            expires_at=timezone.now() + timedelta(minutes=settings.PAYMENT_SESSION_TTL_MINUTES),
+            status=handler.initial_status,
+            expires_at=timezone.now() + timedelta(minutes=ttl),
         )
         PaymentAudit.objects.create(
             session=session,

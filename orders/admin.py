@@ -1,0 +1,48 @@
+from django.contrib import admin
+
+from orders.models import Order, OrderLine, PaymentProof, Product, Table
+
+
+@admin.register(Table)
+class TableAdmin(admin.ModelAdmin):
+    list_display = ("name", "active")
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("name", "price", "active")
+    list_editable = ("price", "active")
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 1
+
+
+class PaymentProofInline(admin.TabularInline):
+    model = PaymentProof
+    extra = 0
+    can_delete = False
+    fields = (
+        "attempt",
+        "method",
+        "status",
+        "uploaded_by",
+        "reviewed_by",
+        "reviewed_at",
+        "reason",
+        "payment_session",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("id", "table", "waiter", "status", "payment_method", "rejections", "updated_at")
+    list_filter = ("status", "payment_method")
+    search_fields = ("id", "table__name", "waiter__username")
+    readonly_fields = ("status", "rejections")
+    inlines = [OrderLineInline, PaymentProofInline]

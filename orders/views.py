@@ -1,0 +1,142 @@
+"""Cashier dashboard, waiter page, kitchen board, and the checked proof file view."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from config.errors import ConfirmaError
+from config.roles import has_role
+from orders.models import PaymentMethod, PaymentProof
+from orders.selectors import (
+    orders_awaiting_verification,
+    orders_for_kitchen,
+    orders_for_waiter,
+)
+from orders.services import (
+    order_advance,
+    order_reject,
+    order_verify,
+    proof_storage,
+    proof_submit,
+    proof_viewable_by,
+)
+
+
+def _need(request, role: str) -> None:
+    if not has_role(request.user, role):
+        raise PermissionDenied
+
+
+def _page(request, role, full, fragment, context):
+    _need(request, role)
+    return render(request, fragment if request.htmx else full, context)
+
+
+@login_required
+@require_GET
+def cashier_dashboard(request):
+    return _page(
+        request,
+        "cashier",
+        "orders/cashier.html",
+        "orders/_cashier_list.html",
+        {"orders": orders_awaiting_verification()},
+    )
+
+
+@login_required
+@require_POST
+def cashier_decide(request, order_id: int, decision: str):
+    _need(request, "cashier")
+    try:
+        if decision == "approve":
+            order_verify(order_id=order_id, cashier=request.user)
+        elif decision == "reject":
+            order_reject(
+                order_id=order_id, cashier=request.user, reason=request.POST.get("reason", "")
+            )
+        else:
+            raise Http404
+    except ConfirmaError as exc:
+        messages.error(request, exc.message)
+    return redirect("cashier")
+
+
+@login_required
+@require_GET
+def waiter_page(request):
+    return _page(
+        request,
+        "waiter",
+        "orders/waiter.html",
+        "orders/_waiter_list.html",
+        {"groups": orders_for_waiter(request.user), "methods": PaymentMethod.choices},
+    )
+
+
+@login_required
+@require_POST
+def waiter_upload(request, order_id: int):
+    _need(request, "waiter")
+    try:
+        proof_submit(
+            order_id=order_id,
+            upload=request.FILES.get("file"),
+            method=request.POST.get("method", ""),
+            actor=request.user,
+        )
+        messages.success(request, "✓")
+    except ConfirmaError as exc:
+        messages.error(request, exc.message)
+    return redirect("waiter")
+
+
+@login_required
+@require_POST
+def order_step(request, order_id: int, to: str):
+    try:
+        order_advance(order_id=order_id, to=to, actor=request.user)
+    except ConfirmaError as exc:
+        messages.error(request, exc.message)
+    return redirect(
+        request.POST.get("back")
+        if request.POST.get("back") in ("/kitchen/", "/waiter/")
+        else "home"
+    )
+
+
+@login_required
+@require_GET
+def kitchen_board(request):
+    return _page(
+        request,
+        "kitchen",
+        "orders/kitchen.html",
+        "orders/_kitchen_list.html",
+        {"orders": orders_for_kitchen()},
+    )
+
+
+@login_required
+@require_GET
+def proof_file(request, proof_id: int):
+    """The proof file, only for staff, cashiers and the order's waiter; never public."""
+    proof = get_object_or_404(PaymentProof.objects.select_related("order"), pk=proof_id)
+    if not proof_viewable_by(proof, request.user):
+        raise Http404
+    handle = proof_storage().open(proof.file.name, "rb")
+    extension = proof.file.name.rsplit(".", 1)[-1]
+    response = FileResponse(
+        handle, content_type=proof.content_type, filename=f"proof-{proof.pk}.{extension}"
+    )
+    response["Content-Disposition"] = response["Content-Disposition"].replace(
+        "attachment", "inline"
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+    response["Cache-Control"] = "private, no-store"
+    response["X-Frame-Options"] = "SAMEORIGIN"
+    return response
