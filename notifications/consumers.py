@@ -81,9 +81,11 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
                 return
             since = int(since_raw)
         seen = _parse_seen((query.get("seen") or [None])[0])
-        if seen is False:
+        floor_raw = (query.get("from") or [""])[0]
+        if seen is False or (floor_raw and (not floor_raw.isdigit() or len(floor_raw) > 18)):
             await self.close(code=CLOSE_BAD_REQUEST)
             return
+        floor = int(floor_raw) if floor_raw else None
         self.token = token
 
         self.audiences = audiences
@@ -94,12 +96,16 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         relay_ensure_running()
         if since is not None:
-            await self._replay(since, seen)
+            await self._replay(since, seen, floor)
         self._heartbeat = asyncio.ensure_future(self._beat())
 
-    async def _replay(self, since: int, seen: set[int] | None) -> None:
+    async def _replay(self, since: int, seen: set[int] | None, floor: int | None) -> None:
         backlog = await database_sync_to_async(events_after)(
-            audiences=self.audiences, since=since, limit=settings.EVENTS_MAX_BACKLOG, seen=seen
+            audiences=self.audiences,
+            since=since,
+            limit=settings.EVENTS_MAX_BACKLOG,
+            seen=seen,
+            floor=floor,
         )
         if backlog.too_far_behind:
             await self.send_json({"type": "resync", "at": timezone.now().isoformat()})

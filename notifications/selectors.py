@@ -20,13 +20,20 @@ RESUME_LOOKBACK = 200
 
 
 def events_after(
-    *, audiences: list[str], since: int, limit: int, seen: set[int] | None = None
+    *,
+    audiences: list[str],
+    since: int,
+    limit: int,
+    seen: set[int] | None = None,
+    floor: int | None = None,
 ) -> Backlog:
-    """Missed events after `since`, oldest first; with `seen`, also the ones just below
-    `since` that committed late and are not in `seen`."""
+    """Missed events after `since`, oldest first. With `seen` and `floor` (where the client
+    started listening), also the ones between `floor` and `since` that committed late and
+    are not in `seen` (looking back at most RESUME_LOOKBACK ids)."""
     window = Q(id__gt=since)
-    if seen is not None:
-        window |= Q(id__gt=max(0, since - RESUME_LOOKBACK), id__lte=since) & ~Q(id__in=seen)
+    if seen is not None and floor is not None and floor < since:
+        low = max(floor, since - RESUME_LOOKBACK)
+        window |= Q(id__gt=low, id__lte=since) & ~Q(id__in=seen)
     rows = list(Event.objects.filter(window, audience__in=audiences).order_by("id")[: limit + 1])
     if len(rows) > limit:
         return Backlog([], too_far_behind=True)

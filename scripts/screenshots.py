@@ -91,6 +91,29 @@ def main() -> None:
                 )
                 board.goto(f"/display/?token={display_token}")
                 board.screenshot(path=OUT / "display.png")
+
+                # Restaurant: a waiter's proof rejected by the cashier.
+                def logged_in(username):
+                    tab = browser.new_page(
+                        base_url=stack.url, viewport={"width": 1100, "height": 700}
+                    )
+                    tab.goto("/accounts/login/")
+                    tab.fill("#id_username", username)
+                    tab.fill("#id_password", "confirma-demo")
+                    tab.click("form.form button[type=submit]")
+                    return tab
+
+                cashier = logged_in("cashier")
+                cashier.goto("/cashier/")
+                cashier.wait_for_selector(".proof")
+                cashier.screenshot(path=OUT / "cashier.png", full_page=True)
+                proof = cashier.locator(".proof").first
+                proof.locator("input[name=reason]").fill("Monto ilegible")
+                proof.locator("button.reject").click()
+                waiter = logged_in("waiter")
+                waiter.goto("/waiter/")
+                waiter.wait_for_selector(".rejected")
+                waiter.screenshot(path=OUT / "waiter.png", full_page=True)
                 admin = browser.new_page(
                     base_url=stack.url, viewport={"width": 1300, "height": 700}
                 )

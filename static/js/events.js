@@ -23,6 +23,7 @@
   function EventStream(options) {
     this.token = options.token || "";
     this.lastId = options.since ? parseInt(options.since, 10) || 0 : null;
+    this.startId = this.lastId;  // where this page began listening
     this.path = options.path || "/ws/events/";
     this.indicator = options.indicator || document.getElementById("events-status");
     this.seen = new Set();
@@ -40,10 +41,14 @@
     var params = new URLSearchParams();
     if (this.lastId !== null) {
       params.set("since", String(this.lastId));
-      // Ids just below `since` may still commit late; say which of them we already have.
-      var floor = this.lastId - RESUME_LOOKBACK;
-      var recent = this.seenOrder.filter(function (id) { return id > floor; }).slice(-500);
-      if (recent.length) params.set("seen", recent.join(","));
+      // Ids just below `since` may still commit late; say where we began and which of
+      // the recent ones we already have.
+      if (this.startId !== null && this.startId < this.lastId) {
+        var floor = Math.max(this.startId, this.lastId - RESUME_LOOKBACK);
+        var recent = this.seenOrder.filter(function (id) { return id > floor; }).slice(-500);
+        params.set("from", String(this.startId));
+        params.set("seen", recent.join(","));
+      }
     }
     if (this.token) params.set("token", this.token);
     var query = params.toString();

@@ -16,7 +16,9 @@ def _session_cookie(user) -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-async def ws_connect(*, user=None, token=None, since=None, seen=None, origin=b"http://localhost"):
+async def ws_connect(
+    *, user=None, token=None, since=None, seen=None, floor=None, origin=b"http://localhost"
+):
     headers = [(b"host", b"localhost")]
     if origin:
         headers.append((b"origin", origin))
@@ -30,9 +32,14 @@ async def ws_connect(*, user=None, token=None, since=None, seen=None, origin=b"h
         query["since"] = str(since)
     if seen is not None:
         query["seen"] = seen
+    if floor is not None:
+        query["from"] = str(floor)
     path = "/ws/events/" + ("?" + urlencode(query) if query else "")
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)
+    if not connected:
+        # Let the refused application finish now, not when the event loop is torn down.
+        await communicator.disconnect(timeout=5)
     return communicator, connected, code
 
 
