@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from config.admin_tools import ReadOnlyInline
 from orders.models import Order, OrderLine, PaymentProof, Product, Table
 
 
@@ -19,10 +20,8 @@ class OrderLineInline(admin.TabularInline):
     extra = 1
 
 
-class PaymentProofInline(admin.TabularInline):
+class PaymentProofInline(ReadOnlyInline):
     model = PaymentProof
-    extra = 0
-    can_delete = False
     fields = (
         "attempt",
         "method",
@@ -33,10 +32,6 @@ class PaymentProofInline(admin.TabularInline):
         "reason",
         "payment_session",
     )
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Order)

@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline
 from config.errors import ConfirmaError
 from payments.models import (
     AuditSource,
@@ -80,10 +81,8 @@ def with_reason(description: str):
     return decorator
 
 
-class PaymentAuditInline(admin.TabularInline):
+class PaymentAuditInline(ReadOnlyInline):
     model = PaymentAudit
-    extra = 0
-    can_delete = False
     fields = (
         "created_at",
         "action",
@@ -95,10 +94,6 @@ class PaymentAuditInline(admin.TabularInline):
         "delivery",
         "data",
     )
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PaymentSession)
@@ -184,7 +179,7 @@ class PaymentSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(PaymentAudit)
-class PaymentAuditAdmin(admin.ModelAdmin):
+class PaymentAuditAdmin(AppendOnlyAdmin):
     list_display = (
         "created_at",
         "session",
@@ -196,16 +191,6 @@ class PaymentAuditAdmin(admin.ModelAdmin):
     )
     list_filter = ("action", "source")
     search_fields = ("session__reference", "reason")
-    readonly_fields = [f.name for f in PaymentAudit._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ReferenceSearchFilter(admin.SimpleListFilter):
@@ -321,15 +306,9 @@ class CouponRedemptionAdmin(admin.ModelAdmin):
         return False
 
 
-class LedgerInline(admin.TabularInline):
+class LedgerInline(ReadOnlyInline):
     model = LedgerEntry
-    extra = 0
-    can_delete = False
     fields = ("created_at", "kind", "amount", "balance_after", "session", "reason", "actor")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(WalletAccount)

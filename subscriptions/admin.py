@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
+from config.admin_tools import ReadOnlyInline
 from config.errors import ConfirmaError
 from subscriptions.models import Machine, PriceOption, UsageEvent, UsageSession
 from subscriptions.services.machines import (
@@ -33,15 +34,9 @@ class MachineAdmin(admin.ModelAdmin):
             self.message_user(request, f"{machine.code}: {token}", messages.WARNING)
 
 
-class UsageEventInline(admin.TabularInline):
+class UsageEventInline(ReadOnlyInline):
     model = UsageEvent
-    extra = 0
-    can_delete = False
     fields = ("created_at", "type", "source", "actor", "reason", "data")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class StaffChangeForm(forms.Form):

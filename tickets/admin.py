@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from config.admin_tools import ReadOnlyInline
 from config.errors import ConfirmaError
 from tickets.models import Kiosk, Printer, PrintJob, Service, Ticket, TicketEvent
 from tickets.services import kiosk_token_rotate, ticket_reprint
@@ -12,21 +13,13 @@ class ServiceAdmin(admin.ModelAdmin):
     list_editable = ("active", "display_order")
 
 
-class TicketEventInline(admin.TabularInline):
+class TicketEventInline(ReadOnlyInline):
     model = TicketEvent
-    extra = 0
-    can_delete = False
     fields = ("created_at", "type", "from_status", "to_status", "actor", "data")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class PrintJobInline(admin.TabularInline):
+class PrintJobInline(ReadOnlyInline):
     model = PrintJob
-    extra = 0
-    can_delete = False
     fields = (
         "created_at",
         "printer",
@@ -36,10 +29,6 @@ class PrintJobInline(admin.TabularInline):
         "requested_by",
         "sent_at",
     )
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Ticket)
