@@ -276,3 +276,21 @@ def test_pages_render_for_their_roles(client, staff_users, private_media):
     client.force_login(staff_users["cashier"])
     page = client.get("/cashier/").content.decode()
     assert f'data-order="{order.pk}"' in page and 'id="badge-cashier">1<' in page
+
+
+def test_order_statuses_read_in_spanish():
+    from django.utils import translation
+
+    with translation.override("es"):
+        labels = [
+            str(OrderStatus(s).label)
+            for s in ("pending", "preparing", "ready", "delivered", "awaiting_verification", "paid")
+        ]
+    assert labels == [
+        "pendiente",
+        "en preparación",
+        "listo",
+        "entregado",
+        "por verificar",
+        "pagado",
+    ]

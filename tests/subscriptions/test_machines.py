@@ -262,3 +262,12 @@ def test_simulate_from_a_live_refreshed_block_returns_to_the_page(client, mp_fak
         headers={"HX-Request": "true", "HX-Current-URL": page_url},
     )
     assert f'name="next" value="/machines/{machine.code}/"' in fragment.content.decode()
+
+
+def test_activation_page_speaks_portuguese(client, mp_fake):
+    customer, machine = UserFactory(), MachineFactory()
+    wallet_adjust(user=customer, amount=Decimal("10.00"), actor=UserFactory(), reason="x")
+    buy(customer, machine, method="credit")
+    client.force_login(customer)
+    page = client.get(f"/machines/{machine.code}/", HTTP_ACCEPT_LANGUAGE="pt-BR")
+    assert "Máquina ativada!" in page.content.decode()
