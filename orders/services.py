@@ -188,11 +188,26 @@ def _proof_record(order_id, actor, method, clean, stored_name) -> PaymentProof:
         return proof
 
 
-def _open_proof(order: Order) -> PaymentProof:
+def _lock_for_review(order_id: int) -> tuple[Order, PaymentProof]:
+    """Lock the open proof's payment session, then the order, then the proof — the order
+    the confirmation path uses (session first), so a cashier and staff acting on the same
+    payment at once wait for each other instead of deadlocking."""
+    session_id = (
+        PaymentProof.objects.filter(order_id=order_id, status=ProofStatus.SUBMITTED)
+        .values_list("payment_session_id", flat=True)
+        .first()
+    )
+    if session_id is not None:
+        PaymentSession.objects.select_for_update().filter(pk=session_id).first()
+    order = _lock(order_id)
     proof = order.proofs.filter(status=ProofStatus.SUBMITTED).select_for_update().first()
-    if order.status != OrderStatus.AWAITING_VERIFICATION or proof is None:
+    if (
+        order.status != OrderStatus.AWAITING_VERIFICATION
+        or proof is None
+        or proof.payment_session_id != session_id
+    ):
         raise OrderError(_("This order is not awaiting verification."), code="not_awaiting")
-    return proof
+    return order, proof
 
 
 def order_verify(*, order_id: int, cashier) -> Order:
@@ -200,8 +215,7 @@ def order_verify(*, order_id: int, cashier) -> Order:
     if not has_role(cashier, "cashier"):
         raise PermissionDenied(_("Only cashiers verify payments."))
     with transaction.atomic():
-        order = _lock(order_id)
-        proof = _open_proof(order)
+        order, proof = _lock_for_review(order_id)
         proof.reviewed_by, proof.reviewed_at = cashier, timezone.now()
         proof.save(update_fields=["reviewed_by", "reviewed_at"])
         session = proof.payment_session
@@ -226,8 +240,7 @@ def order_reject(*, order_id: int, cashier, reason: str) -> Order:
     if not reason:
         raise OrderError(_("Say why the proof is rejected."), code="reason_required")
     with transaction.atomic():
-        order = _lock(order_id)
-        proof = _open_proof(order)
+        order, proof = _lock_for_review(order_id)
         proof.status, proof.reason = ProofStatus.REJECTED, reason[:1000]
         proof.reviewed_by, proof.reviewed_at = cashier, timezone.now()
         proof.save(update_fields=["status", "reason", "reviewed_by", "reviewed_at"])
@@ -267,11 +280,13 @@ class OrderPurpose(Purpose):
     providers = (Provider.MANUAL_PROOF,)
     accepts_coupons = False
     initial_status = "processing"  # a proof is in: it waits for a cashier
+    public = False  # opened only by proof_submit
     session_ttl_minutes = 7 * 24 * 60
 
     def quote(self, *, params, user, amount, currency) -> Quote:
-        order = Order.objects.filter(pk=params.get("order")).first()
-        if order is None:
+        order_id = params.get("order")
+        order = Order.objects.filter(pk=order_id).first() if isinstance(order_id, int) else None
+        if order is None or not (order.waiter_id == user.pk or has_role(user, "staff")):
             raise InvalidParams(_("Unknown order."))
         return Quote(
             order.total,

@@ -7,6 +7,7 @@ end-of-file marker. Everything else is refused.
 
 import io
 import secrets
+import warnings
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -66,16 +67,10 @@ def _clean_image(data: bytes) -> CleanFile:
         _("Only photos (JPEG, PNG, WebP) or PDF files are accepted."), code="file_type"
     )
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            fmt = probe.format
-            probe.verify()
-        if fmt not in IMAGE_FORMATS:
-            raise refused
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # decodes every pixel: a truncated file fails here
-            out = io.BytesIO()
-            # Saved without exif/icc/text parameters: the metadata is not copied.
-            image.save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        with warnings.catch_warnings():
+            # Pillow only warns between 1× and 2× MAX_IMAGE_PIXELS: refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _decode_and_strip(data, refused)
     except ProofRejected:
         raise
     except (
@@ -89,5 +84,18 @@ def _clean_image(data: bytes) -> CleanFile:
         if isinstance(exc, UnidentifiedImageError):
             raise refused from exc
         raise ProofRejected(_("The image is damaged or incomplete."), code="file_invalid") from exc
+
+
+def _decode_and_strip(data: bytes, refused: ProofRejected) -> CleanFile:
+    with Image.open(io.BytesIO(data)) as probe:
+        fmt = probe.format
+        probe.verify()
+    if fmt not in IMAGE_FORMATS:
+        raise refused
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # decodes every pixel: a truncated file fails here
+        out = io.BytesIO()
+        # Saved without exif/icc/text parameters: the metadata is not copied.
+        image.save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     content_type, extension = IMAGE_FORMATS[fmt]
     return CleanFile(out.getvalue(), content_type, extension)

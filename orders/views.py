@@ -127,7 +127,10 @@ def proof_file(request, proof_id: int):
     proof = get_object_or_404(PaymentProof.objects.select_related("order"), pk=proof_id)
     if not proof_viewable_by(proof, request.user):
         raise Http404
-    handle = proof_storage().open(proof.file.name, "rb")
+    try:
+        handle = proof_storage().open(proof.file.name, "rb")
+    except FileNotFoundError:
+        raise Http404 from None
     extension = proof.file.name.rsplit(".", 1)[-1]
     response = FileResponse(
         handle, content_type=proof.content_type, filename=f"proof-{proof.pk}.{extension}"

@@ -7,8 +7,9 @@ from rest_framework.views import APIView
 from config.roles import has_role
 from notifications.errors import InvalidToken
 from notifications.tokens import audience_token_create, audience_token_read
-from payments.errors import PaymentNotFound
+from payments.errors import PaymentNotFound, UnknownPurpose
 from payments.models import PaymentSession
+from payments.registry import purpose_get
 from payments.serializers import (
     PaymentSessionCreateSerializer,
     PaymentSessionSerializer,
@@ -46,6 +47,8 @@ class PaymentSessionCreateApi(APIView):
         serializer = PaymentSessionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if not purpose_get(data["purpose"]).public:
+            raise UnknownPurpose(f"Unknown purpose: {data['purpose'][:40]}")
         result = payment_session_create(
             user=request.user,
             idempotency_key=request.headers.get("Idempotency-Key", ""),

@@ -38,6 +38,9 @@ class Purpose:
     # A session of this purpose starts in this status (e.g. "processing" for a proof that
     # someone must review), and stays payable this long (None: PAYMENT_SESSION_TTL_MINUTES).
     initial_status: str = "pending"
+    # False: only Confirma's own pages and services start sessions of this purpose (a kiosk
+    # page holding its token, a waiter's proof); POST /api/payment-sessions/ refuses it.
+    public: bool = True
     session_ttl_minutes: int | None = None
 
     def quote(self, *, params: dict, user, amount: Decimal | None, currency: str | None) -> Quote:

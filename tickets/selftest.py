@@ -8,6 +8,7 @@ from django.conf import settings
 from payments.fakes.kiosk import kiosk_send
 from payments.services import payment_session_create
 from tickets.models import PrintJob, PrintJobStatus, Service, Ticket
+from tickets.services import ticket_cancel
 
 
 def _wait_for(probe, timeout: float, interval: float = 0.1):
@@ -70,4 +71,6 @@ def integration_self_test(*, base_url: str, timeout: float = 15.0) -> dict:
         job_status=job.status if job else "not finished",
         error=job.last_error if job else "",
     )
+    # The test ticket must not join the real queue, the board or the figures' customers.
+    ticket_cancel(ticket_id=ticket.pk)
     return {"ok": all(s["ok"] for s in steps), "reference": session.reference, "steps": steps}

@@ -121,6 +121,7 @@ def _lock(ticket_id: int) -> Ticket:
 class TicketPurpose(Purpose):
     name = "ticket"
     allow_anonymous = True
+    public = False  # started by a kiosk page holding its token, or the self-test
     providers = (Provider.MERCADOPAGO, Provider.KIOSK)
 
     def quote(self, *, params, user, amount, currency) -> Quote:
@@ -139,8 +140,14 @@ class TicketPurpose(Purpose):
         if cpf and not cpf_valid(cpf):
             raise InvalidParams(_("This CPF is not valid."), code="invalid_cpf")
         clean = {"service": service.pk, "customer_name": name, "cpf": cpf_mask(cpf)}
-        if params.get("kiosk"):
-            clean["kiosk"] = int(params["kiosk"])
+        if params.get("kiosk") is not None:
+            kiosk = params["kiosk"]
+            if (
+                not isinstance(kiosk, int)
+                or not Kiosk.objects.filter(pk=kiosk, active=True).exists()
+            ):
+                raise InvalidParams(_("Unknown kiosk."), code="unknown_kiosk")
+            clean["kiosk"] = kiosk
         return Quote(
             service.price,
             service.currency,
@@ -342,6 +349,10 @@ def _step(ticket_id: int, to: str, operator, event: str, **fields) -> Ticket:
 
 
 def ticket_recall(*, ticket_id: int, operator) -> Ticket:
+    """Call again a ticket already called (never one still waiting: that would jump the
+    queue)."""
+    if not Ticket.objects.filter(pk=ticket_id, status=TicketStatus.CALLED).exists():
+        raise TicketError(_("Only a called ticket can be called again."), code="not_called")
     return _step(
         ticket_id, TicketStatus.CALLED, operator, "ticket.called", called_at=timezone.now()
     )
@@ -362,6 +373,12 @@ def ticket_complete(*, ticket_id: int, operator) -> Ticket:
 def ticket_no_show(*, ticket_id: int, operator) -> Ticket:
     return _step(
         ticket_id, TicketStatus.NO_SHOW, operator, "ticket.no_show", finished_at=timezone.now()
+    )
+
+
+def ticket_cancel(*, ticket_id: int, actor=None) -> Ticket:
+    return _step(
+        ticket_id, TicketStatus.CANCELLED, actor, "ticket.cancelled", finished_at=timezone.now()
     )
 
 

@@ -211,12 +211,12 @@ def operator_desk(request):
 @require_POST
 def operator_call(request):
     operator = _operator(request)
-    service = request.POST.get("service")
+    service = request.POST.get("service", "")
     try:
         ticket = ticket_call_next(
             operator=operator,
             desk=request.session.get("desk", ""),
-            service_id=int(service) if service else None,
+            service_id=int(service) if service.isdigit() else None,
         )
         if ticket is None:
             messages.info(request, _("Nobody is waiting."))

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from notifications.services import event_publish
-from payments.errors import FulfilmentRefused, InvalidParams
+from payments.errors import FulfilmentRefused, IdempotencyConflict, InvalidParams
 from payments.models import OPEN_STATUSES, PaymentSession, Provider
 from payments.registry import Purpose, Quote
 from subscriptions.errors import MachineBusy, MachineError, MachineNotFound
@@ -280,8 +280,10 @@ def machine_session_buy(
     """
     from payments.services import payment_session_create
 
-    existing = PaymentSession.objects.filter(idempotency_key=idempotency_key, user=customer).first()
+    existing = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
+        if existing.user_id != customer.pk:
+            raise IdempotencyConflict()
         return existing
     if method not in ("credit", "pix"):
         raise MachineError(_("Choose how to pay."), code="invalid_method")
@@ -307,7 +309,8 @@ def machine_session_buy(
             idempotency_key=idempotency_key,
         ).session
     except Exception:
+        # No payment for this usage session came of it: do not leave it waiting.
         session = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
-        if session is None:
+        if session is None or session.params.get("usage_session") != usage.pk:
             UsageSession.objects.filter(pk=usage.pk).update(status=UsageStatus.CANCELLED)
         raise

@@ -21,6 +21,7 @@ def test_proof_rejected_and_resubmitted_live(stack, login, tmp_path):
     waiter = login(stack, "waiter")
     waiter.goto("/waiter/")
     waiter.wait_for_selector("#events-status[data-state='connected']", timeout=10000)
+    waiter.wait_for_load_state("networkidle")
     card = waiter.locator("#waiter-list .card.order").first
     order_id = card.get_attribute("data-order")
     card.locator("input[type=file]").set_input_files(str(receipt))

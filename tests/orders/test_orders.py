@@ -294,3 +294,31 @@ def test_order_statuses_read_in_spanish():
         "por verificar",
         "pagado",
     ]
+
+
+def test_order_sessions_cannot_be_opened_through_the_public_api(client, staff_users):
+    order = make_order(staff_users["waiter"])
+    client.force_login(staff_users["waiter"])
+    response = client.post(
+        "/api/payment-sessions/",
+        data={"purpose": "order", "provider": "manual_proof", "params": {"order": order.pk}},
+        content_type="application/json",
+        headers={"Idempotency-Key": "sneaky"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_purpose"
+    assert not PaymentSession.objects.exists()
+
+
+def test_giant_image_is_refused_without_decoding_it(client, staff_users, private_media):
+    import io
+
+    from PIL import Image
+
+    big = io.BytesIO()
+    Image.new("1", (8000, 6000)).save(big, "PNG")  # 48 Mpx, a few kB on disk
+    order = make_order(staff_users["waiter"])
+    client.force_login(staff_users["waiter"])
+    response = api_upload(client, order, content=big.getvalue())
+    assert response.status_code == 400
+    assert not PaymentProof.objects.exists()

@@ -271,3 +271,14 @@ def test_activation_page_speaks_portuguese(client, mp_fake):
     client.force_login(customer)
     page = client.get(f"/machines/{machine.code}/", HTTP_ACCEPT_LANGUAGE="pt-BR")
     assert "Máquina ativada!" in page.content.decode()
+
+
+def test_a_key_used_by_someone_else_leaves_no_waiting_usage(client, mp_fake):
+    from payments.errors import IdempotencyConflict
+
+    machine = MachineFactory()
+    buy(UserFactory(), machine, key="shared-key")
+    with pytest.raises(IdempotencyConflict):
+        buy(UserFactory(), machine, key="shared-key")
+    statuses = sorted(UsageSession.objects.values_list("status", flat=True))
+    assert statuses == ["awaiting_payment"]

@@ -211,3 +211,27 @@ def test_admin_reprint_makes_a_new_job(client, kiosk_secret, service, printer):
         "/admin/tickets/service/",
     ]:
         assert client.get(url).status_code == 200, url
+
+
+def test_ticket_sessions_need_a_kiosk_page(client, service):
+    response = client.post(
+        "/api/payment-sessions/",
+        data={"purpose": "ticket", "provider": "kiosk", "params": {"service": service.pk}},
+        content_type="application/json",
+        headers={"Idempotency-Key": "no-kiosk"},
+    )
+    assert response.status_code == 400
+    assert not PaymentSession.objects.exists()
+
+
+def test_recall_only_calls_again_a_called_ticket(client, kiosk_secret, service, printer):
+    pay_at_kiosk(client, kiosk_secret, kiosk_session(service))
+    ticket = Ticket.objects.get()
+    with pytest.raises(TicketError):
+        ticket_recall(ticket_id=ticket.pk, operator=UserFactory(roles=["operator"]))
+
+
+def test_operator_call_with_a_bad_service_is_not_a_500(client, service):
+    client.force_login(UserFactory(roles=["operator"]))
+    response = client.post("/operator/call/", {"service": "x"})
+    assert response.status_code == 302
