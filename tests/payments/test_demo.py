@@ -64,3 +64,42 @@ def test_demo_data_adds_coupons_and_credit(settings):
 
     customer = get_user_model().objects.get(username="customer")
     assert wallet_account_get(user=customer).balance == Decimal("20.00")
+
+
+def test_fake_server_command_stops_on_sigterm():
+    """The one-command run stops its processes with SIGTERM; the fake must not hang."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.e2e.stack import free_port
+
+    port = free_port()
+    env = dict(
+        os.environ,
+        DEBUG="true",
+        FAKE_PROVIDERS="true",
+        MERCADOPAGO_ACCESS_TOKEN="TEST-sigterm",
+        MERCADOPAGO_WEBHOOK_SECRET="s",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "fake_mercadopago", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/checkout/pix/1", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -26,11 +26,16 @@ class Command(BaseCommand):
             host=host,
             port=port,
         )
-        signal.signal(signal.SIGTERM, lambda *a: fake.server.shutdown())
+        signal.signal(signal.SIGTERM, _stop)
         self.stdout.write(f"fake Mercado Pago API on {fake.url}")
         try:
             fake.server.serve_forever(poll_interval=0.2)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             pass
         finally:
             fake.server.server_close()
+
+
+def _stop(signum, frame):
+    # shutdown() from the serving thread itself would wait forever; leave the loop instead.
+    raise SystemExit(0)
