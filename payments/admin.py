@@ -1,15 +1,12 @@
 """The staff console for payments. Every action goes through the same services as the
 automatic path, with the staff user as actor and a required reason."""
 
-from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Q
-from django.shortcuts import render
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline
-from config.errors import ConfirmaError
+from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline, ReasonForm, confirm_with_form
 from payments.models import (
     AuditSource,
     Coupon,
@@ -30,49 +27,20 @@ from payments.services.confirmation import Evidence
 from payments.services.webhooks import delivery_replay
 
 
-class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
-    )
-
-
 def with_reason(description: str):
-    """An admin action that first asks for a reason, then calls `func(obj, evidence)`."""
+    """An admin action that first asks for a reason, then calls `func(obj, evidence)` with
+    the staff user as actor."""
 
     def decorator(func):
         def action(modeladmin, request, queryset):
-            if "apply" in request.POST:
-                form = ReasonForm(request.POST)
-                if form.is_valid():
-                    evidence = Evidence(
-                        source=AuditSource.STAFF,
-                        actor=request.user,
-                        reason=form.cleaned_data["reason"],
-                    )
-                    done = 0
-                    for obj in queryset:
-                        try:
-                            func(obj, evidence)
-                            done += 1
-                        except ConfirmaError as exc:
-                            modeladmin.message_user(
-                                request, f"{obj}: {exc.message}", messages.ERROR
-                            )
-                    modeladmin.message_user(request, _("%(n)d done.") % {"n": done})
-                    return None
-            else:
-                form = ReasonForm()
-            return render(
-                request,
-                "admin/confirma_reason.html",
-                {
-                    "title": description,
-                    "form": form,
-                    "queryset": queryset,
-                    "action": request.POST.get("action"),
-                    "opts": modeladmin.model._meta,
-                    "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
-                },
+            def apply(obj, data):
+                func(
+                    obj,
+                    Evidence(source=AuditSource.STAFF, actor=request.user, reason=data["reason"]),
+                )
+
+            return confirm_with_form(
+                modeladmin, request, queryset, title=description, form_class=ReasonForm, apply=apply
             )
 
         action.__name__ = func.__name__

@@ -1,10 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
-from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
-from config.admin_tools import ReadOnlyInline
-from config.errors import ConfirmaError
+from config.admin_tools import ReadOnlyInline, ReasonForm, confirm_with_form
 from subscriptions.models import Machine, PriceOption, UsageEvent, UsageSession
 from subscriptions.services.machines import (
     machine_device_token_rotate,
@@ -39,11 +37,8 @@ class UsageEventInline(ReadOnlyInline):
     fields = ("created_at", "type", "source", "actor", "reason", "data")
 
 
-class StaffChangeForm(forms.Form):
-    minutes = forms.IntegerField(
-        label=_("Minutes to add"), min_value=1, max_value=1440, required=False
-    )
-    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}))
+class ExtendForm(ReasonForm):
+    minutes = forms.IntegerField(label=_("Minutes to add"), min_value=1, max_value=1440)
 
 
 @admin.register(UsageSession)
@@ -72,50 +67,31 @@ class UsageSessionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    def _with_reason(self, request, queryset, title, apply, needs_minutes=False):
-        if "apply" in request.POST:
-            form = StaffChangeForm(request.POST)
-            if form.is_valid() and (form.cleaned_data["minutes"] or not needs_minutes):
-                for usage in queryset:
-                    try:
-                        apply(usage, form.cleaned_data)
-                    except ConfirmaError as exc:
-                        self.message_user(request, f"#{usage.pk}: {exc.message}", messages.ERROR)
-                return None
-        else:
-            form = StaffChangeForm()
-        return render(
-            request,
-            "admin/confirma_reason.html",
-            {
-                "title": title,
-                "form": form,
-                "queryset": queryset,
-                "opts": self.model._meta,
-                "action": request.POST.get("action"),
-                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
-            },
-        )
-
     @admin.action(description=_("End now (reason required)"), permissions=["change"])
     def end_now(self, request, queryset):
-        return self._with_reason(
+        return confirm_with_form(
+            self,
             request,
             queryset,
-            _("End machine sessions now"),
-            lambda u, d: usage_session_end(
-                usage_session_id=u.pk, actor=request.user, reason=d["reason"]
+            title=_("End machine sessions now"),
+            form_class=ReasonForm,
+            apply=lambda usage, data: usage_session_end(
+                usage_session_id=usage.pk, actor=request.user, reason=data["reason"]
             ),
         )
 
     @admin.action(description=_("Extend (minutes and reason required)"), permissions=["change"])
     def extend(self, request, queryset):
-        return self._with_reason(
+        return confirm_with_form(
+            self,
             request,
             queryset,
-            _("Extend machine sessions"),
-            lambda u, d: usage_session_extend(
-                usage_session_id=u.pk, actor=request.user, minutes=d["minutes"], reason=d["reason"]
+            title=_("Extend machine sessions"),
+            form_class=ExtendForm,
+            apply=lambda usage, data: usage_session_extend(
+                usage_session_id=usage.pk,
+                actor=request.user,
+                minutes=data["minutes"],
+                reason=data["reason"],
             ),
-            needs_minutes=True,
         )
