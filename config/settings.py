@@ -239,9 +239,18 @@ MERCADOPAGO_ACCESS_TOKEN = env.str("MERCADOPAGO_ACCESS_TOKEN", default="")
 MERCADOPAGO_WEBHOOK_SECRET = env.str("MERCADOPAGO_WEBHOOK_SECRET", default="")
 MERCADOPAGO_API_BASE = env.str("MERCADOPAGO_API_BASE", default="https://api.mercadopago.com")
 CLICK_SERVICE_ID = env.str("CLICK_SERVICE_ID", default="")
+CLICK_MERCHANT_ID = env.str("CLICK_MERCHANT_ID", default="")
 CLICK_SECRET_KEY = env.str("CLICK_SECRET_KEY", default="")
+# Click's payment page the checkout redirects to (the demo points it at a local fake).
+CLICK_PAY_URL = env.str("CLICK_PAY_URL", default="https://my.click.uz/services/pay")
+NOWPAYMENTS_API_KEY = env.str("NOWPAYMENTS_API_KEY", default="")
 NOWPAYMENTS_IPN_SECRET = env.str("NOWPAYMENTS_IPN_SECRET", default="")
+NOWPAYMENTS_API_BASE = env.str("NOWPAYMENTS_API_BASE", default="https://api.nowpayments.io")
+COINBASE_COMMERCE_API_KEY = env.str("COINBASE_COMMERCE_API_KEY", default="")
 COINBASE_COMMERCE_WEBHOOK_SECRET = env.str("COINBASE_COMMERCE_WEBHOOK_SECRET", default="")
+COINBASE_COMMERCE_API_BASE = env.str(
+    "COINBASE_COMMERCE_API_BASE", default="https://api.commerce.coinbase.com"
+)
 KIOSK_WEBHOOK_SECRET = env.str("KIOSK_WEBHOOK_SECRET", default="")
 PRINTER_URL = env.str("PRINTER_URL", default="dummy:")
 
