@@ -284,6 +284,7 @@ EVENTS_RETENTION = env.str("EVENTS_RETENTION", default="30d")
 PERIODIC_JOBS = [
     {"command": "prune_events", "args": ["--older-than", EVENTS_RETENTION], "every": 3600},
     {"command": "complete_machine_sessions", "every": 5},
+    {"command": "expire_subscriptions", "every": 60},
 ]
 
 # --- Payments ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ urlpatterns = [
     path("webhooks/", include(payment_urls.webhook_urlpatterns)),
     path("payments/", include(payment_urls.page_urlpatterns)),
     path("machines/", include("subscriptions.urls")),
+    path("billing/", include("subscriptions.billing_urls")),
     path("", include(ticket_urls.urlpatterns)),
     path("", include(order_urls.urlpatterns)),
     path("api/", include(api_urlpatterns)),

@@ -49,6 +49,11 @@ class Purpose:
     def fulfil(self, *, session) -> None:
         raise NotImplementedError
 
+    def on_hold(self, *, session, reason: str) -> None:
+        """A payment for this purpose is held for a staff decision (amount mismatch, late
+        payment) or was refunded: note it where the customer's history is kept. Database
+        work only; failures are logged and never undo the payment's record."""
+
     def is_fulfilled(self, *, session) -> bool:
         """Whether what the session paid for exists (used by the monitor)."""
         return session.fulfilled_at is not None

@@ -5,6 +5,10 @@ from payments import apis, views, webhooks
 webhook_urlpatterns = [
     path("mercadopago/", webhooks.mercadopago, name="webhook-mercadopago"),
     path("kiosk/", webhooks.kiosk, name="webhook-kiosk"),
+    path("click/prepare/", webhooks.click_prepare, name="webhook-click-prepare"),
+    path("click/complete/", webhooks.click_complete, name="webhook-click-complete"),
+    path("nowpayments/", webhooks.nowpayments, name="webhook-nowpayments"),
+    path("coinbase/", webhooks.coinbase, name="webhook-coinbase"),
 ]
 
 api_urlpatterns = [

@@ -35,7 +35,8 @@ def _receive(request, provider: str, endpoint: str) -> JsonResponse:
         outcome = delivery_reject(delivery=delivery, status=413, error="body too large")
     else:
         outcome = delivery_process(delivery_id=delivery.pk)
-    return JsonResponse({**outcome.body, "delivery": delivery.pk}, status=outcome.status)
+    body = outcome.body if provider == Provider.CLICK else {**outcome.body, "delivery": delivery.pk}
+    return JsonResponse(body, status=outcome.status)
 
 
 def _receive_in_worker_thread(request, provider: str, endpoint: str) -> JsonResponse:
@@ -65,3 +66,23 @@ async def mercadopago(request):
 @csrf_exempt
 async def kiosk(request):
     return await _receive_async(request, Provider.KIOSK, "kiosk")
+
+
+@csrf_exempt
+async def click_prepare(request):
+    return await _receive_async(request, Provider.CLICK, "click/prepare")
+
+
+@csrf_exempt
+async def click_complete(request):
+    return await _receive_async(request, Provider.CLICK, "click/complete")
+
+
+@csrf_exempt
+async def nowpayments(request):
+    return await _receive_async(request, Provider.NOWPAYMENTS, "nowpayments")
+
+
+@csrf_exempt
+async def coinbase(request):
+    return await _receive_async(request, Provider.COINBASE, "coinbase")

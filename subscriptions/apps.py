@@ -11,15 +11,19 @@ class SubscriptionsConfig(AppConfig):
         from config.navigation import Page, page_register
         from notifications.tokens import device_token_resolver_register
         from payments.registry import purpose_register
-        from subscriptions.demo import machines_demo
+        from subscriptions.demo import machines_demo, plans_demo
         from subscriptions.services.machines import (
             MachineSessionPurpose,
             machine_for_device_token,
         )
+        from subscriptions.services.plans import SubscriptionPurpose
 
         purpose_register(MachineSessionPurpose())
+        purpose_register(SubscriptionPurpose())
         device_token_resolver_register(
             lambda token: [f"machine:{m.pk}"] if (m := machine_for_device_token(token)) else None
         )
         page_register(Page("machines", _("Machines"), _("Pay for time on a machine."), order=10))
+        page_register(Page("billing", _("Plans"), _("Subscribe to a plan or see yours."), order=15))
         demo_register(machines_demo)
+        demo_register(plans_demo)

@@ -23,3 +23,29 @@ def machines_demo() -> list[str]:
         token = machine_device_token_rotate(machine=machine)
         lines.append(f"  {code:<7} {name:<22} device token {token}")
     return lines
+
+
+DEMO_PLANS = [
+    ("basic-uzs", "Basic", "basic", "49000.00", "UZS", 30),
+    ("pro-uzs", "Pro", "pro", "99000.00", "UZS", 30),
+    ("pro-usd", "Pro (USD)", "pro", "9.99", "USD", 30),
+]
+
+
+def plans_demo() -> list[str]:
+    from subscriptions.models import Plan
+
+    lines = ["Plans (/billing/: Click for UZS, NOWPayments or Coinbase for any):"]
+    for code, name, tier, price, currency, days in DEMO_PLANS:
+        Plan.objects.get_or_create(
+            code=code,
+            defaults={
+                "name": name,
+                "tier": tier,
+                "price": Decimal(price),
+                "currency": currency,
+                "period_days": days,
+            },
+        )
+        lines.append(f"  {code:<10} {name:<10} {price} {currency} / {days} days")
+    return lines

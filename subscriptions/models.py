@@ -1,9 +1,10 @@
-"""What a payment buys: pay-per-use machine time (and, later, plan subscriptions)."""
+"""What a payment buys: pay-per-use machine time and plan subscriptions."""
 
 import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -153,3 +154,145 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.usage_session_id} {self.type}"
+
+
+class Plan(models.Model):
+    """What a subscription can be bought as: a tier for a number of days at a price."""
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    tier = models.CharField(_("tier"), max_length=40)
+    price = models.DecimalField(_("price"), max_digits=12, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3)
+    period_days = models.PositiveIntegerField(_("period (days)"))
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("plan")
+        verbose_name_plural = _("plans")
+        ordering = ["price", "code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="plan_price_positive"),
+            models.CheckConstraint(condition=Q(period_days__gt=0), name="plan_period_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.price} {self.currency} / {self.period_days} d)"
+
+
+class SubscriptionStatus(models.TextChoices):
+    INACTIVE = "inactive", _("inactive")
+    ACTIVE = "active", _("active")
+    EXPIRED = "expired", _("expired")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+class Subscription(models.Model):
+    """A user's access to a plan: one row per user, changed only by services."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="subscription",
+        verbose_name=_("user"),
+    )
+    plan = models.ForeignKey(
+        Plan, null=True, blank=True, on_delete=models.PROTECT, verbose_name=_("plan")
+    )
+    tier = models.CharField(_("tier"), max_length=40, blank=True, default="")
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=SubscriptionStatus.choices,
+        default=SubscriptionStatus.INACTIVE,
+    )
+    current_period_start = models.DateTimeField(_("period start"), null=True, blank=True)
+    current_period_end = models.DateTimeField(_("period end"), null=True, blank=True)
+    last_payment_at = models.DateTimeField(_("last payment"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
+        ordering = ["-updated_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="active")
+                | Q(plan__isnull=False, current_period_end__isnull=False),
+                name="subscription_active_has_plan_and_end",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "current_period_end"], name="sub_status_end")]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.tier or '-'} ({self.status})"
+
+
+class SubscriptionEventType(models.TextChoices):
+    ACTIVATED = "activated", _("activated")
+    RENEWED = "renewed", _("renewed")
+    EXPIRED = "expired", _("expired")
+    CANCELLED = "cancelled", _("cancelled")
+    MANUAL_ACTIVATION = "manual_activation", _("manual activation")
+    MANUAL_DEACTIVATION = "manual_deactivation", _("manual deactivation")
+    PAYMENT_MISMATCH = "payment_mismatch", _("payment held for review")
+    REFUNDED = "refunded", _("payment refunded")
+
+
+class ActorType(models.TextChoices):
+    SYSTEM = "system", _("system")
+    PROVIDER = "provider", _("provider")
+    STAFF = "staff", _("staff")
+    RECONCILER = "reconciler", _("reconciler")
+    CUSTOMER = "customer", _("customer")
+
+
+# Event types that a payment session may cause at most once.
+PAYMENT_ACTIVATION_TYPES = (SubscriptionEventType.ACTIVATED, SubscriptionEventType.RENEWED)
+
+
+class SubscriptionEvent(models.Model):
+    """Append-only history of a subscription: who changed it, why, and with what payment."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="events")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subscription_events"
+    )
+    type = models.CharField(_("type"), max_length=30, choices=SubscriptionEventType.choices)
+    actor_type = models.CharField(
+        _("actor"), max_length=20, choices=ActorType.choices, default=ActorType.SYSTEM
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("staff user"),
+    )
+    reason = models.TextField(_("reason"), blank=True, default="")
+    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    payment_session = models.ForeignKey(
+        "payments.PaymentSession",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="subscription_events",
+        verbose_name=_("payment session"),
+    )
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("subscription event")
+        verbose_name_plural = _("subscription events")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment_session"],
+                condition=Q(type__in=["activated", "renewed"]),
+                name="subscription_one_activation_per_payment",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.type}"

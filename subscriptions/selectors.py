@@ -57,3 +57,84 @@ def machines_with_status() -> list[tuple[Machine, bool]]:
 
 def machine_controller_state(*, machine: Machine) -> UsageSession | None:
     return UsageSession.objects.filter(machine=machine, status=UsageStatus.ACTIVE).first()
+
+
+# --- Plan subscriptions ----------------------------------------------------------------------
+
+# Names under which providers hand the reference (or their payment id) back to the return page.
+RETURN_REFERENCE_PARAMS = ("reference", "session_id", "order_id", "merchant_trans_id")
+RETURN_PAYMENT_ID_PARAMS = ("payment_id", "NP_id")
+
+
+def plans_for_checkout() -> list:
+    from subscriptions.models import Plan
+    from subscriptions.services.plans import plan_providers
+
+    plans = list(Plan.objects.filter(active=True))
+    for plan in plans:
+        plan.providers = plan_providers(plan)
+    return plans
+
+
+def subscription_get(*, user):
+    from subscriptions.models import Subscription
+
+    return Subscription.objects.select_related("plan").filter(user=user).first()
+
+
+def subscription_history(*, user, limit: int = 50) -> list:
+    from subscriptions.models import SubscriptionEvent
+
+    return list(
+        SubscriptionEvent.objects.filter(user=user)
+        .select_related("actor", "payment_session")
+        .order_by("-id")[:limit]
+    )
+
+
+def billing_payment_find(*, user, params) -> "PaymentSession | None":
+    """The user's subscription payment named by whatever the provider appended to the
+    return URL; None when nothing of the user's matches (never another user's)."""
+    from payments.models import PaymentSession
+
+    mine = PaymentSession.objects.filter(user=user)
+    for name in RETURN_REFERENCE_PARAMS:
+        value = (params.get(name) or "").strip()
+        if value and len(value) <= 64:
+            session = mine.filter(reference=value).first()
+            if session is not None:
+                return session
+    for name in RETURN_PAYMENT_ID_PARAMS:
+        value = (params.get(name) or "").strip()
+        if value and len(value) <= 100:
+            session = mine.filter(provider_payment_id=value).first()
+            if session is not None:
+                return session
+    return None
+
+
+def billing_recent_payments(*, user, limit: int = 10) -> list:
+    from payments.models import PaymentSession
+
+    return list(PaymentSession.objects.filter(user=user).order_by("-created_at")[:limit])
+
+
+def billing_return_state(*, session) -> str:
+    """What the return page says about a payment: waiting, processing, active, activating,
+    review, failed."""
+    from payments.models import PaymentStatus
+    from payments.registry import purpose_get
+
+    if session.status == PaymentStatus.PENDING:
+        return "waiting"
+    if session.status == PaymentStatus.PROCESSING:
+        return "processing"
+    if session.status == PaymentStatus.COMPLETED:
+        if session.amount_mismatch or session.late_payment or session.refund_due:
+            return "review"
+        if purpose_get(session.purpose).is_fulfilled(session=session):
+            return "active"
+        return "activating"
+    if session.status == PaymentStatus.REFUNDED:
+        return "refunded"
+    return "failed"

@@ -1,4 +1,5 @@
-"""Machine pages: the list, the activation page (PIX or credit), the controller simulator."""
+"""Machine pages (list, activation, controller simulator) and plan pages (plans, checkout,
+return page, my subscription)."""
 
 import uuid
 
@@ -18,11 +19,18 @@ from payments.errors import InsufficientCredit
 from payments.services import wallet_account_get
 from subscriptions.models import Machine
 from subscriptions.selectors import (
+    billing_payment_find,
+    billing_recent_payments,
     machine_controller_state,
     machine_state_for,
     machines_with_status,
+    plans_for_checkout,
+    subscription_get,
+    subscription_history,
 )
+from subscriptions.selectors import billing_return_state as return_state_of
 from subscriptions.services.machines import machine_for_device_token, machine_session_buy
+from subscriptions.services.plans import subscription_checkout
 
 
 @login_required
@@ -123,4 +131,81 @@ def controller_state(request):
         request,
         "subscriptions/_controller_state.html",
         {"machine": machine, "usage": machine_controller_state(machine=machine)},
+    )
+
+
+# --- Plan subscriptions ----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def plans(request):
+    return render(
+        request,
+        "subscriptions/plans.html",
+        {
+            "plans": plans_for_checkout(),
+            "subscription": subscription_get(user=request.user),
+            "key": uuid.uuid4().hex,
+        },
+    )
+
+
+@login_required
+@require_POST
+def checkout(request):
+    """Open (or, for the same form, reopen) a payment and send the customer to the
+    provider's page."""
+    try:
+        session = subscription_checkout(
+            user=request.user,
+            plan_code=request.POST.get("plan", "")[:40],
+            provider=request.POST.get("provider", "")[:20],
+            idempotency_key=request.POST.get("key") or uuid.uuid4().hex,
+            coupon_code=request.POST.get("coupon", "").strip()[:40],
+        )
+    except ConfirmaError as exc:
+        messages.error(request, exc.message)
+        return redirect("billing")
+    target = (session.provider_data or {}).get("redirect_url")
+    if not target:
+        return redirect(f"{reverse('billing-return')}?reference={session.reference}")
+    return redirect(target)
+
+
+def _return_context(request) -> dict:
+    session = billing_payment_find(user=request.user, params=request.GET)
+    context = {"session": session, "subscription": subscription_get(user=request.user)}
+    if session is None:
+        context["recent"] = billing_recent_payments(user=request.user)
+    else:
+        context["state"] = return_state_of(session=session)
+        context["cancelled"] = request.GET.get("cancelled") == "1"
+    return context
+
+
+@login_required
+@require_GET
+def billing_return(request):
+    """Where providers send the customer back. Finds the payment by whatever the provider
+    appended and shows its live state; never a dead end."""
+    return render(request, "subscriptions/billing_return.html", _return_context(request))
+
+
+@login_required
+@require_GET
+def billing_return_state(request):
+    return render(request, "subscriptions/_billing_return_state.html", _return_context(request))
+
+
+@login_required
+@require_GET
+def my_subscription(request):
+    return render(
+        request,
+        "subscriptions/my_subscription.html",
+        {
+            "subscription": subscription_get(user=request.user),
+            "history": subscription_history(user=request.user),
+        },
     )

@@ -52,6 +52,8 @@ class Notification:
     currency: str | None = None
     provider_status: str = ""
     raw: dict = field(default_factory=dict)
+    # Something staff must look at even though the state itself is handled (code, message).
+    alert: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,30 @@ def to_currency(value) -> str | None:
 
 
 def provider_get(name: str):
-    from payments.providers import kiosk, mercadopago
+    from payments.providers import click, coinbase, kiosk, mercadopago, nowpayments
 
-    adapters = {"mercadopago": mercadopago.adapter, "kiosk": kiosk.adapter}
+    adapters = {
+        "mercadopago": mercadopago.adapter,
+        "kiosk": kiosk.adapter,
+        "click": click.adapter,
+        "nowpayments": nowpayments.adapter,
+        "coinbase": coinbase.adapter,
+    }
     return adapters.get(name)
+
+
+def return_url(session, param: str = "reference", **extra: str) -> str:
+    """Where the provider sends the customer back: the purpose's return page (or the
+    payment's own page) with the reference under the name this provider uses."""
+    from urllib.parse import urlencode
+
+    base = settings_public_base()
+    path = session.metadata.get("return_path") or f"/payments/{session.reference}/"
+    query = urlencode({param: session.reference, **extra})
+    return f"{base}{path}{'&' if '?' in path else '?'}{query}"
+
+
+def settings_public_base() -> str:
+    from django.conf import settings
+
+    return settings.PUBLIC_BASE_URL.rstrip("/")

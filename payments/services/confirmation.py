@@ -132,6 +132,15 @@ def _alert(session: PaymentSession, code: str, message: str, **context) -> None:
     )
 
 
+def _note_hold(session: PaymentSession, reason: str) -> None:
+    """Let the purpose record a held or refunded payment in its own history."""
+    try:
+        with transaction.atomic():
+            purpose_get(session.purpose).on_hold(session=session, reason=reason)
+    except Exception:
+        logger.exception("purpose %s could not note %s", session.purpose, reason)
+
+
 def _redeem_coupon(session: PaymentSession) -> None:
     if not session.coupon_id:
         return
@@ -297,6 +306,8 @@ def payment_confirm(
             outcome = ConfirmOutcome.CONFIRMED
             fulfilled = _run_fulfilment(session, evidence)
         session.save()
+        if outcome != ConfirmOutcome.CONFIRMED:
+            _note_hold(session, outcome.value)
         if outcome == ConfirmOutcome.CONFIRMED:
             _publish(session, "payment.confirmed", fulfilled=fulfilled)
         else:
@@ -417,10 +428,44 @@ def payment_expire(
     )
 
 
-def payment_mark_processing(*, reference: str, evidence: Evidence) -> ConfirmResult:
-    """The provider has seen the payment but not settled it (pending → processing)."""
+def payment_mark_processing(
+    *, reference: str, evidence: Evidence, provider_payment_id: str = "", replace: bool = False
+) -> ConfirmResult:
+    """The provider has seen the payment but not settled it (pending → processing).
+
+    `provider_payment_id` is remembered when the session has none yet (or, with `replace`,
+    when the provider started a new attempt for the still-open session)."""
+    provider_payment_id = str(provider_payment_id or "")[:100]
     with transaction.atomic():
         session = _lock(reference)
+        known = session.provider_payment_id
+        if (
+            provider_payment_id
+            and session.status in OPEN_STATUSES
+            and provider_payment_id != known
+            and (not known or replace)
+        ):
+            taken = (
+                PaymentSession.objects.filter(
+                    provider=session.provider, provider_payment_id=provider_payment_id
+                )
+                .exclude(pk=session.pk)
+                .exists()
+            )
+            if taken:
+                raise PaymentError(
+                    "This provider payment belongs to another session.",
+                    code="provider_payment_taken",
+                )
+            session.provider_payment_id = provider_payment_id
+            session.save(update_fields=["provider_payment_id"])
+            _audit(
+                session,
+                "provider_payment",
+                evidence,
+                before=session.status,
+                data={"provider_payment_id": provider_payment_id, "previous": known},
+            )
         if session.status != PaymentStatus.PENDING:
             return ConfirmResult(ConfirmOutcome.IGNORED, session)
         session.status = PaymentStatus.PROCESSING
@@ -469,6 +514,7 @@ def payment_refund(
         session.closed_at = timezone.now()
         session.save(update_fields=["status", "refund_due", "closed_at"])
         _audit(session, kind, evidence, before=before, data={"amount": amount})
+        _note_hold(session, kind)
         _alert(
             session,
             f"payment.{kind}",

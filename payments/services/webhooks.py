@@ -20,7 +20,7 @@ from django.utils import timezone
 from config.logging import redact
 from notifications.services import alert_raise
 from payments.errors import PaymentNotFound, ProviderUnavailable
-from payments.models import AuditSource, DeliveryStatus, WebhookDelivery
+from payments.models import AuditSource, DeliveryStatus, Provider, WebhookDelivery
 from payments.providers import (
     InboundRequest,
     MalformedPayload,
@@ -128,9 +128,11 @@ def _apply(notification: Notification, evidence: Evidence):
             currency=notification.currency,
             provider_payment_id=notification.provider_payment_id,
         )
-    if state == PaymentState.PROCESSING:
-        return payment_mark_processing(reference=reference, evidence=evidence)
     payment_id = notification.provider_payment_id
+    if state == PaymentState.PROCESSING:
+        return payment_mark_processing(
+            reference=reference, evidence=evidence, provider_payment_id=payment_id
+        )
     if state == PaymentState.FAILED:
         return payment_fail(reference=reference, evidence=evidence, provider_payment_id=payment_id)
     if state == PaymentState.CANCELLED:
@@ -178,6 +180,22 @@ def _schedule_retry(delivery: WebhookDelivery) -> None:
     )
 
 
+def _event_already_processed(delivery: WebhookDelivery) -> bool:
+    """The provider's event id (its idempotency key) was already applied by another
+    delivery: a retry of something done. Replays of the same delivery are not repeats."""
+    if not delivery.event_id:
+        return False
+    return (
+        WebhookDelivery.objects.filter(
+            provider=delivery.provider,
+            event_id=delivery.event_id,
+            status=DeliveryStatus.PROCESSED,
+        )
+        .exclude(pk=delivery.pk)
+        .exists()
+    )
+
+
 def delivery_process(*, delivery_id: int) -> DeliveryResponse:
     """Verify, parse and apply one stored delivery; record and return the outcome.
 
@@ -186,6 +204,10 @@ def delivery_process(*, delivery_id: int) -> DeliveryResponse:
     database trouble → 503 (failed, retried with back-off). Never raises for those.
     """
     delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    if delivery.provider == Provider.CLICK:
+        from payments.services.click import click_process
+
+        return click_process(delivery=delivery)
     adapter = provider_get(delivery.provider)
     delivery.attempts += 1
     request = _inbound(delivery)
@@ -200,6 +222,9 @@ def delivery_process(*, delivery_id: int) -> DeliveryResponse:
                 return DeliveryResponse(401, {"error": "invalid signature"})
             delivery.signature_valid = True
         delivery.event_id = adapter.event_id(request)[:120]
+        if _event_already_processed(delivery):
+            _finish(delivery, DeliveryStatus.DUPLICATE, 200, error="event already processed")
+            return DeliveryResponse(200, {"status": "duplicate"})
         notification = adapter.parse(request)
         if notification is None:
             _finish(delivery, DeliveryStatus.IGNORED, 200, error="not a payment notification")
@@ -211,6 +236,18 @@ def delivery_process(*, delivery_id: int) -> DeliveryResponse:
         )
         try:
             result = _apply(notification, evidence)
+            if notification.alert and result is not None:
+                code, message = notification.alert
+                alert_raise(
+                    code=code,
+                    message=message,
+                    context={
+                        "reference": notification.reference,
+                        "provider": delivery.provider,
+                        "provider_payment_id": notification.provider_payment_id,
+                        "delivery": delivery.pk,
+                    },
+                )
         except PaymentNotFound:
             logger.warning(
                 "webhook delivery %s: unknown reference %r",
