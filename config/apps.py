@@ -23,6 +23,15 @@ class ConfigConfig(AppConfig):
         )
         page_register(
             Page(
+                "operations",
+                _("Integration health"),
+                _("Payments vs deliveries, webhooks, gaps, printers."),
+                ("staff",),
+                205,
+            )
+        )
+        page_register(
+            Page(
                 "healthz",
                 _("System health"),
                 _("Database, channel layer, worker."),

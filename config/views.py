@@ -1,10 +1,14 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from config.navigation import pages_for
-from config.roles import user_roles
+from config.roles import has_role, user_roles
 from config.selectors import system_health
 
 
@@ -23,3 +27,44 @@ def healthz(request):
     """Database, channel layer and worker heartbeat; 200 when all are fine, else 503."""
     health = system_health()
     return JsonResponse(health, status=200 if health["status"] == "ok" else 503)
+
+
+def _staff_only(request) -> None:
+    if not has_role(request.user, "staff"):
+        raise PermissionDenied
+
+
+@login_required
+@never_cache
+@require_GET
+def operations(request):
+    """The integrations live: conversion and timings per purpose and provider, webhooks,
+    open gaps with a repair button, printers, the worker."""
+    from config.health import integration_status
+
+    _staff_only(request)
+    template = "config/_operations.html" if request.htmx else "config/operations.html"
+    return render(request, template, {"status": integration_status()})
+
+
+@login_required
+@require_POST
+def operations_repair(request):
+    """Re-run fulfilment of one paid-but-not-delivered payment (as the reconciler does)."""
+    from payments.services.monitor import gap_get, gaps_repair
+
+    _staff_only(request)
+    reference = request.POST.get("reference", "")[:64]
+    gap = gap_get(reference=reference)
+    if gap is None:
+        messages.info(request, _("Nothing to repair for %(ref)s.") % {"ref": reference})
+        return redirect("operations")
+    report = gaps_repair([gap])
+    if reference in report.repaired:
+        messages.success(request, _("%(ref)s repaired.") % {"ref": reference})
+    else:
+        error = report.failed.get(reference) or _("it needs a staff decision in the admin")
+        messages.error(
+            request, _("%(ref)s not repaired: %(error)s") % {"ref": reference, "error": error}
+        )
+    return redirect("operations")

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -309,7 +310,9 @@ class OrderPurpose(Purpose):
         _move(order, OrderStatus.PAID)
         _updated(order)
 
-    def is_fulfilled(self, *, session) -> bool:
-        return PaymentProof.objects.filter(
-            payment_session=session, status=ProofStatus.APPROVED
-        ).exists()
+    def fulfilled_q(self):
+        return Exists(
+            PaymentProof.objects.filter(
+                payment_session=OuterRef("pk"), status=ProofStatus.APPROVED
+            )
+        )

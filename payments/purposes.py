@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext as _
 
 from payments.errors import InvalidParams
@@ -35,5 +36,5 @@ class WalletTopup(Purpose):
     def fulfil(self, *, session) -> None:
         wallet_credit_topup(session=session)
 
-    def is_fulfilled(self, *, session) -> bool:
-        return LedgerEntry.objects.filter(session=session, kind=LedgerKind.TOPUP).exists()
+    def fulfilled_q(self):
+        return Exists(LedgerEntry.objects.filter(session=OuterRef("pk"), kind=LedgerKind.TOPUP))

@@ -54,9 +54,19 @@ class Purpose:
         payment) or was refunded: note it where the customer's history is kept. Database
         work only; failures are logged and never undo the payment's record."""
 
+    def fulfilled_q(self):
+        """A filter on PaymentSession true when what the session paid for exists (a ticket,
+        an activation, a ledger entry…). The monitor runs it over every completed session
+        in one query, so it must be a Q or an Exists() on `OuterRef("pk")`."""
+        from django.db.models import Q
+
+        return Q(fulfilled_at__isnull=False)
+
     def is_fulfilled(self, *, session) -> bool:
-        """Whether what the session paid for exists (used by the monitor)."""
-        return session.fulfilled_at is not None
+        """Whether what the session paid for exists."""
+        from payments.models import PaymentSession
+
+        return PaymentSession.objects.filter(pk=session.pk).filter(self.fulfilled_q()).exists()
 
 
 _PURPOSES: dict[str, Purpose] = {}

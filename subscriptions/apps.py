@@ -11,13 +11,16 @@ class SubscriptionsConfig(AppConfig):
         from config.navigation import Page, page_register
         from notifications.tokens import device_token_resolver_register
         from payments.registry import purpose_register
+        from payments.services.monitor import user_section_register
         from subscriptions.demo import machines_demo, plans_demo
+        from subscriptions.selectors import subscription_user_section
         from subscriptions.services.machines import (
             MachineSessionPurpose,
             machine_for_device_token,
         )
         from subscriptions.services.plans import SubscriptionPurpose
 
+        user_section_register(subscription_user_section)
         purpose_register(MachineSessionPurpose())
         purpose_register(SubscriptionPurpose())
         device_token_resolver_register(

@@ -138,3 +138,40 @@ def billing_return_state(*, session) -> str:
     if session.status == PaymentStatus.REFUNDED:
         return "refunded"
     return "failed"
+
+
+def subscription_user_section(*, user, limit: int = 50) -> dict:
+    """The subscription part of `monitor_payments user`."""
+    from subscriptions.models import Subscription, SubscriptionEvent, UsageSession
+
+    subscription = Subscription.objects.select_related("plan").filter(user=user).first()
+    events = SubscriptionEvent.objects.filter(user=user).order_by("-id")[:limit]
+    usage = UsageSession.objects.filter(customer=user).order_by("-id")[:limit]
+
+    def iso(value):
+        return value.isoformat() if value else None
+
+    return {
+        "subscription": {
+            "status": subscription.status,
+            "plan": subscription.plan.code if subscription.plan else None,
+            "tier": subscription.tier,
+            "current_period_end": iso(subscription.current_period_end),
+        }
+        if subscription
+        else None,
+        "subscription_events": [
+            {
+                "type": e.type,
+                "actor": e.actor_type,
+                "reason": e.reason,
+                "payment": e.payment_session_id and e.payment_session.reference,
+                "created_at": iso(e.created_at),
+            }
+            for e in events.select_related("payment_session")
+        ],
+        "usage_sessions": [
+            {"id": u.pk, "machine": u.machine.code, "status": u.status, "ends_at": iso(u.ends_at)}
+            for u in usage.select_related("machine")
+        ],
+    }

@@ -114,3 +114,39 @@ def integration_health(*, since=None, missing_limit: int = 100) -> dict:
             for s in missing[:missing_limit]
         ],
     }
+
+
+def printers_health() -> list[dict]:
+    """Each printer with its last success and last error, and jobs not finished."""
+    from tickets.models import Printer, PrintJob, PrintJobStatus
+
+    unfinished = dict(
+        PrintJob.objects.exclude(status__in=(PrintJobStatus.PRINTED, PrintJobStatus.FAILED))
+        .values("printer")
+        .annotate(n=Count("id"))
+        .values_list("printer", "n")
+    )
+
+    def iso(value):
+        return value.isoformat() if value else None
+
+    return [
+        {
+            "id": printer.pk,
+            "name": printer.name,
+            "enabled": printer.enabled,
+            "last_success_at": iso(printer.last_success_at),
+            "last_error": printer.last_error[:300],
+            "last_error_at": iso(printer.last_error_at),
+            "unfinished_jobs": unfinished.get(printer.pk, 0),
+            "ok": printer.enabled
+            and (
+                printer.last_error_at is None
+                or (
+                    printer.last_success_at is not None
+                    and printer.last_success_at > printer.last_error_at
+                )
+            ),
+        }
+        for printer in Printer.objects.order_by("name")
+    ]

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -178,8 +179,8 @@ class TicketPurpose(Purpose):
         _tell(ticket, "ticket.created")
         print_job_create(ticket=ticket, kiosk_id=session.params.get("kiosk"))
 
-    def is_fulfilled(self, *, session) -> bool:
-        return Ticket.objects.filter(payment_session=session).exists()
+    def fulfilled_q(self):
+        return Exists(Ticket.objects.filter(payment_session=OuterRef("pk")))
 
 
 # --- Printing -----------------------------------------------------------------------------------

@@ -316,7 +316,8 @@ def payment_confirm(
 
 
 def payment_fulfil(*, reference: str, evidence: Evidence, accept_review: bool = False):
-    """Re-run fulfilment of a completed, unfulfilled session (reconciler, staff).
+    """Re-run fulfilment of a completed session whose fulfilment failed or whose result is
+    missing (reconciler, staff).
 
     Sessions held for review (amount mismatch, late payment) need `accept_review`, which
     only staff with a reason may give. Exactly once: a fulfilled session is left alone.
@@ -324,7 +325,10 @@ def payment_fulfil(*, reference: str, evidence: Evidence, accept_review: bool = 
     evidence.check()
     with transaction.atomic():
         session = _lock(reference)
-        if session.status != PaymentStatus.COMPLETED or session.fulfilled_at is not None:
+        delivered = session.fulfilled_at is not None and purpose_get(session.purpose).is_fulfilled(
+            session=session
+        )
+        if session.status != PaymentStatus.COMPLETED or delivered:
             return ConfirmResult(
                 ConfirmOutcome.ALREADY_PROCESSED, session, session.fulfilled_at is not None
             )

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -173,8 +174,8 @@ class MachineSessionPurpose(Purpose):
         )
         _push_on(usage)
 
-    def is_fulfilled(self, *, session) -> bool:
-        return UsageSession.objects.filter(payment_session=session).exists()
+    def fulfilled_q(self):
+        return Exists(UsageSession.objects.filter(payment_session=OuterRef("pk")))
 
 
 def usage_sessions_complete_due(*, now=None, batch_size: int = 500) -> int:

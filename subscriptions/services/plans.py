@@ -12,6 +12,7 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -177,10 +178,12 @@ class SubscriptionPurpose(Purpose):
         )
         _publish(subscription, "subscription.activated", reference=session.reference, kind=kind)
 
-    def is_fulfilled(self, *, session) -> bool:
-        return SubscriptionEvent.objects.filter(
-            payment_session=session, type__in=PAYMENT_ACTIVATION_TYPES
-        ).exists()
+    def fulfilled_q(self):
+        return Exists(
+            SubscriptionEvent.objects.filter(
+                payment_session=OuterRef("pk"), type__in=PAYMENT_ACTIVATION_TYPES
+            )
+        )
 
     def on_hold(self, *, session, reason: str) -> None:
         if session.user_id is None:

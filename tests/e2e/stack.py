@@ -17,12 +17,22 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
+from payments.fakes.billing import FakeBilling
 from payments.fakes.mercadopago import FakeMercadoPago
 
 ROOT = Path(__file__).resolve().parents[2]
 MP_TOKEN = "TEST-e2e-access-token"
 MP_SECRET = "e2e-mercadopago-webhook-secret"
 KIOSK_SECRET = "whsec_ZTJlLWtpb3NrLXRlcm1pbmFsLXNlY3JldC0xMjM0"
+BILLING = {
+    "CLICK_SERVICE_ID": "40404",
+    "CLICK_MERCHANT_ID": "5050",
+    "CLICK_SECRET_KEY": "e2e-click-secret-key",
+    "NOWPAYMENTS_API_KEY": "E2ENOWPAYMENTSKEY",
+    "NOWPAYMENTS_IPN_SECRET": "e2e-nowpayments-ipn-secret",
+    "COINBASE_COMMERCE_API_KEY": "e2e-coinbase-api-key",
+    "COINBASE_COMMERCE_WEBHOOK_SECRET": "e2e-coinbase-webhook-secret",
+}
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -48,13 +58,30 @@ class Stack:
         self._pg_name = None
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         self.fake_mp = FakeMercadoPago(access_token=MP_TOKEN, webhook_secret=MP_SECRET).start()
+        base_url = f"http://127.0.0.1:{self.port}"
+        self.fake_billing = FakeBilling(
+            click_service_id=BILLING["CLICK_SERVICE_ID"],
+            click_merchant_id=BILLING["CLICK_MERCHANT_ID"],
+            click_secret_key=BILLING["CLICK_SECRET_KEY"],
+            nowpayments_api_key=BILLING["NOWPAYMENTS_API_KEY"],
+            nowpayments_ipn_secret=BILLING["NOWPAYMENTS_IPN_SECRET"],
+            coinbase_api_key=BILLING["COINBASE_COMMERCE_API_KEY"],
+            coinbase_webhook_secret=BILLING["COINBASE_COMMERCE_WEBHOOK_SECRET"],
+            click_prepare_url=base_url + "/webhooks/click/prepare/",
+            click_complete_url=base_url + "/webhooks/click/complete/",
+            coinbase_webhook_url=base_url + "/webhooks/coinbase/",
+        ).start()
         env.update(
             FAKE_PROVIDERS="true",
             MERCADOPAGO_ACCESS_TOKEN=MP_TOKEN,
             MERCADOPAGO_WEBHOOK_SECRET=MP_SECRET,
             MERCADOPAGO_API_BASE=self.fake_mp.url,
             KIOSK_WEBHOOK_SECRET=KIOSK_SECRET,
-            PUBLIC_BASE_URL=f"http://127.0.0.1:{self.port}",
+            PUBLIC_BASE_URL=base_url,
+            CLICK_PAY_URL=self.fake_billing.url + "/click/services/pay",
+            NOWPAYMENTS_API_BASE=self.fake_billing.url + "/nowpayments",
+            COINBASE_COMMERCE_API_BASE=self.fake_billing.url + "/coinbase",
+            **BILLING,
             DEBUG="true",
             DJANGO_SETTINGS_MODULE="config.settings",
             CHANNELS_PREFIX=f"confirma-e2e-{uuid.uuid4().hex[:8]}",
@@ -179,6 +206,7 @@ class Stack:
             self.worker.terminate()
             self.worker.wait(timeout=10)
         self.fake_mp.stop()
+        self.fake_billing.stop()
         self.log.close()
         if self._pg_name:
             self._pg_admin(f'DROP DATABASE IF EXISTS "{self._pg_name}" WITH (FORCE)')

@@ -136,5 +136,9 @@ def post_coinbase(client, body, *, secret: str = CB_SECRET, signature: str | Non
         "/webhooks/coinbase/",
         data=raw,
         content_type="application/json",
-        headers={"x-cc-webhook-signature": signature or fake_billing.coinbase_sign(raw, secret)},
+        headers={
+            "x-cc-webhook-signature": fake_billing.coinbase_sign(raw, secret)
+            if signature is None
+            else signature
+        },
     )
