@@ -282,7 +282,9 @@ LOGGING = {
 # --- Periodic jobs (run by `manage.py run_periodic` in the one-command run, or cron) ---------
 EVENTS_RETENTION = env.str("EVENTS_RETENTION", default="30d")
 PERIODIC_JOBS = [
-    {"command": "prune_events", "args": ["--older-than", EVENTS_RETENTION], "every": 3600},
+    {"command": "prune", "every": 3600},
+    {"command": "expire_payment_sessions", "every": 60},
+    {"command": "retry_webhooks", "every": 30},
     {"command": "complete_machine_sessions", "every": 5},
     {"command": "expire_subscriptions", "every": 60},
 ]
@@ -304,6 +306,8 @@ WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
 # Process webhooks in a thread pool of their own (in parallel) rather than in the single
 # thread ASGI gives Django's sync views.
 WEBHOOKS_IN_THREAD_POOL = env.bool("WEBHOOKS_IN_THREAD_POOL", default=True)
+# Open payments older than this (seconds) are looked up at the provider by poll_providers.
+PROVIDER_POLL_AFTER_SECONDS = env.int("PROVIDER_POLL_AFTER_SECONDS", default=600)
 # Seconds to wait for a provider's API (payment creation, lookups).
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=8.0)
 # Public base URL providers post notifications to (e.g. https://confirma.example.com).
@@ -329,3 +333,15 @@ ORDERS_CURRENCY = env.str("ORDERS_CURRENCY", default="MXN")
 PROOF_MAX_BYTES = env.int("PROOF_MAX_BYTES", default=5_000_000)
 # Uploaded proofs live here; this directory is never served directly.
 PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private")
+
+# --- Operations ---
+# Seconds during which a repeat of the same alert (code + context) only counts, unannounced.
+ALERT_DEDUPE_SECONDS = env.int("ALERT_DEDUPE_SECONDS", default=900)
+# URL that receives every alert as a JSON POST; it may carry a secret token (never logged).
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+# Attempts to deliver one alert to ALERT_WEBHOOK_URL (waits doubling from 30 s).
+ALERT_WEBHOOK_MAX_ATTEMPTS = env.int("ALERT_WEBHOOK_MAX_ATTEMPTS", default=5)
+# Days resolved alerts are kept before `manage.py prune` deletes them.
+ALERT_RETENTION_DAYS = env.int("ALERT_RETENTION_DAYS", default=90)
+# Days webhook deliveries are kept (dead ones stay until staff resolve them).
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=90)

@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from config.admin_tools import AppendOnlyAdmin
-from notifications.models import Event
+from config.admin_tools import AppendOnlyAdmin, confirm_with_form
+from notifications.models import Alert, Event
+from notifications.services import alert_resolve
 
 
 @admin.register(Event)
@@ -12,3 +15,69 @@ class EventAdmin(AppendOnlyAdmin):
     list_filter = ("type",)
     search_fields = ("audience", "type")
     date_hierarchy = "created_at"
+
+
+class ResolveForm(forms.Form):
+    notes = forms.CharField(
+        label=_("Notes"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        help_text=_("What was done about it (optional)."),
+    )
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Open alerts are the staff's to-do list; resolving one records who did it and why."""
+
+    list_display = (
+        "id",
+        "code",
+        "short_message",
+        "count",
+        "first_raised_at",
+        "last_raised_at",
+        "resolved_at",
+        "resolved_by",
+    )
+    list_filter = (("resolved_at", admin.EmptyFieldListFilter), "code", "last_raised_at")
+    search_fields = ("code", "message", "dedupe_key", "notes")
+    date_hierarchy = "last_raised_at"
+    readonly_fields = (
+        "code",
+        "dedupe_key",
+        "message",
+        "context",
+        "first_raised_at",
+        "last_raised_at",
+        "last_notified_at",
+        "count",
+        "resolved_at",
+        "resolved_by",
+    )
+    actions = ["mark_resolved"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("message"))
+    def short_message(self, obj):
+        return obj.message if len(obj.message) <= 80 else obj.message[:79] + "…"
+
+    @admin.action(description=_("Mark the selected alerts resolved"), permissions=["change"])
+    def mark_resolved(self, request, queryset):
+        def apply(alert, data):
+            alert_resolve(alert_id=alert.pk, user=request.user, notes=data["notes"])
+
+        return confirm_with_form(
+            self,
+            request,
+            queryset.filter(resolved_at__isnull=True),
+            title=_("Mark alerts resolved"),
+            form_class=ResolveForm,
+            apply=apply,
+        )

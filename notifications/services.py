@@ -4,8 +4,13 @@
 the channel layer only after that transaction commits, so an event from a rolled-back
 transaction is never seen. The push is best effort (the channel layer may drop or be
 down); the log and the clients' resume make delivery at-least-once per connection.
+
+`alert_raise` is the one way to tell staff that something needs a person. Alerts are
+recorded (one open row per problem, counting repeats) so that a problem that repeats a
+thousand times reaches staff once per de-duplication window, not a thousand times.
 """
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable
@@ -13,13 +18,15 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.mail import mail_admins
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from notifications.audiences import audience_group, audience_validate
 from notifications.errors import NotificationError
-from notifications.models import Event
+from notifications.models import Alert, Event
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +86,12 @@ def events_push(frames: list[tuple[str, dict]]) -> None:
         )
 
 
-def events_prune(*, older_than: timedelta, batch_size: int = 5000) -> int:
-    """Delete events older than `older_than`, in batches; returns how many went."""
+def events_prune(*, older_than: timedelta, batch_size: int = 5000, dry_run: bool = False) -> int:
+    """Delete events older than `older_than`, in batches; returns how many went (with
+    `dry_run`, how many would go, and nothing is deleted)."""
     cutoff = timezone.now() - older_than
+    if dry_run:
+        return Event.objects.filter(created_at__lt=cutoff).count()
     deleted = 0
     while True:
         ids = list(
@@ -94,13 +104,201 @@ def events_prune(*, older_than: timedelta, batch_size: int = 5000) -> int:
         deleted += Event.objects.filter(id__in=ids).delete()[0]
 
 
-def alert_raise(*, code: str, message: str, context: dict | None = None) -> None:
-    """Tell staff something needs a person: an ERROR log line now, and an `alert.raised`
-    event to `role:staff` when the surrounding transaction commits."""
-    context = context or {}
-    logger.error("alert %s: %s %s", code, message, json.dumps(context, cls=DjangoJSONEncoder))
+# --- Alerts ------------------------------------------------------------------------------
+
+_MAX_KEY_LENGTH = 200
+
+
+def _as_json(context: dict | None) -> dict:
+    if context is not None and not isinstance(context, dict):
+        raise NotificationError("An alert context must be a JSON object.")
+    return json.loads(json.dumps(context or {}, cls=DjangoJSONEncoder))
+
+
+def alert_dedupe_key(context: dict, dedupe_key: str | None = None) -> str:
+    """The key that makes two raises of one code "the same problem": the caller's key when
+    given, otherwise a fingerprint of the context that ignores key order."""
+    if dedupe_key:
+        if len(dedupe_key) <= _MAX_KEY_LENGTH:
+            return dedupe_key
+        return "sha256:" + hashlib.sha256(dedupe_key.encode()).hexdigest()
+    canonical = json.dumps(context, sort_keys=True, separators=(",", ":"))
+    return "ctx:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _open_alert_locked(*, code: str, key: str, message: str, context: dict, now):
+    """The open alert for (code, key), locked, and whether this call created it.
+
+    Caller holds a transaction. Two transactions raising the same new alert both try to
+    insert; the unique constraint on open alerts makes the second wait for the first and
+    then take its row instead.
+    """
+    open_alerts = Alert.objects.select_for_update().filter(
+        code=code, dedupe_key=key, resolved_at__isnull=True
+    )
+    for _attempt in range(3):
+        alert = open_alerts.order_by("pk").first()
+        if alert is not None:
+            return alert, False
+        try:
+            with transaction.atomic():
+                alert = Alert.objects.create(
+                    code=code,
+                    dedupe_key=key,
+                    message=message,
+                    context=context,
+                    first_raised_at=now,
+                    last_raised_at=now,
+                    last_notified_at=now,
+                )
+            return alert, True
+        except IntegrityError:
+            continue  # another transaction opened it first: count on its row
+    raise NotificationError(f"Could not record alert {code}: its row keeps changing.")
+
+
+def alert_raise(
+    *, code: str, message: str, context: dict | None = None, dedupe_key: str | None = None
+) -> Alert:
+    """Tell staff something needs a person, once per problem.
+
+    The same code with the same context (or the same `dedupe_key`) is one problem: while
+    its alert is open, a raise within settings.ALERT_DEDUPE_SECONDS of the last time staff
+    were told only counts (count, last_raised_at). Otherwise staff are told: an ERROR log
+    line now; and, when the surrounding transaction commits, an `alert.raised` event to
+    `role:staff`, mail to settings.ADMINS (if any) and a POST to ALERT_WEBHOOK_URL (if set,
+    by a retrying task). Safe inside or outside a transaction and under concurrency; a
+    raise in a transaction that rolls back leaves no alert and tells nobody but the log.
+    """
+    if not code or len(code) > 100:
+        raise NotificationError("An alert needs a code of at most 100 characters.")
+    message = str(message)
+    context = _as_json(context)
+    key = alert_dedupe_key(context, dedupe_key)
+    now = timezone.now()
+    window = timedelta(seconds=settings.ALERT_DEDUPE_SECONDS)
+    try:
+        with transaction.atomic():
+            alert, created = _open_alert_locked(
+                code=code, key=key, message=message, context=context, now=now
+            )
+            notify = created or alert.last_notified_at <= now - window
+            if not created:
+                alert.count += 1
+                alert.last_raised_at = now
+                fields = ["count", "last_raised_at"]
+                if notify:
+                    alert.message, alert.context, alert.last_notified_at = message, context, now
+                    fields += ["message", "context", "last_notified_at"]
+                alert.save(update_fields=fields)
+            if notify:
+                _alert_announce(alert, now)
+    except DatabaseError:
+        # Staff must hear about it even when the database cannot keep the alert.
+        logger.error("alert %s (not recorded): %s %s", code, message, json.dumps(context))
+        raise
+    if notify:
+        logger.error(
+            "alert %s: %s %s", code, message, json.dumps(context), extra={"alert": alert.pk}
+        )
+    else:
+        logger.info("alert %s repeated (%d times so far)", code, alert.count)
+    return alert
+
+
+def _alert_announce(alert: Alert, now) -> None:
+    """Publish the staff event and arrange mail and webhook for after commit.
+
+    Caller holds the transaction that recorded `alert`.
+    """
     event_publish(
         audience="role:staff",
         type="alert.raised",
-        payload={"code": code, "message": str(message), "context": context},
+        payload={
+            "code": alert.code,
+            "message": alert.message,
+            "context": alert.context,
+            "alert": alert.pk,
+            "count": alert.count,
+        },
     )
+    if settings.ADMINS:
+        code, (subject, body) = alert.code, _alert_mail_body(alert, now)
+        transaction.on_commit(lambda: _alert_mail_send(code, subject, body))
+    if settings.ALERT_WEBHOOK_URL:
+        alert_id, raised_at = alert.pk, now.isoformat()
+        transaction.on_commit(lambda: alert_webhook_enqueue(alert_id=alert_id, raised_at=raised_at))
+
+
+def _alert_mail_body(alert: Alert, now) -> tuple[str, str]:
+    # Header values may not contain newlines; a long message belongs in the body.
+    subject = " ".join(f"{alert.code}: {alert.message}".split())[:150]
+    body = "\n".join(
+        [
+            alert.message,
+            "",
+            f"code: {alert.code}",
+            f"raised at: {now.isoformat()}",
+            f"times raised: {alert.count}",
+            f"alert id: {alert.pk}",
+            "",
+            json.dumps(alert.context, indent=2, sort_keys=True),
+        ]
+    )
+    return subject, body
+
+
+def _alert_mail_send(code: str, subject: str, body: str) -> None:
+    """Mail the admins; a mail failure is logged, never raised (the alert is recorded)."""
+    try:
+        mail_admins(subject, body, fail_silently=False)
+    except Exception as exc:
+        logger.warning("alert %s: mail to admins failed (%s)", code, exc.__class__.__name__)
+
+
+def alert_webhook_enqueue(*, alert_id: int, raised_at: str, attempt: int = 1, run_after=None):
+    """Queue one delivery attempt of an alert to ALERT_WEBHOOK_URL; never raises."""
+    from notifications.tasks import alert_webhook_send
+
+    task = alert_webhook_send.using(run_after=run_after) if run_after else alert_webhook_send
+    try:
+        task.enqueue(alert_id=alert_id, raised_at=raised_at, attempt=attempt)
+    except Exception as exc:
+        logger.warning(
+            "alert %s: could not queue webhook attempt %d (%s)",
+            alert_id,
+            attempt,
+            exc.__class__.__name__,
+        )
+
+
+def alert_resolve(*, alert_id: int, user=None, notes: str = "") -> bool:
+    """Close an open alert, naming who closed it and why; False when it was already closed.
+
+    The next raise of the same problem opens a new alert.
+    """
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().filter(pk=alert_id).first()
+        if alert is None or alert.resolved_at is not None:
+            return False
+        alert.resolved_at = timezone.now()
+        alert.resolved_by = user if getattr(user, "pk", None) else None
+        if notes.strip():
+            alert.notes = f"{alert.notes}\n{notes.strip()}".strip()
+        alert.save(update_fields=["resolved_at", "resolved_by", "notes"])
+    logger.info("alert %s (%s) resolved by %s", alert.pk, alert.code, user or "system")
+    return True
+
+
+def alerts_prune(*, older_than: timedelta, batch_size: int = 5000, dry_run: bool = False) -> int:
+    """Delete alerts resolved more than `older_than` ago, in batches (open alerts stay
+    whatever their age); returns how many went, or with `dry_run` how many would go."""
+    old = Alert.objects.filter(resolved_at__lt=timezone.now() - older_than)
+    if dry_run:
+        return old.count()
+    deleted = 0
+    while True:
+        ids = list(old.order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += Alert.objects.filter(pk__in=ids).delete()[0]

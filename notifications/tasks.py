@@ -1,5 +1,6 @@
 from django_tasks import task
 
+from notifications.alert_webhook import alert_webhook_post
 from notifications.services import event_publish
 
 
@@ -8,3 +9,9 @@ def event_publish_task(*, audience: list[str], type: str, payload: dict) -> list
     """Publish from the worker (used by staff announcements and to prove cross-process
     delivery); returns the new event ids."""
     return [event.id for event in event_publish(audience=audience, type=type, payload=payload)]
+
+
+@task()
+def alert_webhook_send(*, alert_id: int, raised_at: str, attempt: int = 1) -> str:
+    """Deliver one alert to the alert webhook; a failed attempt queues the next one."""
+    return alert_webhook_post(alert_id=alert_id, raised_at=raised_at, attempt=attempt)

@@ -312,7 +312,5 @@ class OrderPurpose(Purpose):
 
     def fulfilled_q(self):
         return Exists(
-            PaymentProof.objects.filter(
-                payment_session=OuterRef("pk"), status=ProofStatus.APPROVED
-            )
+            PaymentProof.objects.filter(payment_session=OuterRef("pk"), status=ProofStatus.APPROVED)
         )

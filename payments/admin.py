@@ -24,6 +24,7 @@ from payments.services import (
     payment_refund,
 )
 from payments.services.confirmation import Evidence
+from payments.services.retention import delivery_resolve
 from payments.services.webhooks import delivery_replay
 
 
@@ -219,9 +220,10 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "attempts",
         "next_attempt_at",
         "processed_at",
+        "resolved_at",
         "session",
     )
-    actions = ["replay"]
+    actions = ["replay", "mark_resolved"]
 
     def get_search_results(self, request, queryset, search_term):
         queryset, duplicates = super().get_search_results(request, queryset, search_term)
@@ -245,6 +247,16 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         for delivery in queryset.order_by("id"):
             outcome = delivery_replay(delivery_id=delivery.pk)
             self.message_user(request, f"#{delivery.pk}: {outcome.status} {outcome.body}")
+
+    @admin.action(
+        description=_("Mark dead deliveries resolved (dealt with)"), permissions=["change"]
+    )
+    def mark_resolved(self, request, queryset):
+        done = sum(
+            delivery_resolve(delivery_id=pk, user=request.user)
+            for pk in queryset.order_by("id").values_list("pk", flat=True)
+        )
+        self.message_user(request, _("%(n)d dead deliveries resolved.") % {"n": done})
 
 
 @admin.register(Coupon)

@@ -272,6 +272,8 @@ class WebhookDelivery(models.Model):
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    # A dead delivery is kept, whatever its age, until staff have dealt with it.
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     session = models.ForeignKey(
         PaymentSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )

@@ -57,6 +57,19 @@ def main() -> None:
                 page.click("button[value='approve']")
                 page.wait_for_selector("#activated")
                 page.screenshot(path=OUT / "machine-activated.png")
+                # Subscriptions: Click checkout through the fake payment page.
+                page.goto("/billing/")
+                page.screenshot(path=OUT / "plans.png", full_page=True)
+                plan = page.locator("form.plan[data-plan='pro-uzs']")
+                plan.locator("input[value='click']").check()
+                plan.locator("button[type=submit]").click()
+                page.wait_for_selector("#pay")
+                page.screenshot(path=OUT / "click-page.png")
+                page.click("#pay")
+                page.wait_for_selector("#subscription-active")
+                page.screenshot(path=OUT / "subscription-return.png")
+                page.goto("/billing/subscription/")
+                page.screenshot(path=OUT / "my-subscription.png", full_page=True)
 
                 # Kiosk: a ticket paid on the card terminal, called by an operator.
                 kiosk_token = stack.demo_line(r"kiosk page:\s+/kiosk/\?token=(\S+)$")
@@ -123,6 +136,8 @@ def main() -> None:
                 admin.click("input[type=submit]")
                 admin.goto("/admin/payments/webhookdelivery/")
                 admin.screenshot(path=OUT / "admin-webhooks.png")
+                admin.goto("/operations/")
+                admin.screenshot(path=OUT / "operations.png", full_page=True)
                 browser.close()
         except Exception:
             stack.log.flush()

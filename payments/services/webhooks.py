@@ -167,6 +167,8 @@ def _schedule_retry(delivery: WebhookDelivery) -> None:
                 "provider": delivery.provider,
                 "error": delivery.error[:300],
             },
+            # One alert per dead delivery, whatever its last error said.
+            dedupe_key=f"delivery:{delivery.pk}",
         )
         return
     delay = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(0, delivery.attempts - 1)

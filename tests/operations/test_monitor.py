@@ -14,7 +14,12 @@ from payments.registry import purpose_get
 from payments.services import payment_session_create
 from payments.services.confirmation import Evidence, payment_confirm
 from tests.factories import MachineFactory, UserFactory
-from tests.orders.conftest import make_order, png_bytes, private_media, upload  # noqa: F401
+from tests.orders.conftest import (
+    make_order,
+    png_bytes,
+    private_media,  # noqa: F401 - a fixture
+    upload,
+)
 from tests.subscriptions.conftest import *  # noqa: F403 - billing, plans, customer, mp_fake
 from tests.subscriptions.conftest import checkout
 from tests.tickets.conftest import kiosk_session
@@ -127,7 +132,8 @@ def test_gap_found_repaired_once_then_healthy(purpose, broken, customer, billing
     assert fulfilled.count() == 1 and fulfilled.get().source == "reconciler"
 
 
-def test_order_gap(broken, customer, private_media, settings):
+@pytest.mark.usefixtures("private_media")
+def test_order_gap(broken, customer, settings):
     from orders.services import OrderError, order_verify, proof_submit
 
     waiter = UserFactory(roles=["waiter"])

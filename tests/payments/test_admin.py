@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.utils import timezone
 
 from payments.models import DeliveryStatus, PaymentStatus, WebhookDelivery
 from payments.services import payment_session_create
@@ -88,7 +89,10 @@ def test_replay_action_and_retry_task_complete_a_failed_delivery(staff_client, c
     page = staff_client.get(f"/admin/payments/webhookdelivery/{delivery.pk}/change/")
     assert session.provider_payment_id.encode() in page.content  # the raw body is shown
 
-    # The retry task while the provider is still down: still failed, attempt counted.
+    # The retry task, run when it is due, while the provider is still down: still failed,
+    # attempt counted. (Run before it is due, it does nothing.)
+    assert webhook_delivery_retry.call(delivery_id=delivery.pk) == "skipped"
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
     assert webhook_delivery_retry.call(delivery_id=delivery.pk) == "503"
     mp_fake.outage = False
     staff_client.post(

@@ -1,0 +1,47 @@
+"""`manage.py retry_webhooks`: retry failed webhook deliveries whose next attempt is due.
+
+Run every 30 seconds (settings.PERIODIC_JOBS, or cron) as the safety net of the retry
+tasks. Exit status 0 when every due delivery now succeeded (or none was due), 1 when some
+failed again, were rejected or went dead (out of attempts; staff are alerted), 2 when the
+command could not run (bad option, database unavailable).
+"""
+
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from payments.services.retries import deliveries_retry_due
+
+
+class Command(BaseCommand):
+    help = "Retry failed webhook deliveries that are due, with back-off, until they go dead."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--limit", type=int, default=500, help="most deliveries retried in one run"
+        )
+        parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+
+    def handle(self, *args, limit, **options):
+        if limit < 1:
+            raise CommandError("--limit must be at least 1.", returncode=2)
+        try:
+            report = deliveries_retry_due(limit=limit)
+        except DatabaseError as exc:
+            raise CommandError(
+                f"Could not retry webhook deliveries: {exc.__class__.__name__}: {exc}".strip(),
+                returncode=2,
+            ) from exc
+        counts = report.as_dict()
+        if options["json"]:
+            self.stdout.write(json.dumps(counts, sort_keys=True))
+        else:
+            self.stdout.write(
+                "retried {retried} webhook deliveries: {succeeded} succeeded, {failed} failed "
+                "again, {rejected} rejected, {dead} dead".format(**counts)
+            )
+        if not report.all_succeeded:
+            # A finding, not a crash: cron and run_periodic see the status, nothing else.
+            sys.exit(1)
