@@ -12,4 +12,13 @@ def navigation(request):
 
         return event_latest_id()
 
-    return {"nav_pages": pages_for(user), "events_since": events_since}
+    def open_alerts():
+        # Staff pages show a live alert bar; it starts from the alerts nobody resolved yet.
+        from config.roles import has_role
+        from notifications.models import Alert
+
+        if not has_role(user, "staff"):
+            return None
+        return Alert.objects.filter(resolved_at__isnull=True).count()
+
+    return {"nav_pages": pages_for(user), "events_since": events_since, "open_alerts": open_alerts}

@@ -287,6 +287,8 @@ PERIODIC_JOBS = [
     {"command": "retry_webhooks", "every": 30},
     {"command": "complete_machine_sessions", "every": 5},
     {"command": "expire_subscriptions", "every": 60},
+    {"command": "poll_providers", "every": 120},
+    {"command": "monitor_payments", "args": ["check", "--repair"], "every": 300},
 ]
 
 # --- Payments ------------------------------------------------------------------------------
