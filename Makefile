@@ -5,12 +5,16 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format messages makemessages clean screenshots
+.PHONY: run test lint format messages makemessages clean screenshots bench
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.bench: bench/requirements.txt requirements.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet -r bench/requirements.txt
 	touch $@
 
 $(VENV)/.dev: requirements-dev.txt requirements.txt $(VENV)/.runtime
@@ -46,3 +50,7 @@ clean:
 ## screenshots: regenerate docs/screenshots/*.png in Chromium
 screenshots: $(VENV)/.dev messages
 	$(PY) scripts/screenshots.py
+
+## bench: the full benchmark run against PostgreSQL + Redis (docs/performance.md); ARGS=--quick
+bench: $(VENV)/.bench
+	$(PY) -m bench $(ARGS)

@@ -285,6 +285,7 @@ PERIODIC_JOBS = [
     {"command": "prune", "every": 3600},
     {"command": "expire_payment_sessions", "every": 60},
     {"command": "retry_webhooks", "every": 30},
+    {"command": "recover_print_jobs", "every": 15},
     {"command": "complete_machine_sessions", "every": 5},
     {"command": "expire_subscriptions", "every": 60},
     {"command": "poll_providers", "every": 120},

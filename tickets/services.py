@@ -4,17 +4,23 @@ The `ticket` purpose turns a paid session into a PAID ticket inside the confirma
 transaction (one ticket per session: a database constraint). Its number comes from the
 service's counter for the local day, locked for the increment, so concurrent payments
 get 1, 2, 3… without gaps or duplicates. Printing happens in a task, on commit.
+
+Printing is at least once, never exactly once: a worker can die after the printer took
+the bytes and before that was recorded, and ESC/POS over raw TCP has no job id a printer
+remembers, so a job taken back from a dead worker (`print_jobs_recover`) may come out of
+the printer twice. Both papers carry the same number; a ticket is never lost.
 """
 
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -229,13 +235,17 @@ def print_job_run(*, job_id: int) -> str:
             _move(ticket, TicketStatus.PRINTING, job=job.pk)
         job.status = PrintJobStatus.SENDING
         job.attempts += 1
-        job.save(update_fields=["status", "attempts"])
+        # While sending, `sent_at` is when this attempt began: its lease (print_jobs_recover
+        # takes the job back from a worker that died in the middle).
+        job.sent_at = timezone.now()
+        job.save(update_fields=["status", "attempts", "sent_at"])
+        attempt = job.attempts
         url = job.printer.url if job.printer else settings.PRINTER_URL
         data = bytes(job.data)
     try:
         printer_send(url, data)
     except PrintError as exc:
-        return _print_failed(job_id, str(exc))
+        return _print_failed(job_id, str(exc), attempt=attempt)
     with transaction.atomic():
         job = PrintJob.objects.select_for_update().get(pk=job_id)
         job.status = PrintJobStatus.PRINTED
@@ -252,43 +262,164 @@ def print_job_run(*, job_id: int) -> str:
     return PrintJobStatus.PRINTED
 
 
-def _print_failed(job_id: int, error: str) -> str:
+def _print_failed(job_id: int, error: str, *, attempt: int) -> str:
+    """Record that `attempt` of the job failed: retried with back-off, or failed for good
+    (ticket to PRINT_ERROR, staff alerted) after the last attempt."""
     with transaction.atomic():
         job = PrintJob.objects.select_for_update().get(pk=job_id)
-        job.last_error = error[:1000]
-        if job.printer_id:
-            Printer.objects.filter(pk=job.printer_id).update(
-                last_error=error[:1000], last_error_at=timezone.now()
-            )
-        if job.attempts < settings.PRINT_MAX_ATTEMPTS:
-            job.status = PrintJobStatus.QUEUED
-            job.save(update_fields=["status", "last_error"])
-            delay = settings.PRINT_RETRY_BASE_SECONDS * 2 ** (job.attempts - 1)
-            when = timezone.now() + timedelta(seconds=delay)
+        if job.status != PrintJobStatus.SENDING or job.attempts != attempt:
+            # The attempt outlived its lease and print_jobs_recover already took the job
+            # back; what happens to it now is decided by whoever holds it.
+            logger.warning("print job %s: late failure of attempt %s: %s", job_id, attempt, error)
+            return job.status
+        return _print_attempt_failed(job, error)
+
+
+def _print_attempt_failed(job: PrintJob, error: str) -> str:
+    """Caller holds the lock of `job`, whose current attempt failed with `error`."""
+    job_id = job.pk
+    job.last_error = error[:1000]
+    if job.printer_id:
+        Printer.objects.filter(pk=job.printer_id).update(
+            last_error=error[:1000], last_error_at=timezone.now()
+        )
+    if job.attempts < settings.PRINT_MAX_ATTEMPTS:
+        job.status = PrintJobStatus.QUEUED
+        job.save(update_fields=["status", "last_error"])
+        delay = settings.PRINT_RETRY_BASE_SECONDS * 2 ** (job.attempts - 1)
+        when = timezone.now() + timedelta(seconds=delay)
+        from tickets.tasks import print_job_send
+
+        transaction.on_commit(lambda: print_job_send.using(run_after=when).enqueue(job_id=job_id))
+        logger.warning("print job %s failed (attempt %s): %s", job_id, job.attempts, error)
+        return PrintJobStatus.QUEUED
+    job.status = PrintJobStatus.FAILED
+    job.save(update_fields=["status", "last_error"])
+    ticket = _lock(job.ticket_id)
+    if ticket.status == TicketStatus.PRINTING:
+        _move(ticket, TicketStatus.PRINT_ERROR, job=job.pk, error=error[:300])
+        _tell(ticket, "ticket.print_error")
+    alert_raise(
+        code="ticket.print_error",
+        message=_("A ticket could not be printed: %(code)s") % {"code": ticket.code},
+        context={"ticket": ticket.pk, "job": job.pk, "error": error[:300]},
+    )
+    event_publish(
+        audience="role:operator",
+        type="alert.raised",
+        payload={"code": "ticket.print_error", "ticket": ticket.code, "error": error[:300]},
+    )
+    return PrintJobStatus.FAILED
+
+
+# One attempt connects, writes and reads the printer's status, each step bounded by
+# PRINT_TIMEOUT_SECONDS; past that plus this margin (database work, a loaded machine) the
+# worker that made it is presumed dead.
+PRINT_LEASE_MARGIN_SECONDS = 10.0
+
+
+def print_lease_seconds() -> float:
+    """How long after it began an attempt counts as abandoned."""
+    return 3 * settings.PRINT_TIMEOUT_SECONDS + PRINT_LEASE_MARGIN_SECONDS
+
+
+@dataclass
+class PrintRecovery:
+    """What `print_jobs_recover` did: job ids re-queued, and those failed for good."""
+
+    requeued: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+def _print_task_pending(job_id: int, cutoff) -> bool:
+    """Whether a task that sends the job waits in the queue, or was taken by a worker
+    after `cutoff`. Only the database task backend can tell; with another, assume so."""
+    from django_tasks.base import TaskResultStatus
+    from django_tasks_db.backend import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
+    from tickets.tasks import print_job_send
+
+    if not isinstance(print_job_send.get_backend(), DatabaseBackend):
+        return True
+    return (
+        DBTaskResult.objects.filter(
+            task_path=print_job_send.module_path, args_kwargs__kwargs__job_id=job_id
+        )
+        .filter(
+            Q(status=TaskResultStatus.READY)
+            | Q(status=TaskResultStatus.RUNNING, started_at__gte=cutoff)
+        )
+        .exists()
+    )
+
+
+def _print_job_recover(job_id: int, *, cutoff, lease: float) -> str | None:
+    """Take one job back if it is still abandoned; its new status, or None if not."""
+    with transaction.atomic():
+        job = PrintJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+        if job is None or (job.sent_at or job.created_at) >= cutoff:
+            return None  # a worker holds it right now, or touched it since
+        if job.status == PrintJobStatus.QUEUED and not _print_task_pending(job.pk, cutoff):
+            was = PrintJobStatus.QUEUED  # its task was lost before any attempt began
+        elif job.status == PrintJobStatus.SENDING:
+            was = PrintJobStatus.SENDING
+        else:
+            return None
+        ticket = _lock(job.ticket_id)
+        event = TicketEvent.objects.create(
+            ticket=ticket,
+            type="print_recovered",
+            from_status=ticket.status,
+            to_status=ticket.status,
+            data={
+                "job": job.pk,
+                "was": was,
+                "attempt": job.attempts,
+                "attempt_started_at": (job.sent_at or job.created_at).isoformat(),
+            },
+        )
+        if was == PrintJobStatus.SENDING:
+            error = f"no result {lease:.0f} s after sending began: the worker stopped"
+            outcome = _print_attempt_failed(job, error)
+        else:
             from tickets.tasks import print_job_send
 
-            transaction.on_commit(
-                lambda: print_job_send.using(run_after=when).enqueue(job_id=job_id)
-            )
-            logger.warning("print job %s failed (attempt %s): %s", job_id, job.attempts, error)
-            return PrintJobStatus.QUEUED
-        job.status = PrintJobStatus.FAILED
-        job.save(update_fields=["status", "last_error"])
-        ticket = _lock(job.ticket_id)
-        if ticket.status == TicketStatus.PRINTING:
-            _move(ticket, TicketStatus.PRINT_ERROR, job=job.pk, error=error[:300])
-            _tell(ticket, "ticket.print_error")
-        alert_raise(
-            code="ticket.print_error",
-            message=_("A ticket could not be printed: %(code)s") % {"code": ticket.code},
-            context={"ticket": ticket.pk, "job": job.pk, "error": error[:300]},
-        )
-        event_publish(
-            audience="role:operator",
-            type="alert.raised",
-            payload={"code": "ticket.print_error", "ticket": ticket.code, "error": error[:300]},
-        )
-        return PrintJobStatus.FAILED
+            transaction.on_commit(lambda: print_job_send.enqueue(job_id=job_id))
+            outcome = PrintJobStatus.QUEUED
+        event.data["outcome"] = outcome
+        event.save(update_fields=["data"])
+    logger.warning("print job %s taken back from a dead worker (was %s): %s", job_id, was, outcome)
+    return outcome
+
+
+def print_jobs_recover(*, older_than: float | None = None) -> PrintRecovery:
+    """Take back the print jobs a dead worker left behind (periodic `recover_print_jobs`).
+
+    A job still `sending` whose attempt began more than `older_than` seconds ago (default
+    `print_lease_seconds()`) counts as a failed attempt: it is re-queued with back-off,
+    or after the last attempt fails for good (ticket to PRINT_ERROR, staff alerted). A
+    `queued` job untouched that long with no task waiting for it is queued again. Each
+    is done once, under the job's lock, with a `print_recovered` TicketEvent. The printer
+    may already have printed the abandoned attempt: printing is at least once.
+    """
+    lease = print_lease_seconds() if older_than is None else older_than
+    cutoff = timezone.now() - timedelta(seconds=lease)
+    untouched = Q(sent_at__lt=cutoff) | Q(sent_at__isnull=True, created_at__lt=cutoff)
+    waiting = (PrintJobStatus.SENDING, PrintJobStatus.QUEUED)
+    candidates = (
+        PrintJob.objects.filter(untouched, status__in=waiting)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    report = PrintRecovery()
+    for job_id in list(candidates):
+        outcome = _print_job_recover(job_id, cutoff=cutoff, lease=lease)
+        if outcome == PrintJobStatus.QUEUED:
+            report.requeued.append(job_id)
+        elif outcome == PrintJobStatus.FAILED:
+            report.failed.append(job_id)
+    return report
 
 
 def ticket_reprint(*, ticket_id: int, actor) -> PrintJob:

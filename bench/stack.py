@@ -1,0 +1,276 @@
+"""The system under test: `scripts/serve.sh` (the production layout) on free ports, with a
+PostgreSQL database and a Redis prefix (and database number) of its own.
+
+The database is created and migrated here and dropped at the end; the Redis keys under
+the prefix are deleted. Processes run in their own session so they are stopped together.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+# A Redis database number of its own, so a stray key can never meet the product's.
+DEFAULT_REDIS_DB = 13
+# What a TLS-terminating proxy adds; with DEBUG off Django redirects plain HTTP otherwise.
+PROXY_HEADERS = {"X-Forwarded-Proto": "https", "Host": "127.0.0.1"}
+
+
+def run_secrets() -> dict[str, str]:
+    """Secrets shared by every stack of one run (and the harness's own Django)."""
+    return {
+        "secret_key": secrets.token_urlsafe(40),
+        "kiosk_secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_port_range(count: int) -> int:
+    """The first of `count` consecutive free ports."""
+    for _attempt in range(200):
+        base = 20000 + secrets.randbelow(30000)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free port range")
+
+
+class Stack:
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        label: str,
+        secret_key: str,
+        kiosk_secret: str,
+        daphne: int | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.label = label
+        token = secrets.token_hex(5)
+        admin = os.environ.get("BENCH_DATABASE_URL") or os.environ.get(
+            "DATABASE_URL", DEFAULT_DATABASE_URL
+        )
+        if not admin.startswith(("postgres://", "postgresql://")):
+            raise SystemExit("bench needs PostgreSQL: set BENCH_DATABASE_URL=postgres://…")
+        self.admin_url = urlparse(admin)._replace(path="/postgres").geturl()
+        self.db_name = f"confirma_bench_{token}"
+        redis = urlparse(os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS_URL)
+        redis_db = int(os.environ.get("BENCH_REDIS_DB", DEFAULT_REDIS_DB))
+        self.redis_url = redis._replace(path=f"/{redis_db}").geturl()
+        self.prefix = f"confirma-bench-{token}"
+        self.http_port = free_port()
+        self.daphne = daphne or os.cpu_count() or 2
+        self.ws_port = free_port_range(self.daphne)
+        (workdir / "static").mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen | None = None
+        self.log_path = workdir / f"serve-{label}.log"
+        self.kiosk_secret = kiosk_secret
+        keep = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "BENCH_"))}
+        for name in ("DATABASE_URL", "REDIS_URL", "CHANNELS_PREFIX", "CONFIRMA_TESTING"):
+            keep.pop(name, None)
+        self.env = {
+            **keep,
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": secret_key,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": urlparse(admin)._replace(path=f"/{self.db_name}").geturl(),
+            "REDIS_URL": self.redis_url,
+            "CHANNELS_PREFIX": self.prefix,
+            "KIOSK_WEBHOOK_SECRET": self.kiosk_secret,
+            "LOG_LEVEL": "WARNING",
+            "STATIC_ROOT": str(workdir / "static"),
+            "SKIP_PREPARE": "true",
+            "PY": sys.executable,
+            "HTTP_PORT": str(self.http_port),
+            "WS_PORT": str(self.ws_port),
+            "DAPHNE_PROCESSES": str(self.daphne),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    # --- addresses ------------------------------------------------------------------------
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def ws_urls(self) -> list[str]:
+        return [f"ws://127.0.0.1:{self.ws_port + i}/ws/events/" for i in range(self.daphne)]
+
+    @property
+    def daphne_http_url(self) -> str:
+        return f"http://127.0.0.1:{self.ws_port}"
+
+    # --- database ---------------------------------------------------------------------------
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql)
+
+    def create(self) -> None:
+        self._admin(f'CREATE DATABASE "{self.db_name}"')
+        self.manage("migrate", "--no-input", "-v0", timeout=300)
+        import psycopg
+
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE bench_hit (id bigserial PRIMARY KEY, size integer NOT NULL,"
+                " received_at timestamptz NOT NULL)"
+            )
+
+    def manage(self, *args: str, timeout: float = 600, env: dict | None = None) -> str:
+        done = subprocess.run(  # noqa: S603 - this interpreter, manage.py
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    # --- processes -------------------------------------------------------------------------
+
+    def start(self, *, extra_env: dict | None = None, wait: float = 90) -> None:
+        """Start scripts/serve.sh and wait until gunicorn answers /healthz with 200 (the
+        worker beats) and every daphne port accepts connections."""
+        self.stop()
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(  # noqa: S603
+            ["bash", str(ROOT / "scripts" / "serve.sh")],  # noqa: S607
+            cwd=ROOT,
+            env={**self.env, **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            if self._healthy() and all(self._accepts(self.ws_port + i) for i in range(self.daphne)):
+                return
+            time.sleep(0.25)
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        self.stop()
+        raise RuntimeError(f"the serving layout did not come up:\n{tail}")
+
+    def _healthy(self) -> bool:
+        url = self.http_url + "/healthz"  # always http://127.0.0.1:<port>
+        request = urllib.request.Request(url, headers=PROXY_HEADERS)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    @staticmethod
+    def _accepts(port: int) -> bool:
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    def pids(self) -> dict[str, list[int]]:
+        """Python processes of the layout by role: gunicorn workers, daphne, db_worker."""
+        if not self.process:
+            return {}
+        roles: dict[str, list[int]] = {"gunicorn": [], "daphne": [], "db_worker": []}
+        for pid in _descendants(self.process.pid):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "gunicorn" in cmd and _parent(pid) != self.process.pid:
+                roles["gunicorn"].append(pid)  # a worker (its parent is the master)
+            elif "daphne" in cmd:
+                roles["daphne"].append(pid)
+            elif "db_worker" in cmd:
+                roles["db_worker"].append(pid)
+        return roles
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # anything left of this session
+        self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        try:
+            self._admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+        except Exception as exc:  # never hide the real error behind cleanup
+            print(f"bench: could not drop {self.db_name}: {exc}", file=sys.stderr)
+        try:
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url)
+            keys = list(client.scan_iter(match=f"{self.prefix}*", count=1000))
+            for start in range(0, len(keys), 500):
+                client.delete(*keys[start : start + 500])
+            client.close()
+        except Exception as exc:
+            print(f"bench: could not clean Redis prefix {self.prefix}: {exc}", file=sys.stderr)
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            children.setdefault(_parent(int(entry.name)), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            found.append(child)
+            todo.append(child)
+    return found
