@@ -37,10 +37,10 @@ def _parse(argv):
     )
     parser.add_argument(
         "--layer",
-        choices=("core", "pubsub"),
-        default="core",
-        help="channel layer: the product's (core: channels_redis RedisChannelLayer) or, to "
-        "evaluate a change, channels_redis's RedisPubSubChannelLayer",
+        choices=("pubsub", "core"),
+        default="pubsub",
+        help="channel layer: the product's (pubsub: channels_redis RedisPubSubChannelLayer) "
+        "or, to compare, channels_redis's queue-based RedisChannelLayer (core)",
     )
     parser.add_argument(
         "--explore",
@@ -147,8 +147,8 @@ def main(argv=None) -> int:
 
     def make_stack(label: str) -> Stack:
         stack = Stack(workdir=workdir, label=label, **shared)
-        if args.layer == "pubsub":
-            stack.env["BENCH_CHANNEL_LAYER"] = "pubsub"
+        if args.layer == "core":
+            stack.env["BENCH_CHANNEL_LAYER"] = "core"
         stack.create()
         return stack
 

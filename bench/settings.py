@@ -1,9 +1,9 @@
 """Bench-only settings: the product's, with the baseline endpoints mounted beside its URLs.
 
 Never used by the product itself; the harness starts the serving layout with
-DJANGO_SETTINGS_MODULE=bench.settings. BENCH_CHANNEL_LAYER=pubsub swaps the channel layer
-for channels_redis's pub/sub one, to measure that change before making it in the product
-(`python -m bench --layer pubsub`).
+DJANGO_SETTINGS_MODULE=bench.settings. BENCH_CHANNEL_LAYER=core swaps the product's pub/sub
+channel layer for channels_redis's queue-based one, to compare the two
+(`python -m bench --layer core`).
 """
 
 import os
@@ -13,13 +13,15 @@ from config.settings import REDIS_URL, env
 
 ROOT_URLCONF = "bench.urls"
 
-if os.environ.get("BENCH_CHANNEL_LAYER") == "pubsub" and REDIS_URL:
+if os.environ.get("BENCH_CHANNEL_LAYER") == "core" and REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL}],
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
                 "prefix": env.str("CHANNELS_PREFIX", default="confirma"),
+                "capacity": 500,
+                "expiry": 60,
             },
         }
     }

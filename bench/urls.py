@@ -8,6 +8,5 @@ urlpatterns = [
     path("bench/insert/", views.insert, name="bench-insert"),
     path("bench/group-send/", views.group_send, name="bench-group-send"),
     path("bench/print/", views.print_enqueue, name="bench-print"),
-    path("bench/kiosk-sync/", views.kiosk_sync, name="bench-kiosk-sync"),
     path("", include("config.urls")),
 ]

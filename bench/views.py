@@ -4,20 +4,15 @@ processes and configuration as the product. Mounted only by bench.urls."""
 import json
 import time
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from notifications.audiences import audience_group, audience_validate
-from notifications.services import PUSH_MESSAGE_TYPE
-from payments.models import Provider
-from payments.webhooks import _receive
+from notifications.audiences import audience_validate
+from notifications.services import events_push
 
-# Baseline frames carry ids far above any event id, so clients never mistake one for an
-# event of the log (the consumer de-duplicates by id).
-FRAME_ID_BASE = 10**15
+# Baseline frames carry negative ids, so clients never mistake one for an event of the log
+# (the consumer de-duplicates by id, and reads the log past the highest id it has sent).
 TABLE = "bench_hit"
 
 
@@ -43,15 +38,14 @@ def group_send(request):
         return HttpResponseBadRequest("key")
     audience_validate(audience)
     frame = {
-        "id": FRAME_ID_BASE + int(key),
+        "id": -1 - int(key),
         "type": "bench.ping",
         "payload": {"reference": key},
         "at": time.time(),
     }
-    layer = get_channel_layer()
-    async_to_sync(layer.group_send)(
-        audience_group(audience), {"type": PUSH_MESSAGE_TYPE, "frame": frame}
-    )
+    # The same sending path as Confirma's pushes (one long-lived loop per process), so
+    # the comparison is of the work around the push, not of how it reaches Redis.
+    events_push([(audience, frame)])
     return JsonResponse({"status": "sent"})
 
 
@@ -64,10 +58,3 @@ def print_enqueue(request):
     data = json.loads(request.body)
     bench_print.enqueue(url=data["printer"], data_hex=data["data"])
     return JsonResponse({"status": "queued"})
-
-
-@csrf_exempt
-def kiosk_sync(request):
-    """The kiosk webhook's own work as a plain sync view (the product's is async): to
-    measure what the async wrapper costs under WSGI."""
-    return _receive(request, Provider.KIOSK, "kiosk")

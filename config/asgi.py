@@ -5,6 +5,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# When daphne serves HTTP too (the one-command run), webhooks get a thread pool of their own
+# instead of the one thread ASGI gives sync views (payments/webhooks.py).
+os.environ.setdefault("WEBHOOKS_IN_THREAD_POOL", "true")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -118,25 +118,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+    # Each gunicorn thread keeps its connection (checked before reuse) for a minute.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels --------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
+    # Redis pub/sub: one PUBLISH per group message, which every daphne process fans out to
+    # its own connections in memory (docs/performance.md). Nothing is queued in Redis: a
+    # screen that missed a push catches up from the event log when it resumes.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py reads time out after 5 s by default, exactly channels-redis's
-                # blocking-pop window; give reads room, and fail fast when Redis is away.
-                "hosts": [
-                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}
-                ],
+                # Fail fast when Redis is away; pushes are best effort (event log + resume).
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2, "socket_timeout": 5}],
                 "prefix": env.str("CHANNELS_PREFIX", default="confirma"),
-                "capacity": env.int("CHANNELS_CAPACITY", default=500),
-                "expiry": 60,
             },
         }
     }
@@ -306,9 +305,10 @@ WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300
 # Confirma's own retries of failed deliveries: attempts and first back-off (seconds).
 WEBHOOK_RETRY_MAX_ATTEMPTS = env.int("WEBHOOK_RETRY_MAX_ATTEMPTS", default=8)
 WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
-# Process webhooks in a thread pool of their own (in parallel) rather than in the single
-# thread ASGI gives Django's sync views.
-WEBHOOKS_IN_THREAD_POOL = env.bool("WEBHOOKS_IN_THREAD_POOL", default=True)
+# Serve webhooks from a thread pool of their own (in parallel) rather than in the single
+# thread ASGI gives Django's sync views. config/asgi.py turns it on when daphne serves HTTP;
+# under gunicorn (WSGI) they are plain sync views in gunicorn's threads.
+WEBHOOKS_IN_THREAD_POOL = env.bool("WEBHOOKS_IN_THREAD_POOL", default=False)
 # Open payments older than this (seconds) are looked up at the provider by poll_providers.
 PROVIDER_POLL_AFTER_SECONDS = env.int("PROVIDER_POLL_AFTER_SECONDS", default=600)
 # Seconds to wait for a provider's API (payment creation, lookups).

@@ -3,6 +3,12 @@
 Who may see what is computed here from the session user and the signed token, never from
 what the client asks. With `?since=<id>` the missed events are replayed in order before
 live ones; more than EVENTS_MAX_BACKLOG behind gives one `resync` frame instead.
+
+Pushes through the channel layer are best effort: with Redis pub/sub a message published
+while Redis or this process's subscription is down is gone. So at every heartbeat the
+connection also reads the log for its audiences past what it has sent, and sends what it
+missed: an event reaches an open connection at most one heartbeat late, whatever happened
+to the push. Each event id is sent once per connection.
 """
 
 import asyncio
@@ -18,7 +24,7 @@ from django.utils import timezone
 from notifications.audiences import audience_group, user_audiences
 from notifications.errors import InvalidToken
 from notifications.relay import relay_ensure_running
-from notifications.selectors import events_after
+from notifications.selectors import RESUME_LOOKBACK, event_latest_id, events_after
 from notifications.tokens import token_audiences
 
 logger = logging.getLogger(__name__)
@@ -89,6 +95,11 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.token = token
 
         self.audiences = audiences
+        # Where this connection's catch-up reads from: what it replays, or the log's end.
+        self._cursor = (
+            since if since is not None else await database_sync_to_async(event_latest_id)()
+        )
+        self._floor = self._cursor
         for audience in audiences:
             group = audience_group(audience)
             await self.channel_layer.group_add(group, self.channel_name)
@@ -113,6 +124,26 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         for event in backlog.events:
             await self._send_frame(event.as_frame())
 
+    async def _catch_up(self) -> None:
+        """Send what the log holds for this connection and the pushes did not bring."""
+        recent = {i for i in self._sent_set if i > self._cursor - RESUME_LOOKBACK}
+        backlog = await database_sync_to_async(events_after)(
+            audiences=self.audiences,
+            since=self._cursor,
+            limit=settings.EVENTS_MAX_BACKLOG,
+            seen=recent,
+            floor=self._floor,
+        )
+        if backlog.too_far_behind:
+            self._cursor = await database_sync_to_async(event_latest_id)()
+            await self.send_json({"type": "resync", "at": timezone.now().isoformat()})
+            return
+        missed = [event for event in backlog.events if event.id not in self._sent_set]
+        if missed:
+            logger.info("events catch-up: %d missed pushes sent from the log", len(missed))
+        for event in missed:
+            await self._send_frame(event.as_frame())
+
     async def _send_frame(self, frame: dict) -> None:
         event_id = frame["id"]
         if event_id in self._sent_set:
@@ -121,6 +152,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             self._sent_set.discard(self._sent[0])
         self._sent.append(event_id)
         self._sent_set.add(event_id)
+        self._cursor = max(self._cursor, event_id)
         await self.send_json(frame)
 
     async def _beat(self) -> None:
@@ -132,6 +164,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
                 # Expired, or a device token that was replaced: the grant ends now.
                 await self.close(code=CLOSE_UNAUTHORISED)
                 return
+            await self._catch_up()
             await self.send_json({"type": "heartbeat", "at": timezone.now().isoformat()})
 
     async def event_push(self, message: dict) -> None:

@@ -10,14 +10,18 @@ recorded (one open row per problem, counting repeats) so that a problem that rep
 thousand times reaches staff once per de-duplication window, not a thousand times.
 """
 
+import asyncio
+import concurrent.futures
 import hashlib
 import json
 import logging
+import os
+import threading
 from collections.abc import Iterable
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.core.mail import mail_admins
 from django.core.serializers.json import DjangoJSONEncoder
@@ -31,6 +35,8 @@ from notifications.models import Alert, Event
 logger = logging.getLogger(__name__)
 
 PUSH_MESSAGE_TYPE = "event.push"
+# The longest a push may hold up the request or task that published the events.
+PUSH_TIMEOUT_SECONDS = 3.0
 
 
 def event_publish(*, audience: str | Iterable[str], type: str, payload: dict | None = None):
@@ -48,22 +54,60 @@ def event_publish(*, audience: str | Iterable[str], type: str, payload: dict | N
         raise NotificationError("An event payload must be a JSON object.")
     data = json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder))
     now = timezone.now()
-    with transaction.atomic():
-        events = [
-            Event.objects.create(audience=name, type=type, payload=data, created_at=now)
-            for name in audiences
-        ]
-        frames = [(event.audience, event.as_frame()) for event in events]
-        transaction.on_commit(lambda: events_push(frames))
+    # One INSERT for every audience (PostgreSQL and SQLite return the ids); bulk_create
+    # wraps itself in a transaction when the caller holds none.
+    events = Event.objects.bulk_create(
+        [Event(audience=name, type=type, payload=data, created_at=now) for name in audiences]
+    )
+    frames = [(event.audience, event.as_frame()) for event in events]
+    transaction.on_commit(lambda: events_push(frames))
     for event in events:
         logger.info("event %s %s -> %s", event.id, event.type, event.audience)
     return events
 
 
+class _PushLoop:
+    """One event loop per process, in a daemon thread, for pushes from sync code.
+
+    `async_to_sync` would start an event loop per call, and a channel layer on Redis opens
+    its connections per loop: every push would connect anew. This loop keeps them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            alive = self._thread is not None and self._thread.is_alive()
+            if self._loop is None or not alive or self._pid != os.getpid():
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name="event-push", daemon=True
+                )
+                self._thread.start()
+                self._pid = os.getpid()
+            return self._loop
+
+    def run(self, coroutine, timeout: float) -> None:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop())
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"no answer from the channel layer within {timeout} s") from None
+
+
+_push_loop = _PushLoop()
+
+
 def events_push(frames: list[tuple[str, dict]]) -> None:
     """Send already-committed frames to their audiences' groups; never raises.
 
-    Caller must not hold database locks (this talks to the channel layer).
+    Caller must not hold database locks (this talks to the channel layer). Waits at most
+    PUSH_TIMEOUT_SECONDS: a stalled Redis delays the caller that long, no longer.
     """
     if not frames:
         return
@@ -76,7 +120,11 @@ def events_push(frames: list[tuple[str, dict]]) -> None:
             )
 
     try:
-        async_to_sync(send_all)()
+        if isinstance(layer, InMemoryChannelLayer):
+            # The in-process layer's queues belong to the server's loop: send from there.
+            async_to_sync(send_all)()
+        else:
+            _push_loop.run(send_all(), PUSH_TIMEOUT_SECONDS)
     except Exception as exc:
         # Clients catch up from the log on their next resume.
         logger.warning(

@@ -1,14 +1,20 @@
 from django.urls import path
 
-from payments import apis, views, webhooks
+from payments import apis, views
+from payments.models import Provider
+from payments.webhooks import endpoint_view
 
+WEBHOOKS = (  # (provider, path under /webhooks/, URL name)
+    (Provider.MERCADOPAGO, "mercadopago", "webhook-mercadopago"),
+    (Provider.KIOSK, "kiosk", "webhook-kiosk"),
+    (Provider.CLICK, "click/prepare", "webhook-click-prepare"),
+    (Provider.CLICK, "click/complete", "webhook-click-complete"),
+    (Provider.NOWPAYMENTS, "nowpayments", "webhook-nowpayments"),
+    (Provider.COINBASE, "coinbase", "webhook-coinbase"),
+)
 webhook_urlpatterns = [
-    path("mercadopago/", webhooks.mercadopago, name="webhook-mercadopago"),
-    path("kiosk/", webhooks.kiosk, name="webhook-kiosk"),
-    path("click/prepare/", webhooks.click_prepare, name="webhook-click-prepare"),
-    path("click/complete/", webhooks.click_complete, name="webhook-click-complete"),
-    path("nowpayments/", webhooks.nowpayments, name="webhook-nowpayments"),
-    path("coinbase/", webhooks.coinbase, name="webhook-coinbase"),
+    path(f"{endpoint}/", endpoint_view(provider, endpoint), name=name)
+    for provider, endpoint, name in WEBHOOKS
 ]
 
 api_urlpatterns = [

@@ -2,6 +2,13 @@
 
 Each request is stored first (its own transaction), then processed; the response code
 tells the provider whether to retry.
+
+The views are plain synchronous views: under gunicorn (the production layout) each runs
+in a worker thread that keeps its database connection. Under ASGI alone (the one-command
+run, where daphne also serves HTTP) Django would run every sync view in one shared thread,
+so there `WEBHOOKS_IN_THREAD_POOL` (set by config/asgi.py) serves them from a thread pool
+of their own instead: deliveries are processed in parallel, and a page that waits on a
+webhook (the integration self-test) cannot block it.
 """
 
 from asgiref.sync import sync_to_async
@@ -11,6 +18,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from payments.models import Provider
+from payments.services.click import click_reject
 from payments.services.webhooks import delivery_process, delivery_record, delivery_reject
 
 
@@ -29,17 +37,20 @@ def _receive(request, provider: str, endpoint: str) -> JsonResponse:
         body_size=max(len(body), declared_size),
         remote_addr=request.META.get("REMOTE_ADDR"),
     )
-    if request.method != "POST":
+    if request.method != "POST" and provider == Provider.CLICK:
+        # Click reads every answer as HTTP 200 with its own error code.
+        outcome = click_reject(delivery=delivery, error="method not allowed")
+    elif request.method != "POST":
         outcome = delivery_reject(delivery=delivery, status=405, error="method not allowed")
     elif oversized:
         outcome = delivery_reject(delivery=delivery, status=413, error="body too large")
     else:
-        outcome = delivery_process(delivery_id=delivery.pk)
+        outcome = delivery_process(delivery_id=delivery.pk, delivery=delivery)
     body = outcome.body if provider == Provider.CLICK else {**outcome.body, "delivery": delivery.pk}
     return JsonResponse(body, status=outcome.status)
 
 
-def _receive_in_worker_thread(request, provider: str, endpoint: str) -> JsonResponse:
+def _in_own_thread(request, provider: str, endpoint: str) -> JsonResponse:
     close_old_connections()
     try:
         return _receive(request, provider, endpoint)
@@ -47,42 +58,19 @@ def _receive_in_worker_thread(request, provider: str, endpoint: str) -> JsonResp
         close_old_connections()
 
 
-async def _receive_async(request, provider: str, endpoint: str) -> JsonResponse:
-    # Webhooks run in a thread pool of their own rather than in the one thread that serves
-    # Django's sync views under ASGI: deliveries are processed in parallel, and a page that
-    # waits on a webhook (the integration self-test) cannot block it.
+def endpoint_view(provider: str, endpoint: str):
+    """The view for one webhook URL (payments/urls.py), sync or thread-pooled (see above)."""
     if settings.WEBHOOKS_IN_THREAD_POOL:
-        return await sync_to_async(_receive_in_worker_thread, thread_sensitive=False)(
-            request, provider, endpoint
-        )
-    return await sync_to_async(_receive)(request, provider, endpoint)
 
+        async def view(request):
+            return await sync_to_async(_in_own_thread, thread_sensitive=False)(
+                request, provider, endpoint
+            )
 
-@csrf_exempt
-async def mercadopago(request):
-    return await _receive_async(request, Provider.MERCADOPAGO, "mercadopago")
+    else:
 
+        def view(request):
+            return _receive(request, provider, endpoint)
 
-@csrf_exempt
-async def kiosk(request):
-    return await _receive_async(request, Provider.KIOSK, "kiosk")
-
-
-@csrf_exempt
-async def click_prepare(request):
-    return await _receive_async(request, Provider.CLICK, "click/prepare")
-
-
-@csrf_exempt
-async def click_complete(request):
-    return await _receive_async(request, Provider.CLICK, "click/complete")
-
-
-@csrf_exempt
-async def nowpayments(request):
-    return await _receive_async(request, Provider.NOWPAYMENTS, "nowpayments")
-
-
-@csrf_exempt
-async def coinbase(request):
-    return await _receive_async(request, Provider.COINBASE, "coinbase")
+    view.__name__ = view.__qualname__ = endpoint.replace("/", "_")
+    return csrf_exempt(view)

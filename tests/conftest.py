@@ -36,6 +36,15 @@ def _reachable(url: str) -> bool:
         return False
 
 
+def pytest_configure(config):
+    from django.conf import settings
+
+    # Threads the tests start (channels' database_sync_to_async executors, the live
+    # servers) would keep their connections open past the end of the run, and the test
+    # database could not be dropped. Servers the tests start as processes keep the default.
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("postgres"):
         from django.conf import settings
@@ -63,16 +72,15 @@ def _reset_channel_layers():
 
 @pytest.fixture
 def redis_layer(settings):
-    """The real Redis channel layer, with a prefix of its own for this test."""
+    """The real Redis channel layer, as shipped, with a prefix of its own for this test."""
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
-                    {"address": redis_url(), "socket_timeout": 15, "socket_connect_timeout": 2}
+                    {"address": redis_url(), "socket_connect_timeout": 2, "socket_timeout": 5}
                 ],
                 "prefix": f"confirma-test-{uuid.uuid4().hex[:10]}",
-                "expiry": 10,
             },
         }
     }
@@ -93,12 +101,3 @@ def memory_layer(settings):
 def _fast_password_hashing(settings):
     """Hashing test passwords with PBKDF2 would cost ~0.3 s per user."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def _webhooks_in_the_test_thread(request, settings):
-    """A test inside a rolled-back transaction must see the webhook's writes: unless the
-    test is transactional, webhooks run in the calling thread (same connection)."""
-    marker = request.node.get_closest_marker("django_db")
-    if not (marker and marker.kwargs.get("transaction")):
-        settings.WEBHOOKS_IN_THREAD_POOL = False

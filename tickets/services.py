@@ -19,7 +19,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -122,6 +122,24 @@ def _lock(ticket_id: int) -> Ticket:
         raise NotFound(_("No such ticket.")) from None
 
 
+def _number_next(service: Service, day) -> int:
+    """The next ticket number of `service` on `day`, in one statement.
+
+    The counter row stays locked until the caller's transaction ends, so numbers are
+    gapless and never given twice: a concurrent payment waits here for this one to commit
+    (or roll back, giving the number back).
+    """
+    table = connection.ops.quote_name(TicketCounter._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (service_id, day, last_number) VALUES (%s, %s, 1) "  # noqa: S608
+            f"ON CONFLICT (service_id, day) DO UPDATE SET last_number = {table}.last_number + 1 "
+            "RETURNING last_number",
+            [service.pk, connection.ops.adapt_datefield_value(day)],
+        )
+        return cursor.fetchone()[0]
+
+
 # --- The purpose ---------------------------------------------------------------------------------
 
 
@@ -168,14 +186,10 @@ class TicketPurpose(Purpose):
         service = Service.objects.get(pk=session.params["service"])
         paid_at = session.completed_at or timezone.now()
         day = timezone.localdate(paid_at)
-        TicketCounter.objects.get_or_create(service=service, day=day)
-        counter = TicketCounter.objects.select_for_update().get(service=service, day=day)
-        counter.last_number += 1
-        counter.save(update_fields=["last_number"])
         ticket = Ticket.objects.create(
             service=service,
             day=day,
-            number=counter.last_number,
+            number=_number_next(service, day),
             paid_at=paid_at,
             customer_name=session.params.get("customer_name", ""),
             cpf_masked=session.params.get("cpf", ""),

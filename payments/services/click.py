@@ -182,3 +182,10 @@ def _form_fields(body: bytes):
         return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
     except ValueError:
         return []
+
+
+def click_reject(*, delivery: WebhookDelivery, error: str) -> DeliveryResponse:
+    """Refuse a request before reading it (a GET, say), in Click's terms: HTTP 200 with
+    "error in request from click", so Click does not read an HTTP error as an outage."""
+    _finish(delivery, DeliveryStatus.REJECTED, 200, error=f"click {click.BAD_REQUEST}: {error}")
+    return DeliveryResponse(200, click.answer({}, click.BAD_REQUEST))

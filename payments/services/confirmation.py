@@ -101,6 +101,38 @@ def _audit(session, action: str, evidence: Evidence, *, before: str = "", data=N
     )
 
 
+def _refuse_if_taken(session: PaymentSession, provider_payment_id: str) -> None:
+    """A provider payment id belongs to one session of its provider: refuse to give this
+    session one that another already holds (caller holds the session lock)."""
+    taken = (
+        PaymentSession.objects.filter(
+            provider=session.provider, provider_payment_id=provider_payment_id
+        )
+        .exclude(pk=session.pk)
+        .exists()
+    )
+    if taken:
+        raise PaymentError(
+            "This provider payment belongs to another session.", code="provider_payment_taken"
+        )
+
+
+# What confirming and fulfilling change on a session (saved with update_fields).
+OUTCOME_FIELDS = [
+    "provider_payment_id",
+    "paid_amount",
+    "paid_currency",
+    "status",
+    "completed_at",
+    "fulfilled_at",
+    "amount_mismatch",
+    "late_payment",
+    "refund_due",
+    "fulfilment_error",
+    "fulfilment_attempts",
+]
+
+
 def session_audiences(session: PaymentSession) -> list[str]:
     """Who waits on a session: its customer, and whoever holds its payment token."""
     audiences = [f"payment:{session.reference}"]
@@ -237,18 +269,7 @@ def payment_confirm(
 
         before = session.status
         if provider_payment_id and not session.provider_payment_id:
-            taken = (
-                PaymentSession.objects.filter(
-                    provider=session.provider, provider_payment_id=provider_payment_id
-                )
-                .exclude(pk=session.pk)
-                .exists()
-            )
-            if taken:
-                raise PaymentError(
-                    "This provider payment belongs to another session.",
-                    code="provider_payment_taken",
-                )
+            _refuse_if_taken(session, provider_payment_id)
             session.provider_payment_id = provider_payment_id
         now = timezone.now()
         session.paid_amount = session.amount if amount is None else Decimal(amount)
@@ -305,7 +326,7 @@ def payment_confirm(
         else:
             outcome = ConfirmOutcome.CONFIRMED
             fulfilled = _run_fulfilment(session, evidence)
-        session.save()
+        session.save(update_fields=OUTCOME_FIELDS)
         if outcome != ConfirmOutcome.CONFIRMED:
             _note_hold(session, outcome.value)
         if outcome == ConfirmOutcome.CONFIRMED:
@@ -340,7 +361,7 @@ def payment_fulfil(*, reference: str, evidence: Evidence, accept_review: bool = 
             _audit(session, "review_accepted", evidence, before=session.status)
             session.amount_mismatch = session.late_payment = session.refund_due = False
         fulfilled = _run_fulfilment(session, evidence)
-        session.save()
+        session.save(update_fields=OUTCOME_FIELDS)
         if fulfilled:
             _publish(session, "payment.confirmed", fulfilled=True)
         return ConfirmResult(ConfirmOutcome.CONFIRMED, session, fulfilled)
@@ -386,10 +407,11 @@ def _close(
             # Terminal states never regress; keep the notification in the trail.
             _audit(session, f"ignored_{to.value}", evidence, before=before)
             return ConfirmResult(ConfirmOutcome.IGNORED, session)
+        if provider_payment_id and not session.provider_payment_id:
+            _refuse_if_taken(session, provider_payment_id[:100])
+            session.provider_payment_id = provider_payment_id[:100]
         session.status = to
         session.closed_at = timezone.now()
-        if provider_payment_id and not session.provider_payment_id:
-            session.provider_payment_id = provider_payment_id[:100]
         session.save(update_fields=["status", "closed_at", "provider_payment_id"])
         _audit(session, to.value, evidence, before=before)
         _publish(session, event)
@@ -449,18 +471,7 @@ def payment_mark_processing(
             and provider_payment_id != known
             and (not known or replace)
         ):
-            taken = (
-                PaymentSession.objects.filter(
-                    provider=session.provider, provider_payment_id=provider_payment_id
-                )
-                .exclude(pk=session.pk)
-                .exists()
-            )
-            if taken:
-                raise PaymentError(
-                    "This provider payment belongs to another session.",
-                    code="provider_payment_taken",
-                )
+            _refuse_if_taken(session, provider_payment_id)
             session.provider_payment_id = provider_payment_id
             session.save(update_fields=["provider_payment_id"])
             _audit(

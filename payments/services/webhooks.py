@@ -95,6 +95,20 @@ def delivery_reject(*, delivery: WebhookDelivery, status: int, error: str) -> De
     return DeliveryResponse(status, {"error": error})
 
 
+FINISH_FIELDS = [
+    "status",
+    "response_status",
+    "error",
+    "traceback",
+    "processed_at",
+    "session",
+    "next_attempt_at",
+    "attempts",
+    "signature_valid",
+    "event_id",
+]
+
+
 def _finish(delivery, status, http_status, *, error="", trace="", session=None) -> None:
     delivery.status = status
     delivery.response_status = http_status
@@ -105,7 +119,8 @@ def _finish(delivery, status, http_status, *, error="", trace="", session=None) 
         delivery.session = session
     if status != DeliveryStatus.FAILED:
         delivery.next_attempt_at = None
-    delivery.save()
+    # Only what processing changes: the stored request (body, headers) is written once.
+    delivery.save(update_fields=FINISH_FIELDS)
 
 
 def _inbound(delivery: WebhookDelivery) -> InboundRequest:
@@ -198,14 +213,18 @@ def _event_already_processed(delivery: WebhookDelivery) -> bool:
     )
 
 
-def delivery_process(*, delivery_id: int) -> DeliveryResponse:
+def delivery_process(
+    *, delivery_id: int, delivery: WebhookDelivery | None = None
+) -> DeliveryResponse:
     """Verify, parse and apply one stored delivery; record and return the outcome.
 
     Signature problems → 401 (rejected), unreadable payloads → 400 (rejected), unknown
     references and other topics → 200 (ignored), repeats → 200 (duplicate), provider or
     database trouble → 503 (failed, retried with back-off). Never raises for those.
+    `delivery` saves reading back the row the caller has just stored.
     """
-    delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    if delivery is None or delivery.pk != delivery_id:
+        delivery = WebhookDelivery.objects.get(pk=delivery_id)
     if delivery.provider == Provider.CLICK:
         from payments.services.click import click_process
 

@@ -24,7 +24,7 @@ def test_healthz_ok_on_redis(client, redis_layer):
     worker_heartbeat_beat(worker_id="w1", tasks_run=0)
     response = client.get("/healthz")
     assert response.status_code == 200, response.json()
-    assert response.json()["channel_layer"]["backend"] == "RedisChannelLayer"
+    assert response.json()["channel_layer"]["backend"] == "RedisPubSubChannelLayer"
 
 
 def test_healthz_503_without_worker_heartbeat(client, memory_layer):
@@ -49,8 +49,10 @@ def test_healthz_503_when_redis_configured_but_unreachable(client, settings):
     worker_heartbeat_beat(worker_id="w1", tasks_run=0)
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 2}]
+            },
         }
     }
     _reset_channel_layers()

@@ -48,7 +48,7 @@ def test_database_and_redis_urls_switch_backends():
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["db"] == "django.db.backends.postgresql"
-    assert data["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert data["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
 
 
 PRODUCTION = {

@@ -3,12 +3,14 @@
 A server and a worker on a redis-server of the test's own; 20 WebSocket clients that
 resume like static/js/events.js (10 operators by session cookie, 10 kiosk screens by
 signed token); webhooks sent steadily. Redis is SIGKILLed — everything it held, channel
-groups included, is lost — and started again on the same port 10 s later.
+groups included, is lost — and started again on the same port 10 s later. Pushes published
+meanwhile are gone; every screen must still end with every event, each once.
 """
 
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import requests
@@ -153,5 +155,7 @@ def test_redis_killed_for_ten_seconds_loses_no_event_and_repeats_none(make_stack
         assert len(client.received) == len(set(client.received)), client.name
         repeated = {i: n for i, n in client.frames_by_id.items() if n > 1}
         assert not repeated, f"{client.name}: the server sent events twice: {repeated}"
-    # Every client lost its connection (or its groups) with Redis and had to resume.
-    assert all(c.connects >= 2 for c in clients), [c.connects for c in clients]
+    # What was pushed while Redis was away is lost (pub/sub keeps nothing): the screens got
+    # it from the log, by their connection's catch-up or by reconnecting with ?since=.
+    log = Path(stack.log.name).read_text(errors="replace")
+    assert "event push failed" in log, "no push failed: the outage did not bite"

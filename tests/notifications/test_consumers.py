@@ -241,3 +241,26 @@ async def test_events_from_before_the_client_started_are_not_replayed(redis_laye
     assert connected
     assert await ws.receive_nothing(timeout=0.3)
     await ws.disconnect()
+
+
+async def test_a_lost_push_reaches_the_open_connection_at_the_next_heartbeat(
+    redis_layer, settings
+):
+    """The push of an event is lost (Redis away, say): the open connection reads it from
+    the log at its next heartbeat, once; an event it was pushed is not sent again."""
+    from notifications.models import Event
+
+    settings.EVENTS_HEARTBEAT_SECONDS = 0.3
+    user = await make_user()
+    ws, _, _ = await ws_connect(user=user)
+    pushed = (await publish(audience=f"user:{user.pk}", type="pushed", payload={}))[0]
+    # Written to the log without any push, as when the push fails.
+    lost = await database_sync_to_async(Event.objects.create)(
+        audience=f"user:{user.pk}", type="lost", payload={}
+    )
+    frames = []
+    while len([f for f in frames if f["type"] == "heartbeat"]) < 3:
+        frames.append(await ws.receive_json_from(timeout=3))
+    events = [f["id"] for f in frames if f["type"] != "heartbeat"]
+    assert events == [pushed.id, lost.id]
+    await ws.disconnect()

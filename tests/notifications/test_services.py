@@ -3,6 +3,7 @@
 import asyncio
 import json
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -22,7 +23,8 @@ class Listener:
     """A real channel on the layer, subscribed to one audience's group.
 
     It lives on one event loop of its own in a thread, because channels-redis binds its
-    receive buffers to the loop that first used them.
+    connections to the loop that first used them, and it receives all the time (as a
+    consumer does): the pub/sub layer drops a channel whose receive is cancelled.
     """
 
     def __init__(self, audience: str) -> None:
@@ -30,22 +32,26 @@ class Listener:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.layer = get_channel_layer()
+        self.received: list[dict] = []
         self.channel = self._run(self.layer.new_channel())
         self._run(self.layer.group_add(audience_group(audience), self.channel))
+        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._receive()))
+
+    async def _receive(self) -> None:
+        while True:
+            self.received.append(await self.layer.receive(self.channel))
 
     def _run(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
 
     def messages(self, wait: float = 0.5) -> list[dict]:
-        async def drain():
-            got = []
-            while True:
-                try:
-                    got.append(await asyncio.wait_for(self.layer.receive(self.channel), wait))
-                except TimeoutError:
-                    return got
-
-        return self._run(drain())
+        """What arrived until `wait` seconds pass without a message."""
+        seen = -1
+        while seen != len(self.received):
+            seen = len(self.received)
+            time.sleep(wait)
+        got, self.received[:] = list(self.received), []
+        return got
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -124,8 +130,10 @@ def test_push_failure_does_not_break_the_commit(settings):
 
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 2}]
+            },
         }
     }
     _reset_channel_layers()
