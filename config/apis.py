@@ -3,6 +3,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import error_responses
 from config.roles import user_roles
 from notifications.audiences import user_audiences
 
@@ -11,15 +12,18 @@ class MeApi(APIView):
     """The authenticated user, their roles and the event audiences they receive."""
 
     @extend_schema(
-        responses=inline_serializer(
-            "Me",
-            {
-                "id": serializers.IntegerField(),
-                "username": serializers.CharField(),
-                "roles": serializers.ListField(child=serializers.CharField()),
-                "audiences": serializers.ListField(child=serializers.CharField()),
-            },
-        )
+        responses={
+            200: inline_serializer(
+                "Me",
+                {
+                    "id": serializers.IntegerField(),
+                    "username": serializers.CharField(),
+                    "roles": serializers.ListField(child=serializers.CharField()),
+                    "audiences": serializers.ListField(child=serializers.CharField()),
+                },
+            ),
+            **error_responses(403),
+        }
     )
     def get(self, request):
         user = request.user

@@ -4,12 +4,23 @@ from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from config.navigation import pages_for
 from config.roles import has_role, user_roles
 from config.selectors import system_health
+from config.text import text_storable
+
+
+def page_not_found(request, exception):
+    """Django's 404 page, but the API's JSON error under /api/ (e.g. for an order id that
+    is not a number, which no URL pattern matches)."""
+    if request.path_info.startswith("/api/"):
+        body = {"error": {"code": "not_found", "message": _("Not found."), "details": {}}}
+        return JsonResponse(body, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 @require_GET
@@ -55,7 +66,7 @@ def operations_repair(request):
 
     _staff_only(request)
     reference = request.POST.get("reference", "")[:64]
-    gap = gap_get(reference=reference)
+    gap = gap_get(reference=reference) if text_storable(reference) else None
     if gap is None:
         messages.info(request, _("Nothing to repair for %(ref)s.") % {"ref": reference})
         return redirect("operations")

@@ -4,6 +4,7 @@ from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import error_responses
 from orders.parsers import StrictMultiPartParser
 from orders.services import order_payload, order_reject, order_verify, proof_submit
 
@@ -31,7 +32,10 @@ class ProofUploadApi(APIView):
 
     parser_classes = [StrictMultiPartParser]
 
-    @extend_schema(request={"multipart/form-data": ProofUploadSerializer}, responses={201: dict})
+    @extend_schema(
+        request={"multipart/form-data": ProofUploadSerializer},
+        responses={201: dict, **error_responses(400, 403, 404)},
+    )
     def post(self, request, order_id: int):
         data = ProofUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -50,7 +54,7 @@ class ProofUploadApi(APIView):
 class VerifyApi(APIView):
     """A cashier approves the order's proof: the payment is confirmed, the order paid."""
 
-    @extend_schema(request=None, responses=OrderOut)
+    @extend_schema(request=None, responses={200: OrderOut, **error_responses(400, 403, 404)})
     def post(self, request, order_id: int):
         return Response(order_payload(order_verify(order_id=order_id, cashier=request.user)))
 
@@ -64,7 +68,9 @@ class RejectApi(APIView):
 
     parser_classes = [JSONParser, FormParser]
 
-    @extend_schema(request=RejectSerializer, responses=OrderOut)
+    @extend_schema(
+        request=RejectSerializer, responses={200: OrderOut, **error_responses(400, 403, 404)}
+    )
     def post(self, request, order_id: int):
         data = RejectSerializer(data=request.data)
         data.is_valid(raise_exception=True)

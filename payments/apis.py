@@ -4,7 +4,9 @@ from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import error_responses
 from config.roles import has_role
+from config.text import text_storable
 from notifications.errors import InvalidToken
 from notifications.tokens import audience_token_create, audience_token_read
 from payments.errors import PaymentNotFound, UnknownPurpose
@@ -40,7 +42,11 @@ class PaymentSessionCreateApi(APIView):
 
     @extend_schema(
         request=PaymentSessionCreateSerializer,
-        responses={200: PaymentSessionSerializer, 201: PaymentSessionSerializer},
+        responses={
+            200: PaymentSessionSerializer,
+            201: PaymentSessionSerializer,
+            **error_responses(400, 402, 403, 404, 409, 502),
+        },
         parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request):
@@ -72,11 +78,13 @@ class PaymentSessionDetailApi(APIView):
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
-        responses=PaymentSessionSerializer,
+        responses={200: PaymentSessionSerializer, **error_responses(404)},
         parameters=[OpenApiParameter("token", str, OpenApiParameter.QUERY, required=False)],
     )
     def get(self, request, reference: str):
-        session = PaymentSession.objects.filter(reference=reference).first()
+        session = None
+        if text_storable(reference):
+            session = PaymentSession.objects.filter(reference=reference).first()
         if session is None or not self._may_see(request, session):
             raise PaymentNotFound(reference)
         return Response(PaymentSessionSerializer(session).data)
@@ -98,7 +106,7 @@ class PaymentSessionDetailApi(APIView):
 class WalletApi(APIView):
     """The logged-in user's credit balance and latest ledger entries."""
 
-    @extend_schema(responses=WalletSerializer)
+    @extend_schema(responses={200: WalletSerializer, **error_responses(403)})
     def get(self, request):
         account = wallet_account_get(user=request.user)
         entries = account.entries.select_related("session").order_by("-id")[:50]

@@ -16,7 +16,7 @@ class PaymentSessionCreateSerializer(serializers.Serializer):
 
 
 class PaymentSessionSerializer(serializers.ModelSerializer):
-    coupon = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    coupon = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     fulfilled = serializers.SerializerMethodField()
     token = serializers.SerializerMethodField(
         help_text="Signed token for GET and /ws/events/ (audience payment:<reference>)."

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import ConfirmaError
 from config.roles import has_role
+from config.text import text_storable
 from payments.models import PaymentSession
 from payments.services import payment_session_create, wallet_account_get
 from payments.services.simulation import payment_simulate
@@ -30,7 +31,9 @@ class TopupForm(forms.Form):
 
 
 def _own_session(request, reference: str) -> PaymentSession:
-    session = PaymentSession.objects.filter(reference=reference).first()
+    session = None
+    if text_storable(reference):
+        session = PaymentSession.objects.filter(reference=reference).first()
     if session is None or not (
         session.user_id == request.user.pk or has_role(request.user, "staff")
     ):

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from config.text import text_storable
 from payments.models import PaymentSession, PaymentStatus
 from subscriptions.models import Machine, UsageSession, UsageStatus
 
@@ -100,13 +101,13 @@ def billing_payment_find(*, user, params) -> "PaymentSession | None":
     mine = PaymentSession.objects.filter(user=user)
     for name in RETURN_REFERENCE_PARAMS:
         value = (params.get(name) or "").strip()
-        if value and len(value) <= 64:
+        if value and len(value) <= 64 and text_storable(value):
             session = mine.filter(reference=value).first()
             if session is not None:
                 return session
     for name in RETURN_PAYMENT_ID_PARAMS:
         value = (params.get(name) or "").strip()
-        if value and len(value) <= 100:
+        if value and len(value) <= 100 and text_storable(value):
             session = mine.filter(provider_payment_id=value).first()
             if session is not None:
                 return session

@@ -506,13 +506,7 @@ CASES: list[Case] = [
 
 # Rows that show a permission bug in the product, as (route, variant, principal): reason.
 # They run as strict xfails, so the fix turns them red until the entry is removed here.
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
-    ("admin/", "", "staff"): (
-        "The staff group is given no model permissions (config/migrations/0002_roles.py), so "
-        "a staff member who is not a superuser (the demo's 'staff' user) gets an empty admin "
-        "index: none of the admin fixes the design promises staff are open to them."
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 # Signature-only endpoints: tested apart (a session never counts as authority).
 WEBHOOK_ROUTES = (

@@ -10,7 +10,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import error_responses
 from config.roles import has_role
+from config.text import text_storable
 from tickets.selftest import integration_self_test
 
 
@@ -29,7 +31,7 @@ class IntegrationStatusApi(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: dict, **error_responses(403)})
     def get(self, request):
         from config.health import integration_status
 
@@ -47,7 +49,10 @@ async def _staff_user(request):
     """The staff user behind a `Token` header or a session (with CSRF); else None."""
     header = request.headers.get("Authorization", "")
     if header.startswith("Token "):
-        token = await Token.objects.select_related("user").filter(key=header[6:]).afirst()
+        key = header[6:]
+        token = None
+        if text_storable(key):
+            token = await Token.objects.select_related("user").filter(key=key).afirst()
         user = token.user if token else None
     else:
         user = await request.auser()

@@ -4,7 +4,9 @@ import re
 
 
 def cpf_digits(value: str) -> str:
-    return re.sub(r"\D", "", value or "")
+    """Only the ASCII digits 0-9 of `value`: digits of other scripts (Arabic-Indic,
+    full-width…) are dropped, never read as a CPF — a printer could not print them."""
+    return re.sub(r"[^0-9]", "", value or "")
 
 
 def cpf_valid(value: str) -> bool:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import ConfirmaError
 from config.roles import has_role
+from config.text import text_storable
 from notifications.errors import InvalidToken
 from notifications.selectors import event_latest_id
 from notifications.tokens import audience_token_read
@@ -111,7 +112,9 @@ def kiosk_service(request, service_id: int):
 
 def _kiosk_session(request, reference: str):
     kiosk = _kiosk(request)
-    session = PaymentSession.objects.filter(reference=reference, purpose="ticket").first()
+    session = None
+    if text_storable(reference):
+        session = PaymentSession.objects.filter(reference=reference, purpose="ticket").first()
     if session is None or session.params.get("kiosk") != kiosk.pk:
         raise Http404
     ticket = Ticket.objects.filter(payment_session=session).select_related("service").first()

@@ -10,6 +10,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
+from config.text import text_storable
+
 
 class SignatureInvalid(Exception):
     """The message is not from the provider (bad, missing or stale signature)."""
@@ -81,6 +83,33 @@ def to_decimal(value) -> Decimal | None:
         return amount.quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError) as exc:
         raise MalformedPayload(f"not an amount: {str(value)[:40]}") from exc
+
+
+def to_text(value, *, field: str, max_length: int) -> str:
+    """A provider's identifier or reference as text (a JSON string or a whole number),
+    cut to `max_length`; MalformedPayload for any other JSON type (object, array, boolean,
+    fraction) and for text the database cannot hold (NUL, lone surrogates)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise MalformedPayload(f"{field} is not text")
+    if isinstance(value, float | Decimal):
+        number = Decimal(value)
+        if not number.is_finite() or number != number.to_integral_value():
+            raise MalformedPayload(f"{field} is not text")
+        value = format(number, "f")
+    text = str(value)
+    if not text_storable(text):
+        raise MalformedPayload(f"{field} holds characters that cannot be stored")
+    return text[:max_length]
+
+
+def to_object(value, *, field: str) -> dict:
+    """A JSON object the provider may leave out ({} then); MalformedPayload for any other
+    JSON type."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedPayload(f"{field} is not an object")
+    return value
 
 
 def to_currency(value) -> str | None:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 
+from config.text import text_storable
 from payments.errors import PaymentError, ProviderUnavailable
 from payments.providers import ProviderPayment, return_url
 
@@ -108,6 +109,8 @@ def callback_read(body: bytes, content_type: str, *, action: int) -> ClickCallba
     for name, value in pairs:
         if name in fields:
             raise ClickError(BAD_REQUEST, f"repeated parameter {name[:30]}")
+        if not text_storable(value):
+            raise ClickError(BAD_REQUEST, f"unreadable parameter {name[:30]}")
         fields[name] = value
     required = list(BASE_FIELDS) + (["merchant_prepare_id"] if action == COMPLETE else [])
     # error_note may be empty; everything else must be present and non-empty.

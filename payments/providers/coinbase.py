@@ -19,6 +19,8 @@ from payments.providers import (
     return_url,
     to_currency,
     to_decimal,
+    to_object,
+    to_text,
 )
 from payments.providers._http import provider_json
 
@@ -70,33 +72,36 @@ class CoinbaseAdapter:
 
     def event_id(self, request: InboundRequest) -> str:
         try:
-            return str(self._event(request.body).get("id") or "")
+            return to_text(self._event(request.body).get("id") or "", field="id", max_length=120)
         except MalformedPayload:
             return ""
 
     def parse(self, request: InboundRequest) -> Notification | None:
         event = self._event(request.body)
-        kind = str(event.get("type") or "")
+        kind = event.get("type")
         data = event.get("data")
-        if not kind or not isinstance(data, dict):
+        if not isinstance(kind, str) or not kind or not isinstance(data, dict):
             raise MalformedPayload("event without type or data")
         state = STATES.get(kind)
         if state is None:
             return None  # charge:created and anything new: nothing to do
-        metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-        local = (
-            ((data.get("pricing") or {}).get("local") or {})
-            if isinstance(data.get("pricing"), dict)
-            else {}
-        )
-        if not data.get("id"):
+        if data.get("id") in (None, ""):
             raise MalformedPayload("charge without id")
+        charge_id = to_text(data["id"], field="data.id", max_length=100)
+        metadata = to_object(data.get("metadata"), field="data.metadata")
+        local = to_object(
+            to_object(data.get("pricing"), field="data.pricing").get("local"),
+            field="data.pricing.local",
+        )
+        reference = metadata.get("reference")
         alert = None
         if kind == "charge:delayed":
             alert = ("payment.delayed", "A crypto payment arrived after the charge expired.")
         return Notification(
-            reference=str(metadata.get("reference") or "")[:64] or None,
-            provider_payment_id=str(data["id"])[:100],
+            reference=to_text(reference, field="metadata.reference", max_length=64)
+            if reference not in (None, "")
+            else None,
+            provider_payment_id=charge_id,
             state=state,
             amount=to_decimal(local.get("amount")),
             currency=to_currency(local.get("currency")),

@@ -5,6 +5,7 @@ import json
 from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
+from config.text import text_storable
 from payments.providers import (
     InboundRequest,
     MalformedPayload,
@@ -14,6 +15,7 @@ from payments.providers import (
     SignatureInvalid,
     to_currency,
     to_decimal,
+    to_text,
 )
 
 STATES = {
@@ -38,7 +40,8 @@ class KioskAdapter:
             raise SignatureInvalid(str(exc)[:200] or exc.__class__.__name__) from exc
 
     def event_id(self, request: InboundRequest) -> str:
-        return request.header("webhook-id") or ""
+        event_id = request.header("webhook-id") or ""
+        return event_id if text_storable(event_id) else ""
 
     def parse(self, request: InboundRequest) -> Notification:
         try:
@@ -51,16 +54,19 @@ class KioskAdapter:
         missing = [k for k in fields if body.get(k) in (None, "")]
         if missing:
             raise MalformedPayload(f"missing fields: {', '.join(missing)}")
-        state = STATES.get(str(body["status"]))
+        status = body["status"]
+        state = STATES.get(status) if isinstance(status, str) else None
         if state is None:
-            raise MalformedPayload(f"unknown status: {str(body['status'])[:30]}")
+            raise MalformedPayload(f"unknown status: {str(status)[:30]}")
         return Notification(
-            reference=str(body["reference"])[:64],
-            provider_payment_id=str(body["transaction_id"])[:100],
+            reference=to_text(body["reference"], field="reference", max_length=64),
+            provider_payment_id=to_text(
+                body["transaction_id"], field="transaction_id", max_length=100
+            ),
             state=state,
             amount=to_decimal(body["amount"]),
             currency=to_currency(body["currency"]),
-            provider_status=str(body["status"]),
+            provider_status=status,
             raw=body,
         )
 

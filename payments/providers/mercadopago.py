@@ -25,6 +25,7 @@ from payments.providers import (
     SignatureInvalid,
     to_currency,
     to_decimal,
+    to_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -144,15 +145,22 @@ class MercadoPagoAdapter:
         payment = _call(_sdk().payment().get, provider_payment_id, _options())
         if payment is None:
             return None  # not a payment of this account (e.g. the panel's test notification)
-        status = str(payment.get("status", ""))
-        state = STATES.get(status)
+        if not isinstance(payment, dict):
+            raise MalformedPayload("the payment is not a JSON object")
+        status = payment.get("status")
+        state = STATES.get(status) if isinstance(status, str) else None
         if state is None:
-            raise MalformedPayload(f"unknown payment status {status[:30]}")
+            raise MalformedPayload(f"unknown payment status {str(status)[:30]}")
         if state == PaymentState.CANCELLED and payment.get("status_detail") == "expired":
             state = PaymentState.EXPIRED
+        reference = payment.get("external_reference")
         return Notification(
-            reference=payment.get("external_reference") or None,
-            provider_payment_id=str(payment.get("id", provider_payment_id)),
+            reference=to_text(reference, field="external_reference", max_length=64)
+            if reference not in (None, "")
+            else None,
+            provider_payment_id=to_text(
+                payment.get("id") or provider_payment_id, field="id", max_length=100
+            ),
             state=state,
             amount=to_decimal(payment.get("transaction_amount")),
             currency=to_currency(payment.get("currency_id")),

@@ -9,10 +9,12 @@ those tokens: the re-serialisation is byte-faithful to what the provider signed.
 import hashlib
 import hmac
 import json
+import re
 from decimal import Decimal
 
 from django.conf import settings
 
+from config.text import text_storable
 from payments.errors import PaymentError, ProviderUnavailable
 from payments.providers import (
     InboundRequest,
@@ -25,6 +27,7 @@ from payments.providers import (
     settings_public_base,
     to_currency,
     to_decimal,
+    to_text,
 )
 from payments.providers._http import provider_json
 
@@ -73,11 +76,25 @@ def parse_faithful(body: bytes):
         raise MalformedPayload("body is not JSON") from exc
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _dumps(value, *, ensure_ascii: bool) -> str:
+    """One JSON scalar. Without ensure_ascii, as JavaScript's JSON.stringify writes it:
+    non-ASCII text as is, but a lone surrogate (which has no UTF-8 form; a parsed escaped
+    pair is already one character) as a lower-case \\u escape."""
+    text = json.dumps(value, ensure_ascii=ensure_ascii)
+    if ensure_ascii or not isinstance(value, str):
+        return text
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def serialise_sorted(value, *, ensure_ascii: bool = False) -> str:
-    """Compact JSON with keys sorted at every level and numbers as received."""
+    """Compact JSON with keys sorted at every level and numbers as received; always
+    encodable as UTF-8."""
     if isinstance(value, dict):
         items = (
-            json.dumps(key, ensure_ascii=ensure_ascii)
+            _dumps(key, ensure_ascii=ensure_ascii)
             + ":"
             + serialise_sorted(value[key], ensure_ascii=ensure_ascii)
             for key in sorted(value)
@@ -87,7 +104,7 @@ def serialise_sorted(value, *, ensure_ascii: bool = False) -> str:
         return "[" + ",".join(serialise_sorted(v, ensure_ascii=ensure_ascii) for v in value) + "]"
     if isinstance(value, NumberToken):
         return str(value)
-    return json.dumps(value, ensure_ascii=ensure_ascii)
+    return _dumps(value, ensure_ascii=ensure_ascii)
 
 
 def signature_valid(body_obj, signature: str, secret: str) -> bool:
@@ -150,7 +167,8 @@ class NowPaymentsAdapter:
         if not isinstance(body, dict):
             return ""
         parts = (body.get("payment_id"), body.get("payment_status"), body.get("updated_at"))
-        return ":".join(str(p) for p in parts if p not in (None, ""))
+        event_id = ":".join(str(p) for p in parts if p not in (None, ""))
+        return event_id if text_storable(event_id) else ""
 
     def parse(self, request: InboundRequest) -> Notification:
         body = parse_faithful(request.body)
@@ -164,10 +182,10 @@ class NowPaymentsAdapter:
         ]
         if missing:
             raise MalformedPayload(f"missing fields: {', '.join(missing)}")
-        status = str(body["payment_status"])
-        state = STATES.get(status)
+        status = body["payment_status"]
+        state = STATES.get(status) if isinstance(status, str) else None
         if state is None:
-            raise MalformedPayload(f"unknown payment_status: {status[:30]}")
+            raise MalformedPayload(f"unknown payment_status: {str(status)[:30]}")
         alert = None
         if status == "partially_paid":
             alert = (
@@ -175,8 +193,8 @@ class NowPaymentsAdapter:
                 "A crypto payment arrived short of the price; it stays processing.",
             )
         return Notification(
-            reference=str(body["order_id"])[:64],
-            provider_payment_id=str(body["payment_id"])[:100],
+            reference=to_text(body["order_id"], field="order_id", max_length=64),
+            provider_payment_id=to_text(body["payment_id"], field="payment_id", max_length=100),
             state=state,
             amount=to_decimal(body.get("price_amount")),
             currency=to_currency(body.get("price_currency")),

@@ -13,7 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -303,15 +303,6 @@ def test_payment_sessions_never_regress_fulfil_once_and_audit_every_change(
 
 
 @pytest.mark.parametrize("close", [payment_fail, payment_cancel, payment_expire])
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="bug: _close() in payments/services/confirmation.py stores a provider payment id "
-    "that another session of the same provider already holds, without the 'taken' check "
-    "payment_confirm and payment_mark_processing make: IntegrityError "
-    "(payment_unique_provider_payment_id) instead of PaymentError; from a webhook, a 500 "
-    "retried until the delivery is dead",
-)
 def test_closing_notice_naming_another_sessions_payment_is_refused_cleanly(close):
     first, second = (
         payment_session_create(

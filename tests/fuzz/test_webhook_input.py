@@ -287,11 +287,8 @@ def _bad_request(name: str, session, category: str) -> tuple[bytes, str, dict]:
     return (*_encode(name, _fields(name, session)), _duplicated_signatures(name))
 
 
-KNOWN_5XX = {
-    ("nowpayments", "lone_surrogate"): "bug: a JSON-escaped lone surrogate makes the "
-    "NOWPayments signature check raise UnicodeEncodeError (payments/providers/nowpayments.py "
-    "signature_valid encodes the re-serialisation): HTTP 500, delivery FAILED and retried",
-}
+# (endpoint, category) pairs known to answer 5xx, each kept as a strict xfail with its reason.
+KNOWN_5XX: dict[tuple[str, str], str] = {}
 
 
 def _cases():
@@ -322,27 +319,7 @@ def test_bad_input_is_refused_logged_and_changes_nothing(client, sessions, name,
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=[
-                pytest.mark.xfail(
-                    strict=True,
-                    raises=AssertionError,
-                    reason="finding: a GET on a Click callback URL is answered HTTP 405 "
-                    '{"error": "method not allowed"} (payments/webhooks.py _receive rejects '
-                    "the method before Click's handler), not Click's HTTP 200 with a "
-                    "negative error code",
-                )
-            ]
-            if _is_click(name)
-            else [],
-        )
-        for name in ENDPOINTS
-    ],
-)
+@pytest.mark.parametrize("name", list(ENDPOINTS))
 def test_get_instead_of_post_is_refused(client, sessions, name):
     before, last = _snapshot(), _last_delivery_id()
     response = _post(client, name, b"", "", {}, method="get")
@@ -408,8 +385,6 @@ content_types = st.sampled_from(
 def test_any_unsigned_request_is_refused_logged_and_changes_nothing(
     client, sessions, name, body, content_type, headers
 ):
-    if name == "nowpayments":  # the known lone-surrogate crash, kept as an xfail above
-        assume(b"\\ud8" not in body.lower() and b"\\udc" not in body.lower())
     before, last = _snapshot(), _last_delivery_id()
     response = _post(client, name, body, content_type, headers)
     expect = 413 if len(body) > MAX_BODY else None
@@ -491,9 +466,6 @@ def _signed(name: str, session, overrides: dict, keep_reference: bool):
 def test_signed_but_strange_notifications_never_5xx_nor_regress(
     client, sessions, name, overrides, keep_reference
 ):
-    if name == "coinbase" and isinstance(overrides.get("pricing"), dict):
-        # The known crash, kept as a strict xfail below.
-        assume(all(isinstance(v, dict) for v in overrides["pricing"].values()))
     session = sessions[name]
     try:
         body, headers = _signed(name, session, overrides, keep_reference)
@@ -512,16 +484,43 @@ def test_signed_but_strange_notifications_never_5xx_nor_regress(
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: a signed Coinbase event whose data.pricing.local is not an object (here a "
-    "string) raises AttributeError in payments/providers/coinbase.py parse() "
-    "(`local.get`): HTTP 500 and a FAILED delivery retried for days, instead of 400 malformed",
-)
 def test_coinbase_pricing_local_that_is_not_an_object_is_malformed(client, sessions):
     body, headers = _signed("coinbase", sessions["coinbase"], {"pricing": {"local": "9.99"}}, True)
     response = client.post(
         "/webhooks/coinbase/", data=body, content_type="application/json", headers=headers
     )
     assert response.status_code == 400
+
+
+WRONG_TYPES = [
+    ("coinbase", {"pricing": "9.99"}),
+    ("coinbase", {"pricing": {"local": ["9.99", "USD"]}}),
+    ("coinbase", {"metadata": "ps_x"}),
+    ("coinbase", {"metadata": {"reference": ["ps_x"]}}),
+    ("coinbase", {"type": ["charge:confirmed"]}),
+    ("nowpayments", {"order_id": {"reference": "ps_x"}}),
+    ("nowpayments", {"payment_id": [5077125051]}),
+    ("nowpayments", {"payment_id": 1.5}),
+    ("nowpayments", {"order_id": "ps_\x00"}),
+    ("kiosk", {"transaction_id": {"id": "tx_1"}}),
+    ("kiosk", {"reference": ["ps_x"]}),
+    ("kiosk", {"status": ["paid"]}),
+    ("kiosk", {"reference": "ps_\x00"}),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name, overrides", WRONG_TYPES, ids=[repr(c) for c in WRONG_TYPES])
+def test_signed_fields_of_the_wrong_json_type_are_malformed(client, sessions, name, overrides):
+    """A field that must be an object, text or a number arriving as another JSON type (or
+    as text the database cannot hold) is a 400 "malformed", never a crash or a lookup."""
+    before, last = _snapshot(), _last_delivery_id()
+    body, headers = _signed(name, sessions[name], overrides, True)
+    response = client.post(
+        ENDPOINTS[name][0], data=body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 400, response.content
+    delivery = WebhookDelivery.objects.get(pk__gt=last)
+    assert delivery.signature_valid is True and delivery.status == DeliveryStatus.REJECTED
+    assert delivery.error.startswith("malformed"), delivery.error
+    assert _snapshot() == before

@@ -243,9 +243,7 @@ async def test_events_from_before_the_client_started_are_not_replayed(redis_laye
     await ws.disconnect()
 
 
-async def test_a_lost_push_reaches_the_open_connection_at_the_next_heartbeat(
-    redis_layer, settings
-):
+async def test_a_lost_push_reaches_the_open_connection_at_the_next_heartbeat(redis_layer, settings):
     """The push of an event is lost (Redis away, say): the open connection reads it from
     the log at its next heartbeat, once; an event it was pushed is not sent again."""
     from notifications.models import Event

@@ -148,3 +148,40 @@ def test_view_only_staff_cannot_run_changing_actions(client, test_purpose):
     )
     session.refresh_from_db()
     assert session.status == PaymentStatus.PENDING
+
+
+def test_staff_group_member_fixes_sessions_but_cannot_delete_the_audit_trail(client, test_purpose):
+    """A staff member who is not a superuser (like the demo's "staff" user) holds only
+    the staff group's permissions (config/migrations/0003_staff_permissions.py)."""
+    member = UserFactory(roles=["staff"], is_staff=True)
+    client.force_login(member)
+    session = kiosk_session()
+    change_page = f"/admin/payments/paymentsession/{session.pk}/change/"
+    assert client.get(change_page).status_code == 200
+    client.post(
+        "/admin/payments/paymentsession/",
+        {
+            "action": "confirm_manually",
+            ACTION_CHECKBOX_NAME: [session.pk],
+            "apply": "1",
+            "reason": "receipt checked by phone",
+        },
+    )
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED
+    audit = session.audits.get(action="completed")
+    assert audit.actor == member
+
+    assert client.get(f"/admin/payments/paymentaudit/{audit.pk}/change/").status_code == 200
+    for url in (
+        f"/admin/payments/paymentaudit/{audit.pk}/delete/",
+        f"/admin/payments/paymentsession/{session.pk}/delete/",
+    ):
+        assert client.post(url, {"post": "yes"}).status_code == 403, url
+    assert session.audits.filter(pk=audit.pk).exists()
+    assert member.has_perms(["payments.view_paymentaudit", "payments.change_paymentsession"])
+    assert not any(
+        member.has_perm(f"payments.{perm}")
+        for perm in ("delete_paymentaudit", "change_paymentaudit", "delete_paymentsession")
+    )
+    assert not member.has_perm("auth.change_user")  # users and groups stay with superusers

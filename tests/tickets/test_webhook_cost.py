@@ -11,9 +11,7 @@ from tickets.models import Ticket
 pytestmark = pytest.mark.django_db
 
 
-def test_a_paid_ticket_costs_a_bounded_number_of_statements(
-    client, kiosk_secret, service, printer
-):
+def test_a_paid_ticket_costs_a_bounded_number_of_statements(client, kiosk_secret, service, printer):
     warm = kiosk_session(service)
     assert pay_at_kiosk(client, kiosk_secret, warm).status_code == 200
     session = kiosk_session(service)
@@ -29,4 +27,4 @@ def test_a_paid_ticket_costs_a_bounded_number_of_statements(
     assert len(statements) <= 23, "\n".join(s[:120] for s in statements)
     numbering = [s for s in statements if "tickets_ticketcounter" in s]
     assert len(numbering) == 1, numbering
-    assert sum("INSERT INTO \"notifications_event\"" in s for s in statements) == 2
+    assert sum('INSERT INTO "notifications_event"' in s for s in statements) == 2
