@@ -3,14 +3,20 @@ from config.navigation import pages_for
 
 def navigation(request):
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return {"nav_pages": []}
 
     def events_since():
-        # Lets the page's event stream start exactly where the rendered state ends.
-        from notifications.selectors import event_latest_id
+        # Lets the page's event stream start where the rendered state begins: noted before
+        # the view ran (config.middleware.EventsCursorMiddleware).
+        since = getattr(request, "events_since", None)
+        if since is None:
+            from notifications.selectors import event_latest_id
 
-        return event_latest_id()
+            since = event_latest_id()
+        return since
+
+    if user is None or not user.is_authenticated:
+        # Kiosk and display pages follow events with a signed token, without a login.
+        return {"nav_pages": [], "events_since": events_since}
 
     def open_alerts():
         # Staff pages show a live alert bar; it starts from the alerts nobody resolved yet.

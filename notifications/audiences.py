@@ -39,4 +39,8 @@ def user_audiences(user) -> list[str]:
     """What a logged-in user may see: their own audience and one per role they hold."""
     if user is None or not user.is_authenticated or not user.is_active:
         return []
-    return [f"user:{user.pk}"] + [f"role:{role}" for role in sorted(user_roles(user))]
+    roles = user_roles(user)
+    if "staff" in roles:
+        # Staff may open every role's dashboard (config.roles.has_role): they see its events.
+        roles = set(settings.ROLES)
+    return [f"user:{user.pk}"] + [f"role:{role}" for role in sorted(roles)]

@@ -534,7 +534,14 @@ WS_AUDIENCES: dict[str, tuple[str, ...] | None] = {
     "kitchen": ("user:{kitchen}", "role:kitchen"),
     "cashier": ("user:{cashier}", "role:cashier"),
     "operator": ("user:{operator}", "role:operator"),
-    "staff": ("user:{staff}", "role:staff"),
+    "staff": (
+        "user:{staff}",
+        "role:cashier",
+        "role:kitchen",
+        "role:operator",
+        "role:staff",
+        "role:waiter",
+    ),
     "superuser": (
         "user:{superuser}",
         "role:cashier",

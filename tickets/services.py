@@ -269,7 +269,9 @@ def print_job_run(*, job_id: int) -> str:
         if job.printer_id:
             Printer.objects.filter(pk=job.printer_id).update(last_success_at=job.sent_at)
         ticket = _lock(job.ticket_id)
-        if ticket.status == TicketStatus.PRINTING:
+        # PRINT_ERROR: the attempt outlived its lease, the sweep gave up on it, and the
+        # paper came out anyway; the ticket is in the queue after all.
+        if ticket.status in (TicketStatus.PRINTING, TicketStatus.PRINT_ERROR):
             ticket.printed_at = job.sent_at
             _move(ticket, TicketStatus.IN_QUEUE, job=job.pk)
             _tell(ticket, "ticket.printed")

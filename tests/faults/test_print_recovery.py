@@ -184,3 +184,23 @@ def test_concurrent_sweeps_take_a_job_back_exactly_once(kiosk_secret, service, m
     assert sorted(j for r in reports for j in r.requeued) == jobs
     assert TicketEvent.objects.filter(type="print_recovered").count() == 5
     assert set(PrintJob.objects.values_list("status", flat=True)) == {PrintJobStatus.QUEUED}
+
+
+def test_an_attempt_given_up_on_that_prints_after_all_puts_the_ticket_in_the_queue(
+    paid_job, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """A printer slower than the lease: the sweep fails the job (last attempt) while the
+    bytes are still on their way, then the printer takes them. The ticket was printed."""
+    settings.PRINT_MAX_ATTEMPTS = 1
+
+    def slow_but_fine(url, data, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert print_jobs_recover(older_than=0).failed == [paid_job.pk]
+        assert paid_job.ticket.__class__.objects.get().status == TicketStatus.PRINT_ERROR
+
+    monkeypatch.setattr(services, "printer_send", slow_but_fine)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert print_job_run(job_id=paid_job.pk) == PrintJobStatus.PRINTED
+    ticket = paid_job.ticket.__class__.objects.get()
+    assert ticket.status == TicketStatus.IN_QUEUE and ticket.printed_at
+    assert Event.objects.filter(type="ticket.printed", audience="role:operator").count() == 1
