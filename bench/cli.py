@@ -23,7 +23,9 @@ from bench.stack import ROOT, Stack, run_secrets
 
 # Order: the scenario that overloads the servers on purpose (latency at 100/s) runs after
 # the ones that need a quiet system; growth has a stack of its own.
-SCENARIOS = ("throughput", "printing", "fanout", "latency-10", "latency", "growth")
+SCENARIOS = (
+    "throughput", "printing", "fanout", "latency-10", "latency-50", "latency", "growth",
+)  # fmt: skip
 
 
 def _parse(argv):
@@ -135,8 +137,8 @@ def main(argv=None) -> int:
     if unknown:
         print(f"unknown scenarios: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    # The 10/s latency is for information: the quick run leaves it out unless asked.
-    default = [n for n in SCENARIOS if not (args.quick and n == "latency-10")]
+    # The 10/s and 50/s latencies are for information: the quick run leaves them out.
+    default = [n for n in SCENARIOS if not (args.quick and n in ("latency-10", "latency-50"))]
     selected = [name for name in SCENARIOS if name in only] if only else default
     _raise_file_limit()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -191,6 +193,7 @@ def main(argv=None) -> int:
                 "throughput": scenarios.webhook_throughput,
                 "latency": scenarios.screen_latency,
                 "latency-10": lambda ctx: scenarios.screen_latency(ctx, rate=10.0),
+                "latency-50": lambda ctx: scenarios.screen_latency(ctx, rate=50.0),
                 "fanout": scenarios.fan_out,
                 "printing": scenarios.paid_to_printed,
             }

@@ -13,6 +13,7 @@ to the push. Each event id is sent once per connection.
 
 import asyncio
 import logging
+import random
 from collections import deque
 from urllib.parse import parse_qs
 
@@ -25,6 +26,7 @@ from notifications.audiences import audience_group, user_audiences
 from notifications.errors import InvalidToken
 from notifications.relay import relay_ensure_running
 from notifications.selectors import RESUME_LOOKBACK, event_latest_id, events_after
+from notifications.services import PUSH_MESSAGE_TYPE
 from notifications.tokens import token_audiences
 
 logger = logging.getLogger(__name__)
@@ -156,8 +158,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(frame)
 
     async def _beat(self) -> None:
+        # The first beat at a random point of the interval: screens that connected together
+        # (after a restart, a deploy) do not all read the log at the same moment.
+        interval = settings.EVENTS_HEARTBEAT_SECONDS
+        delay = interval * random.uniform(0.5, 1.0)  # noqa: S311 - spreading load, not secrecy
         while True:
-            await asyncio.sleep(settings.EVENTS_HEARTBEAT_SECONDS)
+            await asyncio.sleep(delay)
+            delay = interval
             if self.token and not await database_sync_to_async(_token_still_valid)(
                 self.token, self.audiences
             ):
@@ -166,6 +173,15 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
                 return
             await self._catch_up()
             await self.send_json({"type": "heartbeat", "at": timezone.now().isoformat()})
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels runs `close_old_connections` in the process's one sync thread before
+        # every handler. A push touches no database; at thousands of pushes a second
+        # those hops queued behind each other (and behind catch-up reads) for seconds.
+        if message.get("type") == PUSH_MESSAGE_TYPE:
+            await self.event_push(message)
+            return
+        await super().dispatch(message)
 
     async def event_push(self, message: dict) -> None:
         await self._send_frame(message["frame"])

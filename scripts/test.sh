@@ -5,6 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export CONFIRMA_TESTING=true
+
+# The browser tests drive Debian's Chromium; install it when it is missing and we can.
+CHROMIUM=${CHROMIUM_PATH:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ] && [ -z "${CHROMIUM_PATH:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Chromium…"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "Chromium is not installed: install Debian's chromium package (or set CHROMIUM_PATH);" \
+      "the browser tests are skipped without it, and fail with CI=true." >&2
+  fi
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 "$PY" manage.py makemigrations --check --dry-run -v0

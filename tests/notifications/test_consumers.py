@@ -262,3 +262,31 @@ async def test_a_lost_push_reaches_the_open_connection_at_the_next_heartbeat(red
     events = [f["id"] for f in frames if f["type"] != "heartbeat"]
     assert events == [pushed.id, lost.id]
     await ws.disconnect()
+
+
+async def test_a_push_is_sent_while_the_process_sync_thread_is_busy(redis_layer):
+    """A push needs no database: it must not wait for the process's one sync thread,
+    which database reads (catch-up, connects) keep busy under load. Channels would run
+    `close_old_connections` there before every message; the consumer skips it for pushes."""
+    import time
+
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from notifications.audiences import audience_group
+    from notifications.services import PUSH_MESSAGE_TYPE
+
+    user = await make_user()
+    ws, ok, _ = await ws_connect(user=user)
+    assert ok
+    busy = asyncio.ensure_future(sync_to_async(time.sleep)(2.5))
+    await asyncio.sleep(0.1)
+    frame = {"id": 10**12, "type": "direct", "payload": {}, "at": "2026-01-01T00:00:00+00:00"}
+    await get_channel_layer().group_send(
+        audience_group(f"user:{user.pk}"), {"type": PUSH_MESSAGE_TYPE, "frame": frame}
+    )
+    (received,) = await receive_frames(ws, 1, timeout=1.5)
+    assert received == frame
+    assert not busy.done()
+    await busy
+    await ws.disconnect()
