@@ -47,8 +47,8 @@ def _parse(argv):
     parser.add_argument(
         "--explore",
         action="store_true",
-        help="compare serving layouts (gunicorn workers × threads, daphne for HTTP, "
-        "sync vs async webhook view) instead of the benchmarks",
+        help="compare serving layouts (gunicorn workers × threads, persistent database "
+        "connections on or off, daphne for HTTP) instead of the benchmarks",
     )
     return parser.parse_args(argv)
 
