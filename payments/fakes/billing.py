@@ -29,10 +29,12 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
+
+from payments.fakes.server import LoopbackServer
 
 TIMEOUT = 10
 COINBASE_API_VERSION = "2018-03-22"
@@ -275,7 +277,7 @@ def _button_form(action: str, hidden: dict[str, str], choice: str, label: str) -
     )
 
 
-class FakeBilling:
+class FakeBilling(LoopbackServer):
     def __init__(
         self,
         *,
@@ -315,22 +317,7 @@ class FakeBilling:
         self._payment_ids = itertools.count(5_000_000_001)
         self._purchase_ids = itertools.count(6_100_000_001)
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        self.url = public_url or f"http://{host}:{self.server.server_address[1]}"
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------
-    def start(self) -> "FakeBilling":
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(host, port, public_url)
 
     # --- delivery --------------------------------------------------------------------
     def _deliver(

@@ -23,13 +23,14 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlparse
 
 import qrcode
 import requests
 
 from payments.fakes.pix import pix_code
+from payments.fakes.server import LoopbackServer
 
 ACTIONS = {
     "approve": ("approved", "accredited"),
@@ -54,7 +55,7 @@ def qr_png_base64(text: str) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-class FakeMercadoPago:
+class FakeMercadoPago(LoopbackServer):
     def __init__(
         self,
         *,
@@ -73,22 +74,7 @@ class FakeMercadoPago:
         self.requests_seen: list[tuple[str, str, dict]] = []
         self._ids = itertools.count(1_300_000_001)
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        self.url = public_url or f"http://{host}:{self.server.server_address[1]}"
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------
-    def start(self) -> "FakeMercadoPago":
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(host, port, public_url)
 
     # --- the API ---------------------------------------------------------------------
     def create(self, data: dict, idempotency_key: str) -> tuple[int, dict]:

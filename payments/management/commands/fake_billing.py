@@ -1,5 +1,3 @@
-import signal
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -48,16 +46,5 @@ class Command(BaseCommand):
             host=host,
             port=port,
         )
-        signal.signal(signal.SIGTERM, _stop)
         self.stdout.write(f"Fake Click/NOWPayments/Coinbase on {fake.url}")
-        try:
-            fake.server.serve_forever(poll_interval=0.2)
-        except (KeyboardInterrupt, SystemExit):
-            pass
-        finally:
-            fake.server.server_close()
-
-
-def _stop(signum, frame):
-    # shutdown() from the serving thread itself would wait forever; leave the loop instead.
-    raise SystemExit(0)
+        fake.serve_until_stopped()
