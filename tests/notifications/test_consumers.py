@@ -1,11 +1,15 @@
 """The /ws/events/ consumer on the real Redis channel layer."""
 
 import asyncio
+import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
-from notifications.services import event_publish
+from notifications.audiences import audience_group
+from notifications.services import PUSH_MESSAGE_TYPE, event_publish
 from notifications.tokens import audience_token_create
 from tests.factories import UserFactory
 from tests.notifications.wsclient import receive_frames, ws_connect
@@ -268,14 +272,6 @@ async def test_a_push_is_sent_while_the_process_sync_thread_is_busy(redis_layer)
     """A push needs no database: it must not wait for the process's one sync thread,
     which database reads (catch-up, connects) keep busy under load. Channels would run
     `close_old_connections` there before every message; the consumer skips it for pushes."""
-    import time
-
-    from asgiref.sync import sync_to_async
-    from channels.layers import get_channel_layer
-
-    from notifications.audiences import audience_group
-    from notifications.services import PUSH_MESSAGE_TYPE
-
     user = await make_user()
     ws, ok, _ = await ws_connect(user=user)
     assert ok
