@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite: ruff, then pytest. Called by `make test`.
-# Uses DATABASE_URL / REDIS_URL when set (CI points them at PostgreSQL and Redis).
+# Uses DATABASE_URL / REDIS_URL when set (CI points them at PostgreSQL and Redis); otherwise
+# scripts/testenv.py finds the local PostgreSQL and Redis, or starts throwaway ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -23,4 +24,4 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 "$PY" manage.py makemigrations --check --dry-run -v0
-exec "$PY" -m pytest "$@"
+exec "$PY" scripts/testenv.py -- "$PY" -m pytest "$@"

@@ -126,6 +126,7 @@ def test_a_resolved_alert_is_closed_and_the_next_raise_opens_a_new_one(told):
     assert len(mail.outbox) == 2
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_raises_of_one_problem_make_one_alert(told):
     threads, barrier, errors = 8, threading.Barrier(8), []

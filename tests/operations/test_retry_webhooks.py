@@ -125,6 +125,7 @@ def test_the_task_only_retries_a_delivery_that_is_still_failed_and_due(client, m
     assert delivery.attempts == 2
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_locked_delivery_is_skipped_by_both_the_task_and_the_command(client, mp_fake):  # noqa: F811
     delivery = failed_delivery(client, mp_fake)
@@ -154,6 +155,7 @@ def test_a_locked_delivery_is_skipped_by_both_the_task_and_the_command(client, m
     assert run()[1]["retried"] == 1
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_retriers_process_a_delivery_once(client, mp_fake):  # noqa: F811
     delivery = failed_delivery(client, mp_fake)
