@@ -8,6 +8,7 @@ import pytest
 from config.models import WorkerHeartbeat
 from notifications.models import Event
 from notifications.tasks import event_publish_task
+from tests.conftest import _missing
 from tests.notifications.test_services import _database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,7 +32,7 @@ def file_database(settings):
     if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith(
         ("file:", ":memory:")
     ):
-        pytest.skip("the worker process needs a database it can share (PostgreSQL in CI)")
+        _missing("a database the worker process can share (PostgreSQL)")
 
 
 def test_worker_runs_tasks_and_writes_heartbeat(file_database):
