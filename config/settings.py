@@ -213,6 +213,9 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+# Uploaded files (payment proofs among them) are readable by Confirma's user and group only.
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 
 # --- Security (production profile: DEBUG off) ----------------------------------------------
 if not DEBUG:
@@ -335,6 +338,8 @@ KIOSK_RESET_SECONDS = env.int("KIOSK_RESET_SECONDS", default=20)
 ORDERS_CURRENCY = env.str("ORDERS_CURRENCY", default="MXN")
 # Largest payment-proof upload (bytes).
 PROOF_MAX_BYTES = env.int("PROOF_MAX_BYTES", default=5_000_000)
+# Most pages a PDF proof may have (a receipt has one or two).
+PROOF_PDF_MAX_PAGES = env.int("PROOF_PDF_MAX_PAGES", default=20)
 # Uploaded proofs live here; this directory is never served directly.
 PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private")
 

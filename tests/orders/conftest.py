@@ -5,6 +5,8 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
+from pypdf import PdfWriter
+from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
 from orders.models import Order, OrderLine, OrderStatus, Product, Table
 from tests.factories import UserFactory
@@ -20,6 +22,35 @@ def png_bytes(size=(64, 48), exif: bool = False, fmt="PNG") -> bytes:
         image.save(buffer, fmt, exif=data)
     else:
         image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def pdf_writer(pages: int = 1, text: str = "Pago 130.00 MXN") -> PdfWriter:
+    """A PDF as a bank app would export it: pages with a line of Helvetica text."""
+    writer = PdfWriter()
+    font = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Font"),
+                NameObject("/Subtype"): NameObject("/Type1"),
+                NameObject("/BaseFont"): NameObject("/Helvetica"),
+            }
+        )
+    )
+    for _ in range(pages):
+        page = writer.add_blank_page(300, 200)
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+        )
+        content = DecodedStreamObject()
+        content.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET\n".encode())
+        page[NameObject("/Contents")] = writer._add_object(content)
+    return writer
+
+
+def pdf_bytes(writer: PdfWriter | None = None) -> bytes:
+    buffer = io.BytesIO()
+    (writer or pdf_writer()).write(buffer)
     return buffer.getvalue()
 
 

@@ -9,7 +9,7 @@ from notifications.models import Event
 from orders.models import Order, OrderStatus, PaymentProof, ProofStatus
 from orders.services import order_advance, order_reject, order_verify, proof_submit
 from payments.models import PaymentSession, PaymentStatus
-from tests.orders.conftest import make_order, png_bytes, upload
+from tests.orders.conftest import make_order, pdf_bytes, png_bytes, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -262,8 +262,7 @@ def test_image_metadata_is_stripped_and_the_name_is_random(client, staff_users, 
 def test_pdf_proofs_are_accepted(client, staff_users, private_media):
     order = make_order(staff_users["waiter"])
     client.force_login(staff_users["waiter"])
-    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-    assert api_upload(client, order, content=pdf, name="recibo.pdf").status_code == 201
+    assert api_upload(client, order, content=pdf_bytes(), name="recibo.pdf").status_code == 201
     assert PaymentProof.objects.get().content_type == "application/pdf"
 
 
