@@ -25,6 +25,7 @@ class PrintJobInline(ReadOnlyInline):
         "printer",
         "status",
         "attempts",
+        "reprint_marked",
         "last_error",
         "requested_by",
         "sent_at",
@@ -75,14 +76,24 @@ class PrinterAdmin(admin.ModelAdmin):
 
 @admin.register(PrintJob)
 class PrintJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "ticket", "printer", "status", "attempts", "created_at", "sent_at")
-    list_filter = ("status", "printer")
+    list_display = (
+        "id",
+        "ticket",
+        "printer",
+        "status",
+        "attempts",
+        "reprint_marked",
+        "created_at",
+        "sent_at",
+    )
+    list_filter = ("status", "reprint_marked", "printer")
     exclude = ("data",)
     readonly_fields = (
         "ticket",
         "printer",
         "status",
         "attempts",
+        "reprint_marked",
         "last_error",
         "requested_by",
         "created_at",

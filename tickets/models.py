@@ -163,6 +163,17 @@ class PrintJob(models.Model):
     )
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True, default="")
+    # Set when an attempt ended after its bytes may have reached the printer (the worker
+    # died while sending, or the printer never confirmed): `data` then starts with the
+    # REPRINT banner, so a second slip is never mistaken for a second ticket.
+    reprint_marked = models.BooleanField(
+        _("marked REPRINT"),
+        default=False,
+        help_text=_(
+            "An earlier attempt may have printed this ticket; later attempts print a "
+            "REPRINT banner above it."
+        ),
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

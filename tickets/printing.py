@@ -4,6 +4,12 @@ A job is built with the `Dummy` printer and sent in one go. Sending has short co
 write and read timeouts: a network printer must also answer a real-time status request
 (DLE EOT 1) after the job, so a printer that accepts the connection but never reads
 fails in bounded time instead of hanging a worker.
+
+A failure before the first byte left (no connection, a file that cannot be opened) means
+nothing was printed. A failure after it (the write broke, the status never came, the
+printer says it is offline with the job in its buffer) means the paper may have come out:
+`PrintError.maybe_printed` says so, and the next attempt carries `reprint_banner_render`
+above the ticket.
 """
 
 import socket
@@ -11,7 +17,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from escpos.printer import Dummy
 
 from tickets.cpf import name_mask
@@ -22,7 +29,12 @@ CODE_PAGE = "CP860"  # Portuguese; also has Spanish ñ, ¿, ¡ and the accented 
 
 
 class PrintError(Exception):
-    pass
+    """Sending failed. `maybe_printed`: it failed after the first byte left, so the printer
+    may have printed the job anyway."""
+
+    def __init__(self, message: str, *, maybe_printed: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_printed = maybe_printed
 
 
 def ticket_render(ticket, *, profile: str = "default") -> bytes:
@@ -47,6 +59,31 @@ def ticket_render(ticket, *, profile: str = "default") -> bytes:
     return printer.output
 
 
+def reprint_banner_render(*, language: str | None = None, profile: str = "default") -> bytes:
+    """The banner printed above a ticket that may already have come out of the printer:
+    "REPRINT" in large inverted letters and a line telling the customer that both slips
+    are one ticket. In `language` (default settings.LANGUAGE_CODE), in the ticket's code
+    page; the result is prepended, unchanged, to the ticket's own bytes."""
+    with translation.override(language or settings.LANGUAGE_CODE):
+        title = gettext("REPRINT")
+        note = gettext(
+            "Another copy of this ticket may exist: same number, same place in the queue."
+        )
+    return banner_render(title, note, profile=profile)
+
+
+def banner_render(title: str, note: str, *, profile: str = "default") -> bytes:
+    """ESC/POS bytes of a banner: `title` large and inverted, `note` below it."""
+    printer = Dummy(profile=profile)
+    printer.charcode(CODE_PAGE)
+    printer.set(align="center", bold=True, invert=True, double_height=True, double_width=True)
+    printer.textln(f" {title} ")
+    printer.set(align="center", normal_textsize=True)
+    printer.textln(note)
+    printer.textln("-" * 32)
+    return printer.output
+
+
 def printer_send(url: str, data: bytes, *, timeout: float | None = None) -> None:
     """Send `data` to the printer at `url`; raises PrintError on any failure."""
     timeout = settings.PRINT_TIMEOUT_SECONDS if timeout is None else timeout
@@ -54,26 +91,43 @@ def printer_send(url: str, data: bytes, *, timeout: float | None = None) -> None
     if parsed.scheme == "dummy":
         return
     if parsed.scheme == "file":
-        try:
-            with Path(parsed.path).open("ab") as handle:
-                handle.write(data)
-        except OSError as exc:
-            raise PrintError(f"cannot write to {parsed.path}: {exc.strerror}") from exc
+        _file_send(Path(parsed.path), data)
         return
     if parsed.scheme != "tcp" or not parsed.hostname:
         raise PrintError(f"unsupported printer URL: {url[:80]}")
     try:
-        with socket.create_connection(
-            (parsed.hostname, parsed.port or 9100), timeout=timeout
-        ) as conn:
-            conn.settimeout(timeout)
-            conn.sendall(data + STATUS_REQUEST)
-            status = conn.recv(1)
+        conn = socket.create_connection((parsed.hostname, parsed.port or 9100), timeout=timeout)
     except TimeoutError as exc:
         raise PrintError("the printer did not answer in time") from exc
     except OSError as exc:
         raise PrintError(f"cannot reach the printer: {exc.strerror or exc}") from exc
+    # From here on bytes may have reached the printer: any failure may have printed.
+    with conn:
+        try:
+            conn.settimeout(timeout)
+            conn.sendall(data + STATUS_REQUEST)
+            status = conn.recv(1)
+        except TimeoutError as exc:
+            raise PrintError("the printer did not answer in time", maybe_printed=True) from exc
+        except OSError as exc:
+            raise PrintError(
+                f"the connection broke while sending: {exc.strerror or exc}", maybe_printed=True
+            ) from exc
     if not status:
-        raise PrintError("the printer closed the connection")
+        raise PrintError("the printer closed the connection", maybe_printed=True)
     if status[0] & OFFLINE_BIT:
-        raise PrintError("the printer reports it is offline")
+        # An offline printer (cover open, paper out) keeps the job and prints it later.
+        raise PrintError("the printer reports it is offline", maybe_printed=True)
+
+
+def _file_send(path: Path, data: bytes) -> None:
+    try:
+        handle = path.open("ab")
+    except OSError as exc:
+        raise PrintError(f"cannot write to {path}: {exc.strerror}") from exc
+    with handle:
+        try:
+            handle.write(data)
+            handle.flush()
+        except OSError as exc:
+            raise PrintError(f"cannot write to {path}: {exc.strerror}", maybe_printed=True) from exc

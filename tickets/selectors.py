@@ -6,14 +6,23 @@ from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from payments.models import PaymentSession, PaymentStatus
-from tickets.models import Service, Ticket, TicketStatus
+from tickets.models import PrintJob, Service, Ticket, TicketStatus
 
 HEALTHY, WARNING = 95.0, 80.0
 
 
+def _with_reprint_marked(tickets):
+    """`reprint_marked` on each ticket: one of its print jobs was half-sent and re-sent
+    marked REPRINT, so the customer may hold two slips with this number."""
+    return tickets.annotate(
+        reprint_marked=Exists(PrintJob.objects.filter(ticket=OuterRef("pk"), reprint_marked=True))
+    )
+
+
 def tickets_waiting_by_service() -> list[tuple[Service, list[Ticket]]]:
     waiting = (
-        Ticket.objects.filter(
+        _with_reprint_marked(Ticket.objects)
+        .filter(
             status__in=(
                 TicketStatus.PAID,
                 TicketStatus.PRINTING,
@@ -33,7 +42,8 @@ def tickets_waiting_by_service() -> list[tuple[Service, list[Ticket]]]:
 def tickets_at_desks() -> list[Ticket]:
     """Tickets called or being served now."""
     return list(
-        Ticket.objects.filter(status__in=(TicketStatus.CALLED, TicketStatus.IN_PROGRESS))
+        _with_reprint_marked(Ticket.objects)
+        .filter(status__in=(TicketStatus.CALLED, TicketStatus.IN_PROGRESS))
         .select_related("service")
         .order_by("-called_at")
     )

@@ -5,10 +5,26 @@ transaction (one ticket per session: a database constraint). Its number comes fr
 service's counter for the local day, locked for the increment, so concurrent payments
 get 1, 2, 3… without gaps or duplicates. Printing happens in a task, on commit.
 
-Printing is at least once, never exactly once: a worker can die after the printer took
-the bytes and before that was recorded, and ESC/POS over raw TCP has no job id a printer
-remembers, so a job taken back from a dead worker (`print_jobs_recover`) may come out of
-the printer twice. Both papers carry the same number; a ticket is never lost.
+Printing is at least once, and a duplicate is never silent. The ticket is the customer's
+proof of payment, so it is never dropped; but ESC/POS over raw TCP has no job id a printer
+remembers, so a job whose bytes may have reached the printer without the result being
+recorded (a worker killed while sending, a printer that took the bytes and never
+answered) may already be on paper. Such a job is "half-sent", and:
+
+- before the first byte goes out, the attempt is committed on the job row (`sending`,
+  attempt number, the time it began), so a half-sent job can always be recognised;
+- the next attempt is sent with a REPRINT banner above the ticket (`reprint_marked`; in
+  the language the customer used at the kiosk), so the customer and the operator can tell
+  the second slip from a second ticket; a job's unmarked copy comes out at most once
+  (a reprint staff or an operator ask for is a new job, printed as it is);
+- the ticket's audit trail gets a `print_interrupted` event (which attempt, when it
+  began, why it is in doubt) and the operators a `ticket.print_interrupted` event; their
+  panel marks the ticket "REPRINT" for as long as it waits or is at a desk;
+- after the last attempt nothing changes: the ticket goes to PRINT_ERROR and staff are
+  alerted, whether or not the attempt may have printed.
+
+A job found `sending` by `print_jobs_recover` (the periodic sweep) or by a task run again
+for it, once the attempt has outlived its lease, is such a half-sent job.
 """
 
 import hashlib
@@ -42,7 +58,7 @@ from tickets.models import (
     TicketEvent,
     TicketStatus,
 )
-from tickets.printing import PrintError, printer_send, ticket_render
+from tickets.printing import PrintError, printer_send, reprint_banner_render, ticket_render
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +166,7 @@ class TicketPurpose(Purpose):
     providers = (Provider.MERCADOPAGO, Provider.KIOSK)
 
     def quote(self, *, params, user, amount, currency) -> Quote:
-        allowed = {"service", "customer_name", "cpf", "kiosk"}
+        allowed = {"service", "customer_name", "cpf", "kiosk", "language"}
         if set(params) - allowed:
             raise InvalidParams(_("Unknown ticket parameters."))
         service = (
@@ -173,6 +189,11 @@ class TicketPurpose(Purpose):
             ):
                 raise InvalidParams(_("Unknown kiosk."), code="unknown_kiosk")
             clean["kiosk"] = kiosk
+        if params.get("language") is not None:
+            # The language the customer used at the kiosk: what the paper is printed in.
+            if params["language"] not in dict(settings.LANGUAGES):
+                raise InvalidParams(_("Unknown language."), code="unknown_language")
+            clean["language"] = params["language"]
         return Quote(
             service.price,
             service.currency,
@@ -235,8 +256,15 @@ def print_job_create(
 
 
 def print_job_run(*, job_id: int) -> str:
-    """Send one print job (the task's body). Never holds a lock while printing."""
-    with transaction.atomic():
+    """Send one print job (the task's body). Never holds a lock while printing.
+
+    The attempt (`sending`, its number and start time) is committed before the first byte
+    goes out. A job already `sending` belongs to the attempt that began it: it is left
+    alone during that attempt's lease, and after it is taken back as half-sent (as
+    `print_jobs_recover` would), never sent again unmarked. Runs in no caller's
+    transaction (durable): the attempt must be committed before the printer sees a byte.
+    """
+    with transaction.atomic(durable=True):
         job = (
             PrintJob.objects.select_for_update(of=("self",))
             .select_related("printer")
@@ -244,22 +272,17 @@ def print_job_run(*, job_id: int) -> str:
         )
         if job.status in (PrintJobStatus.PRINTED, PrintJobStatus.FAILED):
             return job.status
-        ticket = _lock(job.ticket_id)
-        if ticket.status in (TicketStatus.PAID, TicketStatus.PRINT_ERROR):
-            _move(ticket, TicketStatus.PRINTING, job=job.pk)
-        job.status = PrintJobStatus.SENDING
-        job.attempts += 1
-        # While sending, `sent_at` is when this attempt began: its lease (print_jobs_recover
-        # takes the job back from a worker that died in the middle).
-        job.sent_at = timezone.now()
-        job.save(update_fields=["status", "attempts", "sent_at"])
-        attempt = job.attempts
-        url = job.printer.url if job.printer else settings.PRINTER_URL
-        data = bytes(job.data)
+        in_flight = job.status == PrintJobStatus.SENDING
+        if not in_flight:
+            attempt, url, data = _print_attempt_begin(job)
+    if in_flight:
+        lease = print_lease_seconds()
+        cutoff = timezone.now() - timedelta(seconds=lease)
+        return _print_job_recover(job_id, cutoff=cutoff, lease=lease) or PrintJobStatus.SENDING
     try:
         printer_send(url, data)
     except PrintError as exc:
-        return _print_failed(job_id, str(exc), attempt=attempt)
+        return _print_failed(job_id, str(exc), attempt=attempt, maybe_printed=exc.maybe_printed)
     with transaction.atomic():
         job = PrintJob.objects.select_for_update().get(pk=job_id)
         job.status = PrintJobStatus.PRINTED
@@ -278,9 +301,26 @@ def print_job_run(*, job_id: int) -> str:
     return PrintJobStatus.PRINTED
 
 
-def _print_failed(job_id: int, error: str, *, attempt: int) -> str:
-    """Record that `attempt` of the job failed: retried with back-off, or failed for good
-    (ticket to PRINT_ERROR, staff alerted) after the last attempt."""
+def _print_attempt_begin(job: PrintJob) -> tuple[int, str, bytes]:
+    """Record a new attempt of `job` (caller holds its lock; the caller's transaction
+    commits it before the first byte goes out): its number, the printer URL and bytes."""
+    ticket = _lock(job.ticket_id)
+    if ticket.status in (TicketStatus.PAID, TicketStatus.PRINT_ERROR):
+        _move(ticket, TicketStatus.PRINTING, job=job.pk)
+    job.status = PrintJobStatus.SENDING
+    job.attempts += 1
+    # While sending, `sent_at` is when this attempt began: its lease (print_jobs_recover
+    # takes the job back from a worker that died in the middle).
+    job.sent_at = timezone.now()
+    job.save(update_fields=["status", "attempts", "sent_at"])
+    url = job.printer.url if job.printer else settings.PRINTER_URL
+    return job.attempts, url, bytes(job.data)
+
+
+def _print_failed(job_id: int, error: str, *, attempt: int, maybe_printed: bool = False) -> str:
+    """Record that `attempt` of the job failed: retried with back-off (marked REPRINT when
+    it `maybe_printed`), or failed for good (ticket to PRINT_ERROR, staff alerted) after
+    the last attempt."""
     with transaction.atomic():
         job = PrintJob.objects.select_for_update().get(pk=job_id)
         if job.status != PrintJobStatus.SENDING or job.attempts != attempt:
@@ -288,11 +328,15 @@ def _print_failed(job_id: int, error: str, *, attempt: int) -> str:
             # back; what happens to it now is decided by whoever holds it.
             logger.warning("print job %s: late failure of attempt %s: %s", job_id, attempt, error)
             return job.status
-        return _print_attempt_failed(job, error)
+        return _print_attempt_failed(job, error, maybe_printed=maybe_printed)
 
 
-def _print_attempt_failed(job: PrintJob, error: str) -> str:
-    """Caller holds the lock of `job`, whose current attempt failed with `error`."""
+def _print_attempt_failed(job: PrintJob, error: str, *, maybe_printed: bool = False) -> str:
+    """Caller holds the lock of `job`, whose current attempt failed with `error`.
+
+    `maybe_printed`: the attempt's bytes may have reached the printer; a retry is then
+    marked REPRINT (`_print_job_mark_reprint`). The last attempt fails as any other.
+    """
     job_id = job.pk
     job.last_error = error[:1000]
     if job.printer_id:
@@ -300,8 +344,12 @@ def _print_attempt_failed(job: PrintJob, error: str) -> str:
             last_error=error[:1000], last_error_at=timezone.now()
         )
     if job.attempts < settings.PRINT_MAX_ATTEMPTS:
+        fields = ["status", "last_error"]
+        if maybe_printed:
+            _print_job_mark_reprint(job, error)
+            fields += ["reprint_marked", "data"]
         job.status = PrintJobStatus.QUEUED
-        job.save(update_fields=["status", "last_error"])
+        job.save(update_fields=fields)
         delay = settings.PRINT_RETRY_BASE_SECONDS * 2 ** (job.attempts - 1)
         when = timezone.now() + timedelta(seconds=delay)
         from tickets.tasks import print_job_send
@@ -326,6 +374,49 @@ def _print_attempt_failed(job: PrintJob, error: str) -> str:
         payload={"code": "ticket.print_error", "ticket": ticket.code, "error": error[:300]},
     )
     return PrintJobStatus.FAILED
+
+
+def _print_job_mark_reprint(job: PrintJob, error: str) -> None:
+    """Record that the current attempt of `job` may have printed, and make every later
+    attempt print the REPRINT banner above the ticket. Caller holds the lock of `job` and
+    saves it.
+
+    Every such attempt gets a `print_interrupted` TicketEvent; the first one also marks
+    the job and tells the operators (`ticket.print_interrupted`, to `role:operator`).
+    """
+    ticket = _lock(job.ticket_id)
+    first = not job.reprint_marked
+    if first:
+        language = ticket.payment_session.params.get("language")
+        profile = job.printer.profile if job.printer else "default"
+        job.data = reprint_banner_render(language=language, profile=profile) + bytes(job.data)
+        job.reprint_marked = True
+    TicketEvent.objects.create(
+        ticket=ticket,
+        type="print_interrupted",
+        from_status=ticket.status,
+        to_status=ticket.status,
+        data={
+            "job": job.pk,
+            "attempt": job.attempts,
+            "attempt_started_at": job.sent_at.isoformat() if job.sent_at else None,
+            "error": error[:300],
+            "resend": "marked_reprint",
+        },
+    )
+    if first:
+        event_publish(
+            audience="role:operator",
+            type="ticket.print_interrupted",
+            payload={**ticket_payload(ticket), "job": job.pk, "attempt": job.attempts},
+        )
+    logger.warning(
+        "print job %s: attempt %s may have printed (%s); re-sent marked REPRINT",
+        job.pk,
+        job.attempts,
+        error,
+        extra={"reference": ticket.payment_session.reference},
+    )
 
 
 # One attempt connects, writes and reads the printer's status, each step bounded by
@@ -396,8 +487,9 @@ def _print_job_recover(job_id: int, *, cutoff, lease: float) -> str | None:
             },
         )
         if was == PrintJobStatus.SENDING:
+            # Half-sent: the bytes may be on paper already.
             error = f"no result {lease:.0f} s after sending began: the worker stopped"
-            outcome = _print_attempt_failed(job, error)
+            outcome = _print_attempt_failed(job, error, maybe_printed=True)
         else:
             from tickets.tasks import print_job_send
 
@@ -413,11 +505,12 @@ def print_jobs_recover(*, older_than: float | None = None) -> PrintRecovery:
     """Take back the print jobs a dead worker left behind (periodic `recover_print_jobs`).
 
     A job still `sending` whose attempt began more than `older_than` seconds ago (default
-    `print_lease_seconds()`) counts as a failed attempt: it is re-queued with back-off,
-    or after the last attempt fails for good (ticket to PRINT_ERROR, staff alerted). A
-    `queued` job untouched that long with no task waiting for it is queued again. Each
-    is done once, under the job's lock, with a `print_recovered` TicketEvent. The printer
-    may already have printed the abandoned attempt: printing is at least once.
+    `print_lease_seconds()`) counts as a failed attempt that may have printed: it is
+    re-queued with back-off and marked REPRINT (operators told), or after the last
+    attempt fails for good (ticket to PRINT_ERROR, staff alerted). A `queued` job
+    untouched that long with no task waiting for it is queued again, unmarked: it never
+    began sending. Each is done once, under the job's lock, with a `print_recovered`
+    TicketEvent.
     """
     lease = print_lease_seconds() if older_than is None else older_than
     cutoff = timezone.now() - timedelta(seconds=lease)

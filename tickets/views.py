@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -78,6 +79,12 @@ def kiosk_home(request):
     )
 
 
+def _ticket_language() -> str:
+    """The kiosk page's language, which the ticket's printed words use."""
+    language = get_language()
+    return language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+
+
 def kiosk_service(request, service_id: int):
     kiosk = _kiosk(request)
     service = get_object_or_404(Service, pk=service_id, active=True)
@@ -96,6 +103,7 @@ def kiosk_service(request, service_id: int):
                     "customer_name": data["customer_name"],
                     "cpf": data["cpf"],
                     "kiosk": kiosk.pk,
+                    "language": _ticket_language(),
                 },
             ).session
         except ConfirmaError as exc:

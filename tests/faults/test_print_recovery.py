@@ -1,9 +1,12 @@
-"""`print_jobs_recover`: print jobs a dead worker left behind are taken back, once."""
+"""`print_jobs_recover`: print jobs a dead worker left behind are taken back, once; one
+whose bytes may already be on paper is re-sent marked REPRINT, and the operators told."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
+import requests
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -12,9 +15,11 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from notifications.models import Alert, Event
+from tests.faults.harness import SlowPrinter, wait_until
 from tests.tickets.conftest import kiosk_session, pay_at_kiosk
 from tickets import services
 from tickets.models import Printer, PrintJob, PrintJobStatus, TicketEvent, TicketStatus
+from tickets.printing import reprint_banner_render
 from tickets.services import print_job_run, print_jobs_recover, print_lease_seconds
 
 pytestmark = pytest.mark.faults
@@ -95,8 +100,11 @@ def test_a_job_left_sending_is_requeued_once_after_its_lease_and_then_printed(
     paid_job.refresh_from_db()
     assert paid_job.attempts == 1 and "worker stopped" in paid_job.last_error
 
+    marked = bytes(PrintJob.objects.get(pk=paid_job.pk).data)
     assert print_job_run(job_id=paid_job.pk) == PrintJobStatus.PRINTED
-    assert len(loopback_printer.jobs) == 1
+    # The abandoned attempt may have printed: the copy sent again says REPRINT.
+    (printed,) = loopback_printer.jobs
+    assert printed == marked and printed.startswith(reprint_banner_render())
     assert paid_job.ticket.__class__.objects.get().status == TicketStatus.IN_QUEUE
 
 
@@ -204,3 +212,79 @@ def test_an_attempt_given_up_on_that_prints_after_all_puts_the_ticket_in_the_que
     ticket = paid_job.ticket.__class__.objects.get()
     assert ticket.status == TicketStatus.IN_QUEUE and ticket.printed_at
     assert Event.objects.filter(type="ticket.printed", audience="role:operator").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_worker_killed_with_the_ticket_on_paper_reprints_it_once_marked_reprint(make_stack):
+    """Through the real processes: the worker is SIGKILLed after the printer took the
+    whole job and before the result was recorded; after a restart and the sweep the
+    printer gets the ticket a second and last time, under a REPRINT banner, and the
+    operators hear of it."""
+    stack = make_stack(
+        env={
+            "PRINT_TIMEOUT_SECONDS": "5.0",
+            "PRINT_MAX_ATTEMPTS": "3",
+            "PRINT_RETRY_BASE_SECONDS": "0.2",
+        }
+    )
+    stack.start_server()
+    # Holds each job's answer 3 s (the worker waits up to 5 s): the kill comes in between.
+    printer = SlowPrinter(delay=3.0).on()
+    try:
+        stack.point_printers_at(printer.url)
+        (session,) = stack.ticket_sessions(1)
+        stack.start_worker()
+        with requests.Session() as http:
+            assert stack.pay(http, session).status_code == 200
+        wait_until(printer.holding.is_set, timeout=60, interval=0.01, what="the job on paper")
+        stack.kill_worker()
+        printer.delay = 0.0
+        (first,) = printer.jobs
+        assert session["reference"].encode() in first and b"REPRINT" not in first
+
+        def job_row():
+            (row,) = stack.sql(
+                "SELECT j.id, j.status, j.attempts, j.reprint_marked, t.id, t.status "
+                "FROM tickets_printjob j JOIN tickets_ticket t ON t.id = j.ticket_id"
+            )
+            return row
+
+        job_id, *state, ticket_id, ticket_status = job_row()
+        assert (state, ticket_status) == (["sending", 1, False], "printing")
+
+        # A restarted worker does not send it again on its own; the sweep takes it back.
+        stack.start_worker()
+        time.sleep(2.5)
+        assert job_row()[1:4] == ("sending", 1, False) and len(printer.jobs) == 1
+        assert "1 re-queued, 0 failed" in stack.manage("recover_print_jobs", "--older-than", "2")
+        wait_until(lambda: job_row()[1] == "printed", timeout=30, what="the job printed")
+        assert job_row()[1:] == ("printed", 2, True, ticket_id, "in_queue")
+
+        # Twice, and never more: the second copy is the first under the REPRINT banner.
+        assert "0 re-queued, 0 failed" in stack.manage("recover_print_jobs", "--older-than", "1")
+        time.sleep(1)
+        assert len(printer.jobs) == 2
+        assert printer.jobs[1] == reprint_banner_render() + first
+
+        events = stack.sql(
+            "SELECT type, data FROM tickets_ticketevent WHERE ticket_id = %s ORDER BY id",
+            (ticket_id,),
+        )
+        types = [type_ for type_, _data in events]
+        assert types[-3:] == ["print_recovered", "print_interrupted", "in_queue"], types
+        interrupted = events[-2][1]
+        assert (interrupted["job"], interrupted["attempt"]) == (job_id, 1)
+        assert interrupted["resend"] == "marked_reprint"
+
+        told = stack.sql(
+            "SELECT audience, payload->>'code', payload->>'job' FROM notifications_event "
+            "WHERE type = 'ticket.print_interrupted'"
+        )
+        assert [(a, j) for a, _code, j in told] == [("role:operator", str(job_id))]
+        # A duplicate slip is the operators' business: no staff alert.
+        assert not stack.sql("SELECT 1 FROM notifications_alert WHERE code LIKE 'ticket.%%'")
+        panel = stack.login("operator").get(stack.url + "/operator/panel/", timeout=30)
+        assert panel.text.count("data-reprint") == 1 and told[0][1] in panel.text
+    finally:
+        printer.off()

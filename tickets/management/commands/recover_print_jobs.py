@@ -1,10 +1,10 @@
 """`manage.py recover_print_jobs`: take back print jobs a dead worker left behind.
 
 Run every 15 seconds (settings.PERIODIC_JOBS, or cron). A job left `sending` longer than
-an attempt can last is re-queued (or, after its last attempt, failed and alerted); a
-`queued` job whose task was lost is queued again. Printing is at least once: a job taken
-back may already have come out of the printer. Exit status 0, or 2 when the database is
-unavailable.
+an attempt can last may already have come out of the printer: it is re-queued marked
+REPRINT, the operators told (or, after its last attempt, failed and alerted); a `queued`
+job whose task was lost is queued again, unmarked. Exit status 0, or 2 when the database
+is unavailable.
 """
 
 from django.core.management.base import BaseCommand, CommandError
