@@ -21,8 +21,9 @@ $(VENV)/.dev: requirements-dev.txt requirements.txt $(VENV)/.runtime
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Translation tools need no secret key: they run in the local profile (DEBUG is off unless set).
 messages: $(VENV)/.runtime
-	$(PY) manage.py compile_translations
+	DEBUG=true $(PY) manage.py compile_translations
 
 ## run: install, migrate, load demo data, start daphne + worker + periodic jobs
 run: $(VENV)/.runtime messages
@@ -41,8 +42,8 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 
 makemessages: $(VENV)/.runtime
-	$(PY) manage.py makemessages -l pt_BR -l es --ignore=.venv --ignore=var --ignore=staticfiles
-	$(PY) manage.py makemessages -d djangojs -l pt_BR -l es --ignore=.venv --ignore=var --ignore=staticfiles
+	DEBUG=true $(PY) manage.py makemessages -l pt_BR -l es --ignore=.venv --ignore=var --ignore=staticfiles
+	DEBUG=true $(PY) manage.py makemessages -d djangojs -l pt_BR -l es --ignore=.venv --ignore=var --ignore=staticfiles
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ class ConfigConfig(AppConfig):
     verbose_name = _("Confirma")
 
     def ready(self) -> None:
+        from config import checks  # noqa: F401  (registers the deployment checks)
         from config.navigation import Page, page_register
 
         page_register(

@@ -1,8 +1,9 @@
 """Confirma settings.
 
 Every value comes from the environment through django-environ; `.env.example` lists each
-variable. With no environment at all the embedded default runs: an SQLite file under
-`var/`, an in-process channel layer and the database task backend.
+variable. With DEBUG=true and nothing else the embedded default runs: an SQLite file under
+`var/`, an in-process channel layer and the database task backend. DEBUG is off unless
+set; `manage.py check --deploy` runs Confirma's own deployment checks (config/checks.py).
 """
 
 from decimal import Decimal
@@ -19,8 +20,14 @@ env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: `make run` (scripts/run.sh) turns it on for the demo.
+DEBUG = env.bool("DEBUG", default=False)
 TESTING = env.bool("CONFIRMA_TESTING", default=False)
+# The local profile: a generated SECRET_KEY, loopback ALLOWED_HOSTS, static files from the
+# source tree, readable logs, no HTTPS enforcement. DEBUG=true turns it on, and so does a
+# test run (CONFIRMA_TESTING=true), which Django's test runner runs with DEBUG off anyway.
+# Anything else gets the production profile (`manage.py check --deploy` reports the rest).
+LOCAL_PROFILE = DEBUG or TESTING
 
 
 def _development_secret_key() -> str:
@@ -39,12 +46,14 @@ def _development_secret_key() -> str:
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    if not LOCAL_PROFILE:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (DEBUG=true for local development)."
+        )
     SECRET_KEY = _development_secret_key()
 
 ALLOWED_HOSTS = env.list(
-    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if LOCAL_PROFILE else []
 )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -159,6 +168,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # /healthz calls the worker healthy when its last heartbeat is younger than this (seconds).
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=30)
 WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=5.0)
+# Bearer token that gets /healthz's details (database, channel layer, worker) without a
+# staff session, for monitoring; unset, only staff see them. Anyone gets the status alone.
+HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="")
 
 # --- Auth ------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -207,18 +219,18 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
+        if LOCAL_PROFILE
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_USE_FINDERS = LOCAL_PROFILE
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 # Uploaded files (payment proofs among them) are readable by Confirma's user and group only.
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 
-# --- Security (production profile: DEBUG off) ----------------------------------------------
-if not DEBUG:
+# --- Security (production profile) ---------------------------------------------------------
+if not LOCAL_PROFILE:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
@@ -227,6 +239,8 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Check ids (e.g. confirma.W001) a deployment has decided to accept; see config/checks.py.
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
@@ -259,7 +273,7 @@ PRINTER_URL = env.str("PRINTER_URL", default="dummy:")
 
 # --- Logging -------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
-LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if LOCAL_PROFILE else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

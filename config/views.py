@@ -1,3 +1,6 @@
+import hmac
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -32,12 +35,30 @@ def home(request):
     )
 
 
+def _health_details_allowed(request) -> bool:
+    """Staff (by session) and holders of HEALTH_TOKEN (`Authorization: Bearer …`)."""
+    if has_role(request.user, "staff"):
+        return True
+    token = settings.HEALTH_TOKEN
+    scheme, _space, given = request.headers.get("Authorization", "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 @never_cache
 @require_GET
 def healthz(request):
-    """Database, channel layer and worker heartbeat; 200 when all are fine, else 503."""
+    """Database, channel layer and worker heartbeat: 200 when all are fine, else 503.
+
+    Everyone gets the status alone; which parts exist and how they fail is for staff and
+    for monitoring that holds HEALTH_TOKEN."""
     health = system_health()
-    return JsonResponse(health, status=200 if health["status"] == "ok" else 503)
+    ok = health["status"] == "ok"
+    body = {"status": "ok" if ok else "unavailable"}
+    if _health_details_allowed(request):
+        body = {**health, **body}
+    return JsonResponse(body, status=200 if ok else 503)
 
 
 def _staff_only(request) -> None:

@@ -38,6 +38,8 @@ PYEOF
 set -a
 # shellcheck disable=SC1091
 . var/demo-secrets.env
+# The demo is the local profile: DEBUG on (it is off unless set), fake providers.
+DEBUG=true
 FAKE_PROVIDERS=true
 MERCADOPAGO_API_BASE=${MERCADOPAGO_API_BASE:-http://127.0.0.1:$FAKE_MP_PORT}
 CLICK_PAY_URL=${CLICK_PAY_URL:-http://127.0.0.1:$FAKE_BILLING_PORT/click/services/pay}

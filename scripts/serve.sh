@@ -8,7 +8,9 @@
 # Runs in the foreground; SIGTERM or Ctrl+C stops every process, and if one of them dies
 # the others are stopped too, so a supervisor (systemd, a container runtime) restarts all.
 #
-# Needs DATABASE_URL (PostgreSQL), REDIS_URL, SECRET_KEY and ALLOWED_HOSTS. Optional:
+# Needs DATABASE_URL (PostgreSQL), REDIS_URL, SECRET_KEY and ALLOWED_HOSTS; sets DEBUG=false
+# and runs `manage.py check --deploy` first (errors stop it). /healthz gives its details to
+# HEALTH_TOKEN holders (monitoring) and staff only. Optional:
 #   BIND_HOST         address the processes listen on (default 127.0.0.1, behind the proxy)
 #   HTTP_PORT         gunicorn's port (default 8000)
 #   WS_PORT           first daphne port (default 8001; daphne N listens on WS_PORT+N-1)
@@ -52,6 +54,9 @@ RUN_PERIODIC=${RUN_PERIODIC:-true}
 if ! "$PY" manage.py migrate --check -v0 >/dev/null 2>&1; then
   fail "the database has unapplied migrations (or cannot be reached): run 'python manage.py migrate' first."
 fi
+# Django's and Confirma's deployment checks (config/checks.py): errors stop here, warnings
+# are printed and the layout starts (silence an accepted one with SILENCED_SYSTEM_CHECKS).
+"$PY" manage.py check --deploy || fail "the deployment checks found errors (listed above)."
 if [ "${SKIP_PREPARE:-false}" != "true" ]; then
   "$PY" manage.py compile_translations >/dev/null
   "$PY" manage.py collectstatic --no-input -v0

@@ -193,6 +193,7 @@ def test_bad_input_is_refused_with_status_2():
 def test_an_unreachable_database_exits_2():
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     env["DATABASE_URL"] = "postgres://nobody@127.0.0.1:1/nothing"
+    env["SECRET_KEY"] = "cron-" + "k" * 50  # as cron runs it: production profile, DEBUG off
     done = subprocess.run(
         [sys.executable, "manage.py", "retry_webhooks"],
         cwd=ROOT,
