@@ -12,6 +12,7 @@ import requests
 from django.conf import settings
 from mercadopago import SDK
 from mercadopago.config import RequestOptions
+from mercadopago.errors import MercadoPagoError, MPConnectionError, MPServerError
 from mercadopago.http.http_client import HttpClient
 from mercadopago.webhook import InvalidWebhookSignatureError, WebhookSignatureValidator
 
@@ -65,26 +66,40 @@ def _options(**extra) -> RequestOptions:
 
 
 def _call(fn, *args):
+    """The SDK call's JSON answer; None for 404. ProviderUnavailable when Mercado Pago cannot
+    be reached or did not answer usefully (to retry), PaymentError when it refused.
+
+    The SDK answers `{"status", "response"}` for every HTTP status with a JSON body. It
+    raises `MPServerError` for a body that is not JSON (a proxy's error page), whatever
+    the status, and requests' errors for the network; later SDK versions may raise its
+    other typed errors (`MPConnectionError`, one subclass per 4xx status) too."""
     try:
         result = fn(*args)
-    except (requests.RequestException, OSError) as exc:
+    except (requests.RequestException, OSError, MPConnectionError) as exc:
         raise ProviderUnavailable(f"Mercado Pago unreachable: {exc.__class__.__name__}") from exc
-    except Exception as exc:
-        if "MPServerError" in exc.__class__.__name__ or "MPApiError" in exc.__class__.__name__:
-            raise ProviderUnavailable(f"Mercado Pago error: {exc.__class__.__name__}") from exc
-        raise
-    status = result.get("status") or 0
+    except MercadoPagoError as exc:
+        if isinstance(exc, MPServerError) or not 400 <= exc.status_code < 500:
+            raise ProviderUnavailable(
+                f"Mercado Pago answered {exc.status_code} ({exc.error or 'unreadable'})"
+            ) from exc
+        status, response = exc.status_code, exc.response  # a typed 4xx: same as the status
+    else:
+        status, response = result.get("status") or 0, result.get("response")
+    return _answer(status, response)
+
+
+def _answer(status: int, response):
     if status >= 500 or status in (401, 403, 408, 429):
         # 401/403: a rotated or wrong token is ours to fix; the notification stays retried.
         raise ProviderUnavailable(f"Mercado Pago answered {status}")
     if status == 404:
         return None
     if status >= 400:
-        message = (result.get("response") or {}).get("message", "")
+        message = response.get("message", "") if isinstance(response, dict) else ""
         raise PaymentError(
             f"Mercado Pago refused the request ({status}): {message}"[:300], code="provider_refused"
         )
-    return result["response"]
+    return response
 
 
 def _sdk() -> SDK:
