@@ -25,6 +25,7 @@ _SECRET_SETTINGS = (
     "COINBASE_COMMERCE_WEBHOOK_SECRET",
     "KIOSK_WEBHOOK_SECRET",
     "ALERT_WEBHOOK_URL",
+    "HEALTH_TOKEN",
 )
 _PATTERNS = [
     # Bearer / token credentials in headers or URLs.

@@ -37,6 +37,15 @@ def test_secrets_and_documents_are_redacted(settings):
     assert "ref ps_8f3a" in text
 
 
+def test_the_health_token_is_redacted_wherever_it_appears(settings):
+    settings.HEALTH_TOKEN = "hx-" + uuid.uuid4().hex
+    record = make_record("probe sent %s", settings.HEALTH_TOKEN)
+    record.probe = {"header": settings.HEALTH_TOKEN}
+    RedactSecretsFilter().filter(record)
+    assert settings.HEALTH_TOKEN not in record.getMessage()
+    assert settings.HEALTH_TOKEN not in json.dumps(record.probe)
+
+
 def test_json_formatter_writes_one_object_per_line_with_extra_fields():
     record = make_record("webhook %s stored", 42)
     record.reference = "ps_abc"
