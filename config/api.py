@@ -1,5 +1,7 @@
 """One JSON error shape for the whole API: {"error": {"code", "message", "details"}}."""
 
+import math
+
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
@@ -32,6 +34,7 @@ ERROR_DESCRIPTIONS = {
     403: _("Not logged in, or not allowed to do this."),
     404: _("Not found, or not yours to see."),
     409: _("In conflict with the current state (e.g. an Idempotency-Key already used)."),
+    429: _("Too many requests; details.retry_after says in how many seconds to try again."),
     502: _("The payment provider could not be reached; try again later."),
 }
 
@@ -57,6 +60,8 @@ def exception_handler(exc, context):
         message = detail.get("detail", "") if isinstance(detail, dict) else ""
         details = {} if isinstance(detail, dict) and set(detail) == {"detail"} else detail
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else "invalid"
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            details = {"retry_after": math.ceil(exc.wait)}
         response.data = {"error": {"code": code, "message": str(message), "details": details}}
     if response.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
         response.data["error"]["code"] = "method_not_allowed"

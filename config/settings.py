@@ -6,6 +6,8 @@ variable. With DEBUG=true and nothing else the embedded default runs: an SQLite 
 set; `manage.py check --deploy` runs Confirma's own deployment checks (config/checks.py).
 """
 
+import re
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -72,6 +74,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "channels",
     "rest_framework",
     "rest_framework.authtoken",
@@ -94,6 +97,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.EventsCursorMiddleware",
+    # Last, as django-axes asks: turns a locked login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -152,6 +157,21 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Cache (throttling counts) ---------------------------------------------------------
+# With Redis every server process shares the counts; without it each process keeps its own.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CHANNELS_PREFIX", default="confirma"),
+            # Fail fast when Redis is away: throttling then lets requests through.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Events ----------------------------------------------------------------------------
 # Replaying more than this many missed events sends one "resync" frame instead.
 EVENTS_MAX_BACKLOG = env.int("EVENTS_MAX_BACKLOG", default=500)
@@ -184,6 +204,44 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 ROLES = ("cashier", "waiter", "kitchen", "operator", "staff")
 
+# Password guessing: django-axes refuses logins (the site's and the admin's) after
+# LOGIN_FAILURE_LIMIT failures, for LOGIN_COOLOFF_MINUTES after the last one (0: until staff
+# delete the access attempt in the admin, or run `manage.py axes_reset_username`).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+_cooloff_minutes = env.int("LOGIN_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes > 0 else None
+# What failures are counted against: "username", "ip_address", "user_agent", several joined
+# by "+" (counted together), comma-separated to lock on either. By default one account from
+# one address: a guesser locks only itself, never the staff behind a restaurant's one address.
+AXES_LOCKOUT_PARAMETERS = [
+    item.split("+") if "+" in item else item
+    for item in env.list("LOGIN_LOCKOUT_BY", default=["username+ip_address"])
+]
+AXES_RESET_ON_SUCCESS = True
+# Attempts while locked neither count nor extend the pause, so the page's "N minutes after the
+# last failed attempt" stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "config.login.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "config.throttling.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful login; failures are still kept
+AXES_VERBOSE = False  # no banner at every process start
+# Proxies in front of Confirma that append the client's address to X-Forwarded-For (1 behind
+# the nginx of docs/performance.md). 0 trusts no such header: every address is REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+
+def _rate(name: str, default: str) -> str | None:
+    """A request rate like "10/min" (per s, min, hour or day); empty turns the limit off."""
+    rate = env.str(name, default=default).strip()
+    if rate and not re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", rate):
+        raise ImproperlyConfigured(f"{name} must be like 10/min, or empty: {rate!r}")
+    return rate or None
+
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -192,6 +250,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # Per user, or per address for anonymous callers (config/throttling.py).
+    "DEFAULT_THROTTLE_RATES": {
+        # Each new session creates a payment at the provider.
+        "payment_session_create": _rate("THROTTLE_PAYMENT_SESSION_CREATE", "10/min"),
+        "proof_upload": _rate("THROTTLE_PROOF_UPLOAD", "20/min"),
+    },
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Confirma API",

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import error_responses
+from config.throttling import ScopedRateThrottle
 from orders.parsers import StrictMultiPartParser
 from orders.services import order_payload, order_reject, order_verify, proof_submit
 
@@ -31,10 +32,12 @@ class ProofUploadApi(APIView):
     """A waiter uploads the transfer receipt of a delivered order (multipart)."""
 
     parser_classes = [StrictMultiPartParser]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "proof_upload"
 
     @extend_schema(
         request={"multipart/form-data": ProofUploadSerializer},
-        responses={201: dict, **error_responses(400, 403, 404)},
+        responses={201: dict, **error_responses(400, 403, 404, 429)},
     )
     def post(self, request, order_id: int):
         data = ProofUploadSerializer(data=request.data)

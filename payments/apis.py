@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 from config.api import error_responses
 from config.roles import has_role
 from config.text import text_storable
+from config.throttling import ScopedRateThrottle
 from notifications.errors import InvalidToken
 from notifications.tokens import audience_token_create, audience_token_read
 from payments.errors import PaymentNotFound, UnknownPurpose
@@ -39,13 +40,16 @@ class PaymentSessionCreateApi(APIView):
     """Create a payment session (idempotent by the Idempotency-Key header)."""
 
     permission_classes = [permissions.AllowAny]  # each purpose decides who may pay
+    # Each new session creates a payment at the provider.
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "payment_session_create"
 
     @extend_schema(
         request=PaymentSessionCreateSerializer,
         responses={
             200: PaymentSessionSerializer,
             201: PaymentSessionSerializer,
-            **error_responses(400, 402, 403, 404, 409, 502),
+            **error_responses(400, 402, 403, 404, 409, 429, 502),
         },
         parameters=[IDEMPOTENCY_HEADER],
     )

@@ -101,3 +101,20 @@ def memory_layer(settings):
 def _fast_password_hashing(settings):
     """Hashing test passwords with PBKDF2 would cost ~0.3 s per user."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _throttle_counts_of_its_own(settings):
+    """Each test counts throttled requests afresh (in a cache namespace of its own, as
+    Redis outlives the run), under limits no ordinary test meets; the throttling tests set
+    real ones with the settings fixture."""
+    settings.CACHES = {
+        name: {**conf, "KEY_PREFIX": f"confirma-test-{uuid.uuid4().hex[:12]}"}
+        for name, conf in settings.CACHES.items()
+    }
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            scope: "1000/min" for scope in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+        },
+    }
