@@ -358,6 +358,8 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "daphne": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # Failed logins and lockouts are warnings; every successful login would be 4 lines.
+        "axes": {"level": "WARNING"},
     },
 }
 
