@@ -177,6 +177,9 @@ else:
 EVENTS_MAX_BACKLOG = env.int("EVENTS_MAX_BACKLOG", default=500)
 # Seconds between heartbeat frames on idle WebSocket connections.
 EVENTS_HEARTBEAT_SECONDS = env.float("EVENTS_HEARTBEAT_SECONDS", default=25.0)
+# A connection that could not join the channel layer (Redis down) reads the log this often
+# (seconds) until it joins, instead of at heartbeats only.
+EVENTS_DEGRADED_POLL_SECONDS = env.float("EVENTS_DEGRADED_POLL_SECONDS", default=5.0)
 # Without Redis, each server process polls the event log this often (seconds) so events
 # published by other processes (worker, commands) still reach its connections.
 EVENTS_POLL_INTERVAL = env.float("EVENTS_POLL_INTERVAL", default=0.0 if REDIS_URL else 0.5)

@@ -9,21 +9,33 @@ while Redis or this process's subscription is down is gone. So at every heartbea
 connection also reads the log for its audiences past what it has sent, and sends what it
 missed: an event reaches an open connection at most one heartbeat late, whatever happened
 to the push. Each event id is sent once per connection.
+
+A connection opened while the channel layer does not answer is accepted all the same: it
+replays from the log, tells the page `{"type": "live", "state": "degraded"}` (the page
+shows that it is reconnecting its live updates), reads the log every
+EVENTS_DEGRADED_POLL_SECONDS and keeps trying to join its groups. Once joined it reads the
+log one last time — what was published before the join is there, what comes after is
+pushed — and says `{"type": "live", "state": "ok"}`.
 """
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.utils import timezone
 
 from notifications.audiences import audience_group, user_audiences
 from notifications.errors import InvalidToken
+from notifications.layer_health import LAYER_TIMEOUT_SECONDS, layer_health
 from notifications.relay import relay_ensure_running
 from notifications.selectors import RESUME_LOOKBACK, event_latest_id, events_after
 from notifications.services import PUSH_MESSAGE_TYPE
@@ -65,15 +77,34 @@ def _token_still_valid(token: str, audiences: list[str]) -> bool:
 
 
 class EventsConsumer(AsyncJsonWebsocketConsumer):
+    async def __call__(self, scope, receive, send) -> None:
+        # Channels' AsyncConsumer.__call__ makes the consumer's channel before the
+        # connection is even looked at, so a channel layer that does not answer turned
+        # every new connection into an HTTP 500. Here `_join` makes it, may fail and be
+        # retried, and the channel is read from once it exists (reading it is also what
+        # makes the layer drop it when the connection ends).
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = None
+        self._channel_made = asyncio.Event()
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive, self._layer_receive], self.dispatch)
+
+    async def _layer_receive(self) -> dict:
+        await self._channel_made.wait()
+        return await self.channel_layer.receive(self.channel_name)
+
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("token") or [None])[0]
         since_raw = (query.get("since") or [None])[0]
         self.audiences: list[str] = []
-        self.groups_joined: list[str] = []
+        self._groups: list[str] = []
         self._sent: deque[int] = deque(maxlen=_SENT_MEMORY)
         self._sent_set: set[int] = set()
         self._heartbeat: asyncio.Task | None = None
+        self._rejoin: asyncio.Task | None = None
         self.token = None
 
         audiences = await database_sync_to_async(_connection_audiences)(
@@ -102,15 +133,61 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             since if since is not None else await database_sync_to_async(event_latest_id)()
         )
         self._floor = self._cursor
-        for audience in audiences:
-            group = audience_group(audience)
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups_joined.append(group)
+        self._groups = [audience_group(audience) for audience in audiences]
+        live = await self._join()
         await self.accept()
         relay_ensure_running()
+        if not live:
+            await self.send_json(
+                {"type": "live", "state": "degraded", "at": timezone.now().isoformat()}
+            )
         if since is not None:
             await self._replay(since, seen, floor)
         self._heartbeat = asyncio.ensure_future(self._beat())
+        if not live:
+            self._rejoin = asyncio.ensure_future(self._degraded())
+
+    async def _join(self) -> bool:
+        """Make this connection's channel and join its groups; False when the channel
+        layer does not answer (or is known to be down), and the pushes cannot come."""
+        if self.channel_layer is None:
+            return False
+        health = layer_health()
+        if not await health.answers(self.channel_layer):
+            return False
+        try:
+            async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
+                if self.channel_name is None:
+                    self.channel_name = await self.channel_layer.new_channel()
+                    self._channel_made.set()
+                # Joining a group twice is harmless; a failed join may have half-happened.
+                for group in self._groups:
+                    await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:
+            health.mark_down(exc)
+            return False
+        return True
+
+    async def _degraded(self) -> None:
+        """Until the groups are joined: read the log every EVENTS_DEGRADED_POLL_SECONDS
+        (the pushes are not coming) and try to join; then say that pushes are back."""
+        interval = settings.EVENTS_DEGRADED_POLL_SECONDS
+        delay = interval * random.uniform(0.5, 1.0)  # noqa: S311 - spreading load, not secrecy
+        while True:
+            await asyncio.sleep(delay)
+            delay = interval
+            joined = await self._join()
+            # After a join, this read covers everything published before it.
+            try:
+                await self._catch_up()
+            except Exception:
+                logger.exception("events catch-up failed")
+                continue
+            if joined:
+                await self.send_json(
+                    {"type": "live", "state": "ok", "at": timezone.now().isoformat()}
+                )
+                return
 
     async def _replay(self, since: int, seen: set[int] | None, floor: int | None) -> None:
         backlog = await database_sync_to_async(events_after)(
@@ -191,7 +268,16 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong", "at": timezone.now().isoformat()})
 
     async def disconnect(self, code) -> None:
-        if self._heartbeat:
-            self._heartbeat.cancel()
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        for task in (self._heartbeat, self._rejoin):
+            if task:
+                task.cancel()
+        if self.channel_name is None:
+            return
+        try:
+            async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
+                for group in self._groups:
+                    await self.channel_layer.group_discard(group, self.channel_name)
+        except Exception as exc:
+            # The layer forgets a channel that is gone (the pub/sub layer at once, the
+            # others when its messages expire); nothing waits on this.
+            logger.warning("events: leaving groups failed (%s)", exc.__class__.__name__)

@@ -9,6 +9,9 @@
  * Pages start it with <body data-events="on" data-events-since="<id>"
  * [data-events-token="<signed token>"]> or by calling Confirma.events.start({...}).
  * A "resync" frame reloads the page unless a listener calls preventDefault().
+ * A "live" frame with state "degraded" (the server cannot push: its Redis is away; it still
+ * sends what the event log holds, later than usual) shows "reconnecting" on an open socket,
+ * until the server sends state "ok".
  */
 (function () {
   "use strict";
@@ -125,6 +128,10 @@
   EventStream.prototype.handle = function (frame) {
     if (!frame || typeof frame !== "object") return;
     if (frame.type === "heartbeat" || frame.type === "pong") return;
+    if (frame.type === "live") {
+      this.setState(frame.state === "ok" ? "connected" : "reconnecting");
+      return;
+    }
     if (frame.type === "resync") {
       var resync = new CustomEvent("confirma:resync", { detail: frame, cancelable: true });
       if (document.dispatchEvent(resync)) window.location.reload();

@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 import threading
+import time
 from urllib.parse import urlencode
 
 import aiohttp
@@ -32,9 +33,12 @@ class EventClient:
         self.seen_order: list[int] = []
         self.received: list[int] = []
         self.frames_by_id: dict[int, int] = {}  # id -> times the server sent it
+        self.arrived_at: dict[int, float] = {}  # id -> time.monotonic() of its first frame
         self.connects = 0
         self.failed_connects = 0
+        self.refusals: list[int] = []  # HTTP statuses of refused handshakes
         self.resyncs = 0
+        self.live_states: list[str] = []  # "degraded" / "ok" frames, in order
         self.fatal: int | None = None
         self.connected = asyncio.Event()
         self._stopped = False
@@ -56,6 +60,9 @@ class EventClient:
         if frame.get("type") == "resync":
             self.resyncs += 1
             return
+        if frame.get("type") == "live":
+            self.live_states.append(frame.get("state"))
+            return
         event_id = frame.get("id")
         if not isinstance(event_id, int):
             return
@@ -63,6 +70,7 @@ class EventClient:
         if event_id in self.seen:
             return
         self.seen.add(event_id)
+        self.arrived_at[event_id] = time.monotonic()
         self.seen_order.append(event_id)
         self.received.append(event_id)
         self.last_id = max(self.last_id, event_id)
@@ -90,6 +98,9 @@ class EventClient:
                     if ws.close_code in FATAL_CLOSE_CODES:
                         self.fatal = ws.close_code
                         return
+            except aiohttp.WSServerHandshakeError as exc:
+                self.failed_connects += 1
+                self.refusals.append(exc.status)
             except (TimeoutError, aiohttp.ClientError, OSError):
                 self.failed_connects += 1
             self.connected.clear()
