@@ -212,24 +212,47 @@ def _lock_for_review(order_id: int) -> tuple[Order, PaymentProof]:
 
 
 def order_verify(*, order_id: int, cashier) -> Order:
-    """The cashier accepts the proof: confirmed through the payments core."""
+    """The cashier accepts the proof: confirmed through the payments core.
+
+    The confirmation owns its transaction (call this outside any atomic block): once it
+    ran, the payment stays completed with its audit rows and alerts even when marking the
+    order paid failed — that failure is then reported as OrderError, never rolled back.
+    A proof rejected or already approved meanwhile: OrderError, nothing changed.
+    """
     if not has_role(cashier, "cashier"):
         raise PermissionDenied(_("Only cashiers verify payments."))
-    with transaction.atomic():
-        order, proof = _lock_for_review(order_id)
-        proof.reviewed_by, proof.reviewed_at = cashier, timezone.now()
-        proof.save(update_fields=["reviewed_by", "reviewed_at"])
-        session = proof.payment_session
-        payment_confirm(
-            reference=session.reference,
-            amount=session.amount,
-            currency=session.currency,
-            evidence=Evidence(source=AuditSource.CASHIER, actor=cashier, data={"proof": proof.pk}),
+    proof = (
+        PaymentProof.objects.select_related("payment_session", "order")
+        .filter(order_id=order_id, status=ProofStatus.SUBMITTED)
+        .first()
+    )
+    if proof is None or proof.order.status != OrderStatus.AWAITING_VERIFICATION:
+        if not Order.objects.filter(pk=order_id).exists():
+            raise NotFound(_("No such order."))
+        raise OrderError(_("This order is not awaiting verification."), code="not_awaiting")
+    session = proof.payment_session
+    result = payment_confirm(
+        reference=session.reference,
+        amount=session.amount,
+        currency=session.currency,
+        evidence=Evidence(source=AuditSource.CASHIER, actor=cashier, data={"proof": proof.pk}),
+        only_if_open=True,
+    )
+    if not result.changed:
+        # Rejected, or approved by someone else, between the page and the click.
+        raise OrderError(_("This order is not awaiting verification."), code="not_awaiting")
+    PaymentProof.objects.filter(pk=proof.pk).update(reviewed_by=cashier, reviewed_at=timezone.now())
+    order = Order.objects.select_related("table").get(pk=order_id)
+    if order.status != OrderStatus.PAID:
+        raise OrderError(
+            _(
+                "The payment was recorded, but the order could not be marked as paid; "
+                "staff were alerted."
+            ),
+            code="fulfilment_failed",
+            error=result.session.fulfilment_error[:300],
         )
-        order.refresh_from_db()
-        if order.status != OrderStatus.PAID:
-            raise OrderError(session.fulfilment_error or _("The payment could not be applied."))
-        return order
+    return order
 
 
 def order_reject(*, order_id: int, cashier, reason: str) -> Order:

@@ -352,6 +352,11 @@ class LedgerEntry(models.Model):
                 condition=Q(kind="spend"),
                 name="ledger_one_spend_per_session",
             ),
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(kind="refund"),
+                name="ledger_one_refund_per_session",
+            ),
             models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_not_zero"),
         ]
 

@@ -20,3 +20,17 @@ class MachineBusy(MachineError):
 
     def __init__(self) -> None:
         super().__init__(_("This machine is in use right now. Try again when it is free."))
+
+
+class MachineReserved(MachineBusy):
+    """Another customer is paying for the machine by PIX: it is theirs until that payment
+    is paid, fails, is cancelled or expires."""
+
+    code = "machine_reserved"
+
+    def __init__(self, *, until=None) -> None:
+        MachineError.__init__(
+            self,
+            _("Someone is paying for this machine right now. Try again in a few minutes."),
+            until=until.isoformat() if until else None,
+        )

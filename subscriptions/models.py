@@ -96,6 +96,9 @@ class UsageSession(models.Model):
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     ends_at = models.DateTimeField(_("ends at"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    # A PIX purchase reserves its machine while its payment can still be paid (the
+    # payment's expiry); a failed or cancelled payment releases it at once.
+    reserved_until = models.DateTimeField(_("reserved until"), null=True, blank=True)
     # The payment that activated it: at most one, ever.
     payment_session = models.OneToOneField(
         "payments.PaymentSession",
@@ -110,6 +113,7 @@ class UsageSession(models.Model):
         verbose_name = _("usage session")
         verbose_name_plural = _("usage sessions")
         constraints = [
+            # Purchases lock the machine row while they check and take it; this backs it.
             models.UniqueConstraint(
                 fields=["machine"],
                 condition=Q(status="active"),
@@ -121,7 +125,10 @@ class UsageSession(models.Model):
                 name="usage_active_has_times_and_payment",
             ),
         ]
-        indexes = [models.Index(fields=["status", "ends_at"], name="usage_status_ends")]
+        indexes = [
+            models.Index(fields=["status", "ends_at"], name="usage_status_ends"),
+            models.Index(fields=["machine", "status"], name="usage_machine_status"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.machine.code} {self.minutes} min ({self.status})"

@@ -5,18 +5,52 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from config.text import text_storable
-from payments.models import PaymentSession, PaymentStatus
+from payments.models import OPEN_STATUSES, PaymentSession, PaymentStatus
 from subscriptions.models import Machine, UsageSession, UsageStatus
 
 
 @dataclass
 class MachineState:
-    """What the activation page shows: choose, paying, activated, busy, expired, failed."""
+    """What the activation page shows: choose, paying, activated, busy, reserved,
+    expired, failed."""
 
     state: str
     machine: Machine
     usage: UsageSession | None = None
     payment: PaymentSession | None = None
+
+
+def _reservation_holds(usage: UsageSession) -> bool:
+    """A reservation holds while its payment is being created or can still be paid; a
+    failed or cancelled payment releases it (its expiry is `reserved_until`)."""
+    statuses = set(
+        PaymentSession.objects.filter(
+            purpose="machine_session", params__usage_session=usage.pk
+        ).values_list("status", flat=True)
+    )
+    return not statuses or bool(statuses & set(OPEN_STATUSES))
+
+
+def machine_holder(
+    *, machine_id: int, except_customer_id: int | None = None, now=None
+) -> UsageSession | None:
+    """The usage session that holds a machine now: the active one, else a PIX reservation
+    of another customer (a usage session awaiting a payment that can still be paid).
+
+    A customer's own reservation does not hold the machine against them. Decides who may
+    take the machine only when the caller holds the machine's row lock.
+    """
+    now = now or timezone.now()
+    active = UsageSession.objects.filter(machine_id=machine_id, status=UsageStatus.ACTIVE)
+    holder = active.first()
+    if holder is not None:
+        return holder
+    reservations = UsageSession.objects.filter(
+        machine_id=machine_id, status=UsageStatus.AWAITING_PAYMENT, reserved_until__gt=now
+    ).order_by("pk")
+    if except_customer_id is not None:
+        reservations = reservations.exclude(customer_id=except_customer_id)
+    return next((usage for usage in reservations if _reservation_holds(usage)), None)
 
 
 def machine_state_for(*, machine: Machine, user) -> MachineState:
@@ -44,16 +78,36 @@ def machine_state_for(*, machine: Machine, user) -> MachineState:
                 return MachineState("failed", machine, latest, payment)
             if payment.status == PaymentStatus.COMPLETED:
                 return MachineState("review", machine, latest, payment)
-    if UsageSession.objects.filter(machine=machine, status=UsageStatus.ACTIVE).exists():
+    holder = machine_holder(machine_id=machine.pk, except_customer_id=user.pk)
+    if holder is not None and holder.status == UsageStatus.ACTIVE:
         return MachineState("busy", machine)
+    if holder is not None:
+        return MachineState("reserved", machine, holder)
     return MachineState("choose", machine)
 
 
-def machines_with_status() -> list[tuple[Machine, bool]]:
+def machines_with_status() -> list[tuple[Machine, str]]:
+    """Every active machine with what holds it: "active" (in use), "reserved" (someone is
+    paying by PIX) or "" (free)."""
+    now = timezone.now()
+    machines = list(Machine.objects.filter(active=True).order_by("name"))
     busy = set(
         UsageSession.objects.filter(status=UsageStatus.ACTIVE).values_list("machine_id", flat=True)
     )
-    return [(m, m.pk in busy) for m in Machine.objects.filter(active=True).order_by("name")]
+    waiting = set(
+        UsageSession.objects.filter(
+            status=UsageStatus.AWAITING_PAYMENT, reserved_until__gt=now
+        ).values_list("machine_id", flat=True)
+    )
+    rows = []
+    for machine in machines:
+        if machine.pk in busy:
+            rows.append((machine, "active"))
+        elif machine.pk in waiting and machine_holder(machine_id=machine.pk, now=now):
+            rows.append((machine, "reserved"))
+        else:
+            rows.append((machine, ""))
+    return rows
 
 
 def machine_controller_state(*, machine: Machine) -> UsageSession | None:

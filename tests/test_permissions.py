@@ -195,8 +195,12 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
         EVENTS_POLL_INTERVAL=0,
     )
     overrides.enable()
+    # Marked as Django's TestCase marks its class-wide transaction: the services that own
+    # their transaction (durable atomic blocks) may run directly inside it.
+    world_transaction = transaction.atomic()
+    world_transaction._from_testcase = True
     try:
-        with django_db_blocker.unblock(), transaction.atomic():
+        with django_db_blocker.unblock(), world_transaction:
             try:
                 yield _build_world()
             finally:

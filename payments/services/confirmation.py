@@ -4,6 +4,14 @@ Every way money is confirmed — a webhook, a poll, a cashier, staff, the reconc
 wallet — ends in `payment_confirm`. Each function here runs in one transaction, locks the
 session row, re-checks its state after locking, writes an audit row naming its evidence,
 and publishes events that leave only after commit. Terminal states never regress.
+
+`payment_confirm`, `payment_fulfil` and `payment_refund` own their transaction: called
+inside a caller's atomic block they raise TransactionContractError (see
+`payments.services.transactions`), so what they record cannot be rolled back by a caller.
+
+Wallet credit is Confirma's own money: when what it paid for is refused, the credit goes
+back to the wallet in the same transaction (a ledger entry and an audit row naming why).
+Provider money that cannot be delivered is kept, flagged for refund and alerted.
 """
 
 import logging
@@ -27,8 +35,15 @@ from payments.models import (
     PaymentAudit,
     PaymentSession,
     PaymentStatus,
+    Provider,
 )
 from payments.registry import purpose_get
+from payments.services.transactions import (
+    TransactionContractError,
+    confirmation_transaction,
+    in_purchase_transaction,
+)
+from payments.services.wallet import wallet_return
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +145,7 @@ OUTCOME_FIELDS = [
     "refund_due",
     "fulfilment_error",
     "fulfilment_attempts",
+    "closed_at",
 ]
 
 
@@ -183,6 +199,40 @@ def _redeem_coupon(session: PaymentSession) -> None:
         Coupon.objects.filter(pk=session.coupon_id).update(used_count=F("used_count") + 1)
 
 
+def _return_credit(session: PaymentSession, evidence: Evidence, *, why: str) -> bool:
+    """Give a refused wallet payment's credit back: a ledger entry, the session refunded,
+    an audit row naming why (the customer is told after the save). False when it spent no
+    credit. Caller holds the session lock and saves OUTCOME_FIELDS; it runs in the
+    confirmation's transaction, never later."""
+    entry = wallet_return(session=session, reason=why)
+    if entry is None:
+        return False
+    before = session.status
+    session.status = PaymentStatus.REFUNDED
+    session.closed_at = timezone.now()
+    session.refund_due = False
+    _audit(
+        session,
+        "credit_returned",
+        evidence,
+        before=before,
+        data={
+            "why": why,
+            "amount": session.amount,
+            "currency": session.currency,
+            "ledger_entry": entry.pk,
+            "balance_after": entry.balance_after,
+        },
+    )
+    _note_hold(session, "refund")
+    return True
+
+
+def _publish_if_returned(session: PaymentSession) -> None:
+    if session.status == PaymentStatus.REFUNDED:
+        _publish(session, "payment.refunded", reason="credit_returned")
+
+
 def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
     """Run the purpose's handler in a savepoint. Caller holds the session lock.
 
@@ -193,11 +243,15 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
         with transaction.atomic():
             purpose_get(session.purpose).fulfil(session=session)
     except FulfilmentRefused as exc:
-        session.refund_due = True
         session.fulfilment_error = f"refused: {exc}"[:2000]
         _audit(
             session, "fulfilment_refused", evidence, before=session.status, data={"error": str(exc)}
         )
+        if session.provider == Provider.WALLET and _return_credit(
+            session, evidence, why=session.fulfilment_error
+        ):
+            return False
+        session.refund_due = True
         _alert(
             session,
             "payment.refund_due",
@@ -235,6 +289,7 @@ def payment_confirm(
     amount: Decimal | None = None,
     currency: str | None = None,
     provider_payment_id: str = "",
+    only_if_open: bool = False,
 ) -> ConfirmResult:
     """Record that the money for `reference` arrived, and fulfil what it paid for.
 
@@ -242,98 +297,140 @@ def payment_confirm(
     nothing else (a different provider payment for a completed session is recorded as a
     DUPLICATE_PAYMENT and alerted). An amount or currency mismatch is recorded and
     alerted, not fulfilled; a payment for an expired, cancelled or failed session is
-    recorded as LATE and flagged for a refund decision.
+    recorded as LATE and flagged for a refund decision — unless `only_if_open`: a person
+    who acted on what they saw (a cashier approving a proof) leaves a session that was
+    closed meanwhile untouched, and gets IGNORED.
+
+    Owns its transaction: called inside a caller's atomic block it raises
+    TransactionContractError. When it returns, the completion, its audit rows and alerts
+    are committed, whether or not fulfilment succeeded (`result.fulfilled`).
     """
     evidence.check()
-    provider_payment_id = str(provider_payment_id or "")
-    with transaction.atomic():
-        session = _lock(reference)
-        if session.status in (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED):
-            other = session.provider_payment_id and provider_payment_id
-            if other and provider_payment_id != session.provider_payment_id:
-                _audit(
-                    session,
-                    "duplicate_payment",
-                    evidence,
-                    before=session.status,
-                    data={"provider_payment_id": provider_payment_id, "amount": amount},
-                )
-                _alert(
-                    session,
-                    "payment.duplicate",
-                    _("A second payment arrived for a paid session: refund it."),
-                    provider_payment_id=provider_payment_id,
-                )
-                return ConfirmResult(ConfirmOutcome.DUPLICATE_PAYMENT, session)
-            return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
-
-        before = session.status
-        if provider_payment_id and not session.provider_payment_id:
-            _refuse_if_taken(session, provider_payment_id)
-            session.provider_payment_id = provider_payment_id
-        now = timezone.now()
-        session.paid_amount = session.amount if amount is None else Decimal(amount)
-        session.paid_currency = (currency or session.currency).upper()
-        session.status = PaymentStatus.COMPLETED
-        session.completed_at = now
-        _audit(
-            session,
-            "completed",
+    with confirmation_transaction("payment_confirm"):
+        return _confirm(
+            reference,
             evidence,
-            before=before,
-            data={
-                "paid_amount": session.paid_amount,
-                "paid_currency": session.paid_currency,
-                "provider_payment_id": provider_payment_id,
-            },
+            amount=amount,
+            currency=currency,
+            provider_payment_id=provider_payment_id,
+            only_if_open=only_if_open,
         )
-        _redeem_coupon(session)
 
-        unstated = amount is None and evidence.source in (AuditSource.WEBHOOK, AuditSource.POLL)
-        mismatch = (
-            unstated
-            or session.paid_amount != session.amount
-            or (session.paid_currency != session.currency)
+
+def payment_confirm_in_purchase(
+    *, reference: str, evidence: Evidence, amount: Decimal, currency: str
+) -> ConfirmResult:
+    """`payment_confirm` for a purchase paid at once (wallet credit, a free price), inside
+    the purchase's own transaction (`purchase_transaction()`), which must be the innermost
+    open block: the payment, what it spent and what it bought commit together."""
+    evidence.check()
+    if not in_purchase_transaction():
+        raise TransactionContractError(
+            "payment_confirm_in_purchase runs directly inside purchase_transaction()."
         )
-        fulfilled = False
-        if mismatch:
-            outcome = ConfirmOutcome.MISMATCH
-            session.amount_mismatch = True
-            session.fulfilment_error = (
-                f"amount mismatch: paid {session.paid_amount} {session.paid_currency}, "
-                f"expected {session.amount} {session.currency}"
+    return _confirm(reference, evidence, amount=amount, currency=currency)
+
+
+def _confirm(
+    reference: str,
+    evidence: Evidence,
+    *,
+    amount: Decimal | None = None,
+    currency: str | None = None,
+    provider_payment_id: str = "",
+    only_if_open: bool = False,
+) -> ConfirmResult:
+    provider_payment_id = str(provider_payment_id or "")
+    session = _lock(reference)
+    if only_if_open and session.status in CLOSED_UNPAID_STATUSES:
+        return ConfirmResult(ConfirmOutcome.IGNORED, session)
+    if session.status in (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED):
+        other = session.provider_payment_id and provider_payment_id
+        if other and provider_payment_id != session.provider_payment_id:
+            _audit(
+                session,
+                "duplicate_payment",
+                evidence,
+                before=session.status,
+                data={"provider_payment_id": provider_payment_id, "amount": amount},
             )
-            _audit(session, "amount_mismatch", evidence, before=session.status)
             _alert(
                 session,
-                "payment.amount_mismatch",
-                _("Amount or currency does not match."),
-                paid=f"{session.paid_amount} {session.paid_currency}",
-                expected=f"{session.amount} {session.currency}",
+                "payment.duplicate",
+                _("A second payment arrived for a paid session: refund it."),
+                provider_payment_id=provider_payment_id,
             )
-        elif before in CLOSED_UNPAID_STATUSES:
-            outcome = ConfirmOutcome.LATE
-            session.late_payment = True
-            session.refund_due = True
-            session.fulfilment_error = f"late payment: the session was {before}"
-            _audit(session, "late_payment", evidence, before=session.status)
-            _alert(
-                session,
-                "payment.late",
-                _("Money arrived for a closed session: fulfil it or refund it."),
-                was=before,
-            )
-        else:
-            outcome = ConfirmOutcome.CONFIRMED
-            fulfilled = _run_fulfilment(session, evidence)
-        session.save(update_fields=OUTCOME_FIELDS)
-        if outcome != ConfirmOutcome.CONFIRMED:
-            _note_hold(session, outcome.value)
-        if outcome == ConfirmOutcome.CONFIRMED:
-            _publish(session, "payment.confirmed", fulfilled=fulfilled)
-        else:
-            _publish(session, "payment.review", reason=outcome.value)
-        return ConfirmResult(outcome, session, fulfilled)
+            return ConfirmResult(ConfirmOutcome.DUPLICATE_PAYMENT, session)
+        return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
+
+    before = session.status
+    if provider_payment_id and not session.provider_payment_id:
+        _refuse_if_taken(session, provider_payment_id)
+        session.provider_payment_id = provider_payment_id
+    now = timezone.now()
+    session.paid_amount = session.amount if amount is None else Decimal(amount)
+    session.paid_currency = (currency or session.currency).upper()
+    session.status = PaymentStatus.COMPLETED
+    session.completed_at = now
+    _audit(
+        session,
+        "completed",
+        evidence,
+        before=before,
+        data={
+            "paid_amount": session.paid_amount,
+            "paid_currency": session.paid_currency,
+            "provider_payment_id": provider_payment_id,
+        },
+    )
+    _redeem_coupon(session)
+
+    unstated = amount is None and evidence.source in (AuditSource.WEBHOOK, AuditSource.POLL)
+    mismatch = (
+        unstated
+        or session.paid_amount != session.amount
+        or (session.paid_currency != session.currency)
+    )
+    fulfilled = False
+    if mismatch:
+        outcome = ConfirmOutcome.MISMATCH
+        session.amount_mismatch = True
+        session.fulfilment_error = (
+            f"amount mismatch: paid {session.paid_amount} {session.paid_currency}, "
+            f"expected {session.amount} {session.currency}"
+        )
+        _audit(session, "amount_mismatch", evidence, before=session.status)
+        _alert(
+            session,
+            "payment.amount_mismatch",
+            _("Amount or currency does not match."),
+            paid=f"{session.paid_amount} {session.paid_currency}",
+            expected=f"{session.amount} {session.currency}",
+        )
+    elif before in CLOSED_UNPAID_STATUSES:
+        outcome = ConfirmOutcome.LATE
+        session.late_payment = True
+        session.refund_due = True
+        session.fulfilment_error = f"late payment: the session was {before}"
+        _audit(session, "late_payment", evidence, before=session.status)
+        _alert(
+            session,
+            "payment.late",
+            _("Money arrived for a closed session: fulfil it or refund it."),
+            was=before,
+        )
+    else:
+        outcome = ConfirmOutcome.CONFIRMED
+        fulfilled = _run_fulfilment(session, evidence)
+    session.save(update_fields=OUTCOME_FIELDS)
+    if outcome != ConfirmOutcome.CONFIRMED:
+        _note_hold(session, outcome.value)
+    if outcome == ConfirmOutcome.CONFIRMED:
+        _publish(session, "payment.confirmed", fulfilled=fulfilled)
+        _publish_if_returned(session)
+    else:
+        _publish(session, "payment.review", reason=outcome.value)
+    return ConfirmResult(outcome, session, fulfilled)
 
 
 def payment_fulfil(*, reference: str, evidence: Evidence, accept_review: bool = False):
@@ -342,9 +439,10 @@ def payment_fulfil(*, reference: str, evidence: Evidence, accept_review: bool = 
 
     Sessions held for review (amount mismatch, late payment) need `accept_review`, which
     only staff with a reason may give. Exactly once: a fulfilled session is left alone.
+    Owns its transaction, like `payment_confirm`.
     """
     evidence.check()
-    with transaction.atomic():
+    with confirmation_transaction("payment_fulfil"):
         session = _lock(reference)
         delivered = session.fulfilled_at is not None and purpose_get(session.purpose).is_fulfilled(
             session=session
@@ -364,6 +462,7 @@ def payment_fulfil(*, reference: str, evidence: Evidence, accept_review: bool = 
         session.save(update_fields=OUTCOME_FIELDS)
         if fulfilled:
             _publish(session, "payment.confirmed", fulfilled=True)
+        _publish_if_returned(session)
         return ConfirmResult(ConfirmOutcome.CONFIRMED, session, fulfilled)
 
 
@@ -500,10 +599,11 @@ def payment_refund(
 ) -> ConfirmResult:
     """Record a refund or chargeback. Only a completed payment becomes refunded; a repeat
     changes nothing; a notice about another provider payment (e.g. a refunded duplicate) or
-    for a payment that is not completed keeps the status and is recorded and alerted."""
+    for a payment that is not completed keeps the status and is recorded and alerted.
+    Owns its transaction, like `payment_confirm`."""
     evidence.check()
     kind = "chargeback" if chargeback else "refund"
-    with transaction.atomic():
+    with confirmation_transaction("payment_refund"):
         session = _lock(reference)
         before = session.status
         if before == PaymentStatus.REFUNDED:

@@ -25,8 +25,9 @@ from payments.errors import (
 from payments.models import AuditSource, PaymentAudit, PaymentSession, Provider
 from payments.providers import provider_get
 from payments.registry import purpose_get
-from payments.services.confirmation import Evidence, payment_confirm
+from payments.services.confirmation import Evidence, payment_confirm_in_purchase
 from payments.services.coupons import CENT, coupon_apply
+from payments.services.transactions import purchase_transaction
 from payments.services.wallet import wallet_spend
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,11 @@ def payment_session_create(
     (not enough credit: InsufficientCredit, nothing created). Provider payments
     (e.g. a PIX QR code) are created after the session is committed; when the provider
     is down the session stays pending and the same call may be repeated.
+
+    A purchase that may be paid at once (wallet credit, a coupon, a free price) runs in
+    its own transaction, like `payment_confirm` (see `payments.services.transactions`):
+    call it outside any atomic block, or inside a `purchase_transaction()` that makes the
+    caller's own rows and this payment one unit.
     """
     if not idempotency_key or not _KEY.match(idempotency_key):
         raise PaymentError(
@@ -154,7 +160,8 @@ def payment_session_create(
 def _create(user, handler, provider, key, fingerprint, quote, coupon_code) -> CreateResult:
     purpose = handler.name
     ttl = handler.session_ttl_minutes or settings.PAYMENT_SESSION_TTL_MINUTES
-    with transaction.atomic():
+    paid_at_once = provider == Provider.WALLET or bool(coupon_code) or quote.amount == 0
+    with purchase_transaction() if paid_at_once else transaction.atomic():
         coupon, discount = None, Decimal("0.00")
         if coupon_code:
             coupon, discount = coupon_apply(
@@ -193,8 +200,10 @@ def _create(user, handler, provider, key, fingerprint, quote, coupon_code) -> Cr
         if session.amount == 0:
             session.provider_data = {"free": True}
             session.save(update_fields=["provider_data"])
-            payment_confirm(
+            payment_confirm_in_purchase(
                 reference=session.reference,
+                amount=session.amount,
+                currency=session.currency,
                 evidence=Evidence(source=AuditSource.SYSTEM, reason="fully discounted"),
             )
         elif provider == Provider.WALLET:
@@ -207,7 +216,7 @@ def _create(user, handler, provider, key, fingerprint, quote, coupon_code) -> Cr
             )
             session.provider_data = {"wallet": True}
             session.save(update_fields=["provider_data"])
-            payment_confirm(
+            payment_confirm_in_purchase(
                 reference=session.reference,
                 amount=session.amount,
                 currency=session.currency,

@@ -89,6 +89,26 @@ def wallet_spend(*, user, amount: Decimal, currency: str, session, reason: str =
         return _move(account, kind=LedgerKind.SPEND, amount=-amount, session=session, reason=reason)
 
 
+def wallet_return(*, session, reason: str) -> LedgerEntry | None:
+    """Give back what a wallet payment spent (its fulfilment was refused), once per session;
+    None when it spent nothing (a free session).
+
+    Runs in the caller's transaction (the confirmation's, holding the session lock), so the
+    credit is back before anything commits; the balance goes up by the amount spent.
+    """
+    with transaction.atomic():
+        spent = LedgerEntry.objects.filter(session=session, kind=LedgerKind.SPEND).first()
+        if spent is None:
+            return None
+        account = WalletAccount.objects.select_for_update().get(pk=spent.account_id)
+        existing = LedgerEntry.objects.filter(session=session, kind=LedgerKind.REFUND).first()
+        if existing:
+            return existing
+        return _move(
+            account, kind=LedgerKind.REFUND, amount=-spent.amount, session=session, reason=reason
+        )
+
+
 def wallet_adjust(*, user, amount: Decimal, actor, reason: str) -> LedgerEntry:
     """A staff correction of a balance (positive or negative), with a required reason."""
     if not reason.strip():

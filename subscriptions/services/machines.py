@@ -1,9 +1,22 @@
 """Pay-per-use machines: start a usage session, pay for it, activate, complete, staff fixes.
 
+Taking a machine: every purchase locks the machine's row while it checks who holds the
+machine and takes it, so two customers never both get it (a database constraint backs
+this: at most one active usage session per machine).
+
+- Credit: one transaction locks the machine, checks it is free, creates the usage session,
+  spends the credit, confirms the payment and activates — or, machine busy or credit
+  short, does none of it. Concurrent purchases wait for the lock and are refused with
+  "machine busy" before anything is charged.
+- PIX: the purchase reserves the machine (`reserved_until`) while its payment can be paid:
+  until the payment's expiry, or until it fails or is cancelled. Others see the machine
+  as reserved and are refused with a clear message; the customer who reserved it is not.
+
 Activation is the `machine_session` purpose's fulfilment: it runs inside the payment's
 confirmation transaction with the payment session locked, then locks the machine and the
 usage session (always in that order). A usage session is activated by exactly one payment
-(a one-to-one column); a second payment for it is refused and flagged for refund.
+(a one-to-one column); a second payment for it is refused — wallet credit goes back to
+the wallet at once, provider money is flagged for refund.
 """
 
 import logging
@@ -17,9 +30,9 @@ from django.utils.translation import gettext as _
 
 from notifications.services import event_publish
 from payments.errors import FulfilmentRefused, IdempotencyConflict, InvalidParams
-from payments.models import OPEN_STATUSES, PaymentSession, Provider
+from payments.models import OPEN_STATUSES, PaymentSession, PaymentStatus, Provider
 from payments.registry import Purpose, Quote
-from subscriptions.errors import MachineBusy, MachineError, MachineNotFound
+from subscriptions.errors import MachineBusy, MachineError, MachineNotFound, MachineReserved
 from subscriptions.models import (
     Machine,
     PriceOption,
@@ -29,8 +42,13 @@ from subscriptions.models import (
     hash_token,
     new_device_token,
 )
+from subscriptions.selectors import machine_holder
 
 logger = logging.getLogger(__name__)
+
+# How long a new PIX purchase holds its machine while its payment is being created at the
+# provider; once created, until the payment's expiry.
+RESERVATION_GRACE = timedelta(minutes=2)
 
 
 def machine_device_token_rotate(*, machine: Machine) -> str:
@@ -91,25 +109,46 @@ def _push_off(usage: UsageSession, why: str) -> None:
     )
 
 
-def usage_session_start(*, customer, machine_code: str, minutes: int) -> UsageSession:
-    """A new usage session awaiting payment; refused when the machine is busy."""
-    machine = Machine.objects.filter(code=machine_code, active=True).first()
-    if machine is None:
-        raise MachineNotFound()
-    option = PriceOption.objects.filter(machine=machine, minutes=minutes).first()
-    if option is None:
-        raise MachineError(_("Choose one of the machine's time options."), code="invalid_option")
-    if UsageSession.objects.filter(machine=machine, status=UsageStatus.ACTIVE).exists():
+def _refuse_if_held(machine_id: int, *, customer_id: int, except_usage: int | None = None):
+    holder = machine_holder(machine_id=machine_id, except_customer_id=customer_id)
+    if holder is None or holder.pk == except_usage:
+        return
+    if holder.status == UsageStatus.ACTIVE:
         raise MachineBusy()
-    usage = UsageSession.objects.create(
-        customer=customer,
-        machine=machine,
-        minutes=minutes,
-        amount=option.price,
-        currency=machine.currency,
-    )
-    _event(usage, "created", source="customer", actor=customer)
-    return usage
+    raise MachineReserved(until=holder.reserved_until)
+
+
+def usage_session_start(
+    *, customer, machine_code: str, minutes: int, reserve: bool = False
+) -> UsageSession:
+    """A new usage session awaiting payment; MachineBusy when the machine is in use,
+    MachineReserved when another customer is paying for it.
+
+    Locks the machine's row while it checks and takes it: the caller's transaction keeps
+    the lock (a credit purchase holds it until the payment is confirmed). With `reserve`
+    (PIX) the usage session reserves the machine for RESERVATION_GRACE, to be extended to
+    its payment's expiry.
+    """
+    with transaction.atomic():
+        machine = Machine.objects.select_for_update().filter(code=machine_code, active=True).first()
+        if machine is None:
+            raise MachineNotFound()
+        option = PriceOption.objects.filter(machine=machine, minutes=minutes).first()
+        if option is None:
+            raise MachineError(
+                _("Choose one of the machine's time options."), code="invalid_option"
+            )
+        _refuse_if_held(machine.pk, customer_id=customer.pk)
+        usage = UsageSession.objects.create(
+            customer=customer,
+            machine=machine,
+            minutes=minutes,
+            amount=option.price,
+            currency=machine.currency,
+            reserved_until=timezone.now() + RESERVATION_GRACE if reserve else None,
+        )
+        _event(usage, "created", source="customer", actor=customer)
+        return usage
 
 
 class MachineSessionPurpose(Purpose):
@@ -133,9 +172,8 @@ class MachineSessionPurpose(Purpose):
             )
         if not usage.machine.active:
             raise MachineNotFound()
-        busy = UsageSession.objects.filter(machine=usage.machine, status=UsageStatus.ACTIVE)
-        if busy.exists():
-            raise MachineBusy()
+        # An early answer; who takes the machine is decided under its lock.
+        _refuse_if_held(usage.machine_id, customer_id=user.pk, except_usage=usage.pk)
         description = _("%(machine)s, %(minutes)d min") % {
             "machine": usage.machine.name,
             "minutes": usage.minutes,
@@ -157,9 +195,11 @@ class MachineSessionPurpose(Purpose):
             return  # already activated by this payment
         if usage.payment_session_id or usage.status != UsageStatus.AWAITING_PAYMENT:
             raise FulfilmentRefused(_("this usage session was already paid or closed"))
-        other = UsageSession.objects.filter(machine_id=machine_id, status=UsageStatus.ACTIVE)
-        if other.exists():
-            raise FulfilmentRefused(_("the machine was taken by someone else"))
+        holder = machine_holder(machine_id=machine_id, except_customer_id=usage.customer_id)
+        if holder is not None and holder.pk != usage.pk:
+            if holder.status == UsageStatus.ACTIVE:
+                raise FulfilmentRefused(_("the machine was taken by someone else"))
+            raise FulfilmentRefused(_("the machine is reserved by someone else"))
         now = timezone.now()
         usage.status = UsageStatus.ACTIVE
         usage.started_at = now
@@ -276,10 +316,21 @@ def machine_session_buy(
     once, all or nothing) or "pix" (a Mercado Pago PIX payment to be paid).
 
     Returns the payment session. Repeating a call with the same key returns the first
-    payment session and starts nothing new. Not enough credit: InsufficientCredit and
-    nothing is created.
+    payment session and starts nothing new. Machine in use: MachineBusy; another customer
+    paying for it: MachineReserved; not enough credit: InsufficientCredit — in each case
+    nothing is created or charged.
+
+    Credit: the machine stays locked from the check to the confirmation, all in the
+    purchase's own transaction (`purchase_transaction`), so concurrent purchases of one
+    machine are refused before they are charged. Call it outside any atomic block. Should
+    the activation be refused anyway, the credit is already back in the wallet when this
+    returns (the payment session is then refunded) and MachineError says so.
+
+    PIX: the usage session reserves the machine until the payment's expiry (released at
+    once when the payment fails or is cancelled).
     """
     from payments.services import payment_session_create
+    from payments.services.transactions import purchase_transaction
 
     existing = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
@@ -289,20 +340,37 @@ def machine_session_buy(
     if method not in ("credit", "pix"):
         raise MachineError(_("Choose how to pay."), code="invalid_method")
     if method == "credit":
-        with transaction.atomic():
-            usage = usage_session_start(
-                customer=customer, machine_code=machine_code, minutes=minutes
+        try:
+            with purchase_transaction():
+                usage = usage_session_start(
+                    customer=customer, machine_code=machine_code, minutes=minutes
+                )
+                session = payment_session_create(
+                    user=customer,
+                    purpose="machine_session",
+                    provider=Provider.WALLET,
+                    params={"usage_session": usage.pk},
+                    idempotency_key=idempotency_key,
+                ).session
+        except MachineBusy:
+            # The same request sent twice at once: the first one took the machine.
+            replay = PaymentSession.objects.filter(
+                idempotency_key=idempotency_key, user=customer
+            ).first()
+            if replay is None:
+                raise
+            return replay
+        if session.status == PaymentStatus.REFUNDED:
+            raise MachineError(
+                _("The machine could not be started; your credit was returned."),
+                code="credit_returned",
             )
-            return payment_session_create(
-                user=customer,
-                purpose="machine_session",
-                provider=Provider.WALLET,
-                params={"usage_session": usage.pk},
-                idempotency_key=idempotency_key,
-            ).session
-    usage = usage_session_start(customer=customer, machine_code=machine_code, minutes=minutes)
+        return session
+    usage = usage_session_start(
+        customer=customer, machine_code=machine_code, minutes=minutes, reserve=True
+    )
     try:
-        return payment_session_create(
+        session = payment_session_create(
             user=customer,
             purpose="machine_session",
             provider=Provider.MERCADOPAGO,
@@ -313,5 +381,13 @@ def machine_session_buy(
         # No payment for this usage session came of it: do not leave it waiting.
         session = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
         if session is None or session.params.get("usage_session") != usage.pk:
-            UsageSession.objects.filter(pk=usage.pk).update(status=UsageStatus.CANCELLED)
+            usage.status = UsageStatus.CANCELLED
+            usage.ended_at = timezone.now()
+            usage.save(update_fields=["status", "ended_at"])
+            _event(usage, "cancelled", reason="the payment could not be created")
         raise
+    # The reservation lasts as long as the payment can be paid.
+    UsageSession.objects.filter(pk=usage.pk, status=UsageStatus.AWAITING_PAYMENT).update(
+        reserved_until=session.expires_at
+    )
+    return session

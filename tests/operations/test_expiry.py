@@ -192,17 +192,17 @@ def test_a_session_being_confirmed_is_not_expired():
     def confirm():
         try:
             with transaction.atomic():
-                # The confirmation holds the session row (as payment_confirm does) ...
+                # A confirmation holds the session row (as payment_confirm does) ...
                 PaymentSession.objects.select_for_update().get(pk=session.pk)
                 locked.set()
                 go.wait(10)
-                # ... while the expiry runs; then it completes.
-                payment_confirm(
-                    reference=session.reference,
-                    evidence=Evidence(source=AuditSource.RECONCILER),
-                    amount=Decimal("10.00"),
-                    currency="BRL",
-                )
+            # ... while the expiry runs; then it completes (in a transaction of its own).
+            payment_confirm(
+                reference=session.reference,
+                evidence=Evidence(source=AuditSource.RECONCILER),
+                amount=Decimal("10.00"),
+                currency="BRL",
+            )
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:

@@ -1,0 +1,91 @@
+"""Concurrent purchases of machine time, on PostgreSQL with real threads: a machine is taken
+once, credit is charged once, the others are refused before anything is charged."""
+
+import uuid
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+
+from payments.errors import InsufficientCredit
+from payments.models import LedgerEntry, LedgerKind, PaymentSession, PaymentStatus
+from payments.services import wallet_account_get, wallet_adjust
+from subscriptions.demo import machines_demo
+from subscriptions.errors import MachineBusy
+from subscriptions.models import Machine, UsageSession, UsageStatus
+from subscriptions.services.machines import machine_session_buy
+from tests.factories import MachineFactory, UserFactory
+from tests.payments.test_concurrency import run_in_threads
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def attempt(customer, code: str, minutes: int, method: str = "credit"):
+    """One customer's click on "pay": "ok" (paid by credit, or a PIX code to pay), or the
+    error code they were shown."""
+
+    def buy():
+        try:
+            machine_session_buy(
+                customer=customer,
+                machine_code=code,
+                minutes=minutes,
+                method=method,
+                idempotency_key=uuid.uuid4().hex,
+            )
+            return "ok"
+        except MachineBusy as exc:  # MachineReserved too
+            return exc.code
+        except InsufficientCredit:
+            return "insufficient_credit"
+
+    return buy
+
+
+def test_concurrent_credit_purchases_of_one_machine_take_it_and_charge_once():
+    customer, machine = UserFactory(), MachineFactory()
+    wallet_adjust(user=customer, amount=Decimal("200.00"), actor=UserFactory(), reason="credit")
+
+    results = run_in_threads(16, attempt(customer, machine.code, 30))
+
+    assert Counter(results) == {"ok": 1, "machine_busy": 15}
+    usage = UsageSession.objects.get()  # the refused ones left nothing behind
+    assert usage.status == UsageStatus.ACTIVE and usage.machine == machine
+    assert wallet_account_get(user=customer).balance == Decimal("192.00")
+    assert LedgerEntry.objects.filter(kind=LedgerKind.SPEND).count() == 1
+    assert not LedgerEntry.objects.filter(kind=LedgerKind.REFUND).exists()
+    payment = PaymentSession.objects.get()
+    assert payment.status == PaymentStatus.COMPLETED and payment.fulfilled_at is not None
+    assert not PaymentSession.objects.filter(refund_due=True).exists()
+
+
+def test_concurrent_credit_purchases_across_the_demo_machines():
+    machines_demo()
+    customer = UserFactory()
+    wallet_adjust(user=customer, amount=Decimal("40.00"), actor=UserFactory(), reason="credit")
+    cheapest = {"lav-01": 30, "sec-01": 20, "mas-01": 5}  # 8.00 + 6.00 + 3.00
+    buyers = iter([attempt(customer, code, minutes) for code, minutes in cheapest.items()] * 8)
+
+    results = run_in_threads(24, lambda: next(buyers)())
+
+    assert Counter(results) == {"ok": 3, "machine_busy": 21}
+    active = UsageSession.objects.filter(status=UsageStatus.ACTIVE)
+    assert sorted(active.values_list("machine__code", flat=True)) == sorted(cheapest)
+    assert UsageSession.objects.count() == 3
+    assert wallet_account_get(user=customer).balance == Decimal("23.00")
+    assert LedgerEntry.objects.filter(kind=LedgerKind.SPEND).count() == 3
+    assert not PaymentSession.objects.filter(refund_due=True).exists()
+    assert Machine.objects.count() == 3
+
+
+def test_concurrent_pix_purchases_by_different_customers_reserve_once(mp_fake):
+    machine = MachineFactory()
+    customers = [UserFactory() for _ in range(8)]
+    queue = iter(customers)
+
+    results = run_in_threads(8, lambda: attempt(next(queue), machine.code, 30, "pix")())
+
+    assert Counter(results) == {"ok": 1, "machine_reserved": 7}
+    usage = UsageSession.objects.get()
+    assert usage.status == UsageStatus.AWAITING_PAYMENT
+    assert usage.reserved_until == PaymentSession.objects.get().expires_at
