@@ -1,15 +1,24 @@
-"""Rate limits on costly API endpoints, and the client address every limit keys on.
+"""Rate limits on costly endpoints and pages, and the client address every limit keys on.
 
-A view opts in with `throttle_classes = [ScopedRateThrottle]` and a `throttle_scope` named
-in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (settings read from the environment; an empty
-rate turns the limit off). Counts live in the default cache: Redis when REDIS_URL is set,
-so that every server process shares them; otherwise each process counts on its own.
+An API view opts in with `throttle_classes = [ScopedRateThrottle]` and a `throttle_scope`
+named in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (settings read from the environment; an
+empty rate turns the limit off). A page whose form does the same costly thing opts in with
+`@throttle_page(scope, refused=...)`: it counts against the same scope, so the API and the
+page share one budget per user (or address). Counts live in the default cache: Redis when
+REDIS_URL is set, so that every server process shares them; otherwise each process counts
+on its own.
 """
 
+import functools
+import json
 import logging
 import math
+from collections.abc import Callable
 
 from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
+from django.utils.translation import ngettext
 from redis.exceptions import RedisError
 from rest_framework import throttling
 from rest_framework.settings import api_settings
@@ -52,9 +61,13 @@ class ScopedRateThrottle(throttling.ScopedRateThrottle):
         return rates[self.scope] or None
 
     def allow_request(self, request, view) -> bool:
-        self.scope = getattr(view, self.scope_attr, None)
-        if not self.scope:
-            return True
+        scope = getattr(view, self.scope_attr, None)
+        return not scope or self.allow(request, scope)
+
+    def allow(self, request, scope: str) -> bool:
+        """Count this request against `scope`'s rate; False when it is beyond it (`wait()`
+        then says for how long). `request` is a DRF request or a page's HttpRequest."""
+        self.scope = scope
         self.rate = self.get_rate()
         if self.rate is None:
             return True
@@ -62,7 +75,7 @@ class ScopedRateThrottle(throttling.ScopedRateThrottle):
         self.now = self.timer()
         window = int(self.now // self.duration)
         self.window_end = (window + 1) * self.duration
-        key = f"{self.get_cache_key(request, view)}_{window}"
+        key = f"{self.get_cache_key(request, None)}_{window}"
         try:
             count = self._count(key)
         except RedisError as exc:
@@ -88,3 +101,61 @@ class ScopedRateThrottle(throttling.ScopedRateThrottle):
 
     def wait(self) -> float:
         return max(self.window_end - self.now, 1.0)
+
+
+def throttle_check(request, scope: str) -> int | None:
+    """Count this request against `scope`'s rate, exactly as the API's throttle does.
+
+    None when the request may go on (within the rate, the limit off, or the cache
+    unreachable); otherwise the whole seconds until it may be tried again (at least 1)."""
+    throttle = ScopedRateThrottle()
+    if throttle.allow(request, scope):
+        return None
+    return math.ceil(throttle.wait())
+
+
+def throttle_message(retry_after: int) -> str:
+    return ngettext(
+        "Too many attempts; try again in %(seconds)d second.",
+        "Too many attempts; try again in %(seconds)d seconds.",
+        retry_after,
+    ) % {"seconds": retry_after}
+
+
+def throttle_page(scope: str, *, refused: Callable[..., HttpResponse]):
+    """Limit a page's POSTs with the API's counter for `scope`.
+
+    Beyond the rate the view does not run (nothing is created or stored) and the answer is
+    status 429 with Retry-After: `refused(request, message, *args, **kwargs)` renders the
+    page with the message where the page shows its errors; an htmx request gets the message
+    alone, and a `confirma:throttled` event (HX-Trigger) carrying it. GETs are not counted.
+    Put it below login_required, so that anonymous visitors are sent to log in first."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            if request.method != "POST":
+                return view(request, *args, **kwargs)
+            retry_after = throttle_check(request, scope)
+            if retry_after is None:
+                return view(request, *args, **kwargs)
+            message = throttle_message(retry_after)
+            if getattr(request, "htmx", False):
+                response = HttpResponse(
+                    format_html(
+                        '<ul class="messages" role="alert"><li class="error">{}</li></ul>',
+                        message,
+                    )
+                )
+                response["HX-Trigger"] = json.dumps(
+                    {"confirma:throttled": {"message": message, "retry_after": retry_after}}
+                )
+            else:
+                response = refused(request, message, *args, **kwargs)
+            response.status_code = 429
+            response["Retry-After"] = str(retry_after)
+            return response
+
+        return wrapper
+
+    return decorator

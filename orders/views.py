@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import ConfirmaError
 from config.roles import has_role
+from config.throttling import throttle_page
 from orders.models import PaymentMethod, PaymentProof
 from orders.selectors import (
     orders_awaiting_verification,
@@ -65,9 +66,7 @@ def cashier_decide(request, order_id: int, decision: str):
     return redirect("cashier")
 
 
-@login_required
-@require_GET
-def waiter_page(request):
+def _waiter_page(request):
     return _page(
         request,
         "waiter",
@@ -78,7 +77,20 @@ def waiter_page(request):
 
 
 @login_required
+@require_GET
+def waiter_page(request):
+    return _waiter_page(request)
+
+
+def _waiter_upload_refused(request, message: str, order_id: int):
+    _need(request, "waiter")
+    messages.error(request, message)
+    return _waiter_page(request)
+
+
+@login_required
 @require_POST
+@throttle_page("proof_upload", refused=_waiter_upload_refused)
 def waiter_upload(request, order_id: int):
     _need(request, "waiter")
     try:

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from config.errors import ConfirmaError
 from config.roles import has_role
 from config.text import text_storable
+from config.throttling import throttle_page
 from payments.models import PaymentSession
 from payments.services import payment_session_create, wallet_account_get
 from payments.services.simulation import payment_simulate
@@ -41,9 +42,7 @@ def _own_session(request, reference: str) -> PaymentSession:
     return session
 
 
-@login_required
-@require_GET
-def payments_home(request):
+def _home(request, amount=None):
     account = wallet_account_get(user=request.user)
     return render(
         request,
@@ -52,13 +51,26 @@ def payments_home(request):
             "account": account,
             "entries": account.entries.select_related("session").order_by("-id")[:20],
             "sessions": PaymentSession.objects.filter(user=request.user).order_by("-id")[:20],
-            "form": TopupForm(initial={"key": uuid.uuid4().hex}),
+            "form": TopupForm(initial={"key": uuid.uuid4().hex, "amount": amount}),
         },
     )
 
 
 @login_required
+@require_GET
+def payments_home(request):
+    return _home(request)
+
+
+def _topup_refused(request, message: str):
+    """The wallet page again, with the amount the customer typed."""
+    messages.error(request, message)
+    return _home(request, amount=request.POST.get("amount", "")[:20])
+
+
+@login_required
 @require_POST
+@throttle_page("payment_session_create", refused=_topup_refused)
 def topup(request):
     form = TopupForm(request.POST)
     if not form.is_valid():

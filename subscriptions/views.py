@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import ConfirmaError
+from config.throttling import throttle_page
 from notifications.selectors import event_latest_id
 from payments.errors import InsufficientCredit
 from payments.services import wallet_account_get
@@ -49,15 +50,18 @@ def _state_context(request, machine) -> dict:
     }
 
 
-@login_required
-@require_GET
-def machine_page(request, code: str):
-    machine = get_object_or_404(Machine, code=code, active=True)
+def _machine_page(request, machine):
     return render(
         request,
         "subscriptions/machine.html",
         {"machine": machine, **_state_context(request, machine)},
     )
+
+
+@login_required
+@require_GET
+def machine_page(request, code: str):
+    return _machine_page(request, get_object_or_404(Machine, code=code, active=True))
 
 
 @login_required
@@ -72,8 +76,15 @@ def machine_state(request, code: str):
     )
 
 
+def _machine_start_refused(request, message: str, code: str):
+    machine = get_object_or_404(Machine, code=code, active=True)
+    messages.error(request, message)
+    return _machine_page(request, machine)
+
+
 @login_required
 @require_POST
+@throttle_page("payment_session_create", refused=_machine_start_refused)
 def machine_start(request, code: str):
     try:
         minutes = int(request.POST.get("minutes", ""))
@@ -137,9 +148,7 @@ def controller_state(request):
 # --- Plan subscriptions ----------------------------------------------------------------------
 
 
-@login_required
-@require_GET
-def plans(request):
+def _plans_page(request):
     return render(
         request,
         "subscriptions/plans.html",
@@ -152,7 +161,19 @@ def plans(request):
 
 
 @login_required
+@require_GET
+def plans(request):
+    return _plans_page(request)
+
+
+def _checkout_refused(request, message: str):
+    messages.error(request, message)
+    return _plans_page(request)
+
+
+@login_required
 @require_POST
+@throttle_page("payment_session_create", refused=_checkout_refused)
 def checkout(request):
     """Open (or, for the same form, reopen) a payment and send the customer to the
     provider's page."""

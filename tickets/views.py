@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from config.errors import ConfirmaError
 from config.roles import has_role
 from config.text import text_storable
+from config.throttling import throttle_page
 from notifications.errors import InvalidToken
 from notifications.selectors import event_latest_id
 from notifications.tokens import audience_token_read
@@ -85,6 +86,24 @@ def _ticket_language() -> str:
     return language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
 
 
+def _kiosk_service_page(request, kiosk, service, form):
+    return render(
+        request,
+        "tickets/kiosk_service.html",
+        _kiosk_context(request, kiosk, service=service, form=form),
+    )
+
+
+def _kiosk_service_refused(request, message: str, service_id: int):
+    """The details form again, with what the customer typed and the refusal above it."""
+    kiosk = _kiosk(request)
+    service = get_object_or_404(Service, pk=service_id, active=True)
+    form = DetailsForm(request.POST)
+    form.add_error(None, message)
+    return _kiosk_service_page(request, kiosk, service, form)
+
+
+@throttle_page("payment_session_create", refused=_kiosk_service_refused)
 def kiosk_service(request, service_id: int):
     kiosk = _kiosk(request)
     service = get_object_or_404(Service, pk=service_id, active=True)
@@ -111,11 +130,7 @@ def kiosk_service(request, service_id: int):
         else:
             url = reverse("kiosk-wait", args=[session.reference])
             return redirect(f"{url}?token={request.GET['token']}")
-    return render(
-        request,
-        "tickets/kiosk_service.html",
-        _kiosk_context(request, kiosk, service=service, form=form),
-    )
+    return _kiosk_service_page(request, kiosk, service, form)
 
 
 def _kiosk_session(request, reference: str):
