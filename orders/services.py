@@ -250,7 +250,6 @@ def order_verify(*, order_id: int, cashier) -> Order:
                 "staff were alerted."
             ),
             code="fulfilment_failed",
-            error=result.session.fulfilment_error[:300],
         )
     return order
 
@@ -312,6 +311,9 @@ class OrderPurpose(Purpose):
         order = Order.objects.filter(pk=order_id).first() if isinstance(order_id, int) else None
         if order is None or not (order.waiter_id == user.pk or has_role(user, "staff")):
             raise InvalidParams(_("Unknown order."))
+        if order.total <= 0:
+            # Nothing to pay: a proof of nothing would confirm a zero payment at once.
+            raise InvalidParams(_("This order has nothing to pay."), code="nothing_to_pay")
         return Quote(
             order.total,
             order.currency,

@@ -2,6 +2,7 @@
 
 import pytest
 
+from config.errors import ConfirmaError
 from notifications.models import Alert, Event
 from orders.models import OrderStatus, ProofStatus
 from orders.services import OrderError, order_reject, order_verify, proof_submit
@@ -83,3 +84,30 @@ def test_a_second_verify_of_a_paid_order_is_refused(staff_users, private_media):
         order_verify(order_id=order.pk, cashier=cashier)
     session = PaymentSession.objects.get(pk=proof.payment_session_id)
     assert session.audits.filter(action="completed").count() == 1
+
+
+def test_a_proof_for_an_order_with_nothing_to_pay_is_refused_and_nothing_is_kept(
+    staff_users, private_media
+):
+    waiter = staff_users["waiter"]
+    order = make_order(waiter)
+    order.lines.all().delete()  # an order whose lines were all removed in the admin
+
+    with pytest.raises(ConfirmaError) as caught:
+        submit(order, waiter)
+
+    assert caught.value.code == "nothing_to_pay"
+    assert not PaymentSession.objects.exists()
+    assert not order.proofs.exists()
+    assert not any(private_media.rglob("*.*"))
+    order.refresh_from_db()
+    assert order.status == OrderStatus.DELIVERED
+
+
+def test_the_cashier_is_not_shown_the_internal_fulfilment_error(staff_users, private_media):
+    waiter, cashier = staff_users["waiter"], staff_users["cashier"]
+    order = make_order(waiter)
+    submit(order, waiter)
+    with orders_cannot_become_paid(), pytest.raises(OrderError) as caught:
+        order_verify(order_id=order.pk, cashier=cashier)
+    assert "injected fault" not in str(caught.value.details)
