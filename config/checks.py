@@ -10,6 +10,9 @@ listing the id in SILENCED_SYSTEM_CHECKS. The ids are stable:
 - E002 the channel layer is not Redis;
 - E003 a payment provider is partly configured (some of its secrets are missing);
 - E004 the test profile (CONFIRMA_TESTING) is on;
+- E005 a database has ATOMIC_REQUESTS on (checked always, not only with --deploy): every
+  request would wrap the confirmations, which own their transaction and refuse to run
+  inside another one (payments/services/transactions.py);
 - W001 no payment provider is configured at all;
 - W002 PUBLIC_BASE_URL is not an https:// URL;
 - W003 PUBLIC_BASE_URL names this machine or a private network, which providers cannot reach;
@@ -73,6 +76,21 @@ def check_database(app_configs=None, **kwargs):
             "processes write at once, which only PostgreSQL does safely.",
             id="confirma.E001",
         )
+    ]
+
+
+@register(TAG)
+def check_atomic_requests(app_configs=None, **kwargs):
+    return [
+        Error(
+            f"The {alias!r} database has ATOMIC_REQUESTS on.",
+            hint="Remove atomic_requests from DATABASE_URL: confirmations own their "
+            "transaction, so that money recorded stays recorded, and refuse to run inside "
+            "the request's.",
+            id="confirma.E005",
+        )
+        for alias, database in settings.DATABASES.items()
+        if database.get("ATOMIC_REQUESTS")
     ]
 
 

@@ -209,6 +209,25 @@ def test_the_test_profile_is_an_error_in_a_deployment(settings):
     assert checks.check_testing_profile() == []
 
 
+def test_atomic_requests_is_an_error_at_every_check(settings):
+    settings.DATABASES = {**settings.DATABASES, "default": {
+        **settings.DATABASES["default"], "ATOMIC_REQUESTS": True}}  # fmt: skip
+    assert ids(checks.check_atomic_requests()) == ["confirma.E005"]
+
+
+def test_atomic_requests_from_the_database_url_stops_a_plain_check(tmp_path):
+    """Not only --deploy: `manage.py check` (and so migrate) refuses it."""
+    done = manage(
+        ["check"],
+        {
+            "DEBUG": "true",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}?atomic_requests=true",
+        },
+    )
+    assert done.returncode != 0
+    assert "confirma.E005" in done.stdout + done.stderr
+
+
 # --- manage.py check --deploy ------------------------------------------------------------------
 
 
