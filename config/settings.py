@@ -232,6 +232,26 @@ AXES_LOCKOUT_CALLABLE = "config.login.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "config.throttling.client_ip"
 AXES_DISABLE_ACCESS_LOG = True  # no row per successful login; failures are still kept
 AXES_VERBOSE = False  # no banner at every process start
+
+
+def _login_window(name: str) -> int:
+    minutes = env.int(name, default=60)
+    if minutes < 1:
+        raise ImproperlyConfigured(f"{name} must be 1 minute or more: {minutes}")
+    return minutes
+
+
+# Looser caps over the one-account-from-one-address lock (config/login.py): an account is
+# refused from every address once LOGIN_ACCOUNT_FAILURE_LIMIT failures (from any address)
+# fall within the last LOGIN_ACCOUNT_WINDOW_MINUTES, and an address is refused for every
+# account likewise; 0 turns a cap off. Counted in axes' access failure log (the admin's
+# "Access failures"); `manage.py axes_reset_username` / `axes_reset_ip` lift them.
+LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=30)
+LOGIN_ACCOUNT_WINDOW_MINUTES = _login_window("LOGIN_ACCOUNT_WINDOW_MINUTES")
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=50)
+LOGIN_ADDRESS_WINDOW_MINUTES = _login_window("LOGIN_ADDRESS_WINDOW_MINUTES")
+AXES_HANDLER = "config.login.LoginCapsHandler"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
 # Proxies in front of Confirma that append the client's address to X-Forwarded-For (1 behind
 # the nginx of docs/performance.md). 0 trusts no such header: every address is REMOTE_ADDR.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
