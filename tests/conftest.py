@@ -118,3 +118,42 @@ def _throttle_counts_of_its_own(settings):
             scope: "1000/min" for scope in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
         },
     }
+
+
+@pytest.fixture(scope="session")
+def browser():
+    # One Chromium for the whole run: a second sync Playwright in the same thread fails.
+    from tests.e2e.stack import CHROMIUM_FLAGS
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright")
+    if not os.path.exists(CHROMIUM):
+        _missing(f"Chromium at {CHROMIUM}")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def login(browser):
+    contexts = []
+
+    def _login(stack, username: str, password: str = "confirma-demo"):
+        context = browser.new_context(base_url=stack.url, locale="en-US")
+        contexts.append(context)
+        page = context.new_page()
+        page.goto("/accounts/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", password)
+        page.click("form.form button[type=submit]")
+        page.wait_for_url(stack.url + "/")
+        return page
+
+    yield _login
+    for context in contexts:
+        context.close()

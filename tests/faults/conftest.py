@@ -7,9 +7,6 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.conftest import _missing, _reachable, redis_url
-
-# The browser tests' Chromium and login, for pages opened against a faulty stack.
-from tests.e2e.conftest import browser, login  # noqa: F401
 from tests.faults.harness import FaultStack, RedisServer, StackTemplate, TcpProxy
 
 # The tickets tests' fixtures, for the unit tests of the print-job sweep.
