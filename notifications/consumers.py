@@ -16,6 +16,11 @@ shows that it is reconnecting its live updates), reads the log every
 EVENTS_DEGRADED_POLL_SECONDS and keeps trying to join its groups. Once joined it reads the
 log one last time — what was published before the join is there, what comes after is
 pushed — and says `{"type": "live", "state": "ok"}`.
+
+When the connection ends, its channel leaves the layer whatever state it was in — being
+made, made but not yet read from, or Redis failing at that moment (see
+notifications/layer_health.py): a long-running server under a flapping Redis must not
+collect channels and subscriptions of connections long gone.
 """
 
 import asyncio
@@ -35,7 +40,7 @@ from django.utils import timezone
 
 from notifications.audiences import audience_group, user_audiences
 from notifications.errors import InvalidToken
-from notifications.layer_health import LAYER_TIMEOUT_SECONDS, layer_health
+from notifications.layer_health import LAYER_TIMEOUT_SECONDS, channel_forget, layer_health
 from notifications.relay import relay_ensure_running
 from notifications.selectors import RESUME_LOOKBACK, event_latest_id, events_after
 from notifications.services import PUSH_MESSAGE_TYPE
@@ -81,18 +86,31 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         # Channels' AsyncConsumer.__call__ makes the consumer's channel before the
         # connection is even looked at, so a channel layer that does not answer turned
         # every new connection into an HTTP 500. Here `_join` makes it, may fail and be
-        # retried, and the channel is read from once it exists (reading it is also what
-        # makes the layer drop it when the connection ends).
+        # retried, and the channel is read from once it exists; `_leave` removes it.
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = None
         self._channel_made = asyncio.Event()
+        self._making: asyncio.Future | None = None
+        self._groups: list[str] = []
+        self._heartbeat: asyncio.Task | None = None
+        self._rejoin: asyncio.Task | None = None
+        self._closing = False
+        self._left = False
         self.base_send = send
-        with contextlib.suppress(StopConsumer):
-            await await_many_dispatch([receive, self._layer_receive], self.dispatch)
+        try:
+            with contextlib.suppress(StopConsumer):
+                await await_many_dispatch([receive, self._layer_receive], self.dispatch)
+        finally:
+            # Normally done by `disconnect`; this is for a consumer cancelled before it.
+            self._stop_tasks()
+            self._leave()
 
     async def _layer_receive(self) -> dict:
         await self._channel_made.wait()
+        if self._closing:
+            # The channel is being removed: a receive() now would subscribe it again.
+            await asyncio.Future()
         return await self.channel_layer.receive(self.channel_name)
 
     async def connect(self) -> None:
@@ -100,11 +118,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         token = (query.get("token") or [None])[0]
         since_raw = (query.get("since") or [None])[0]
         self.audiences: list[str] = []
-        self._groups: list[str] = []
         self._sent: deque[int] = deque(maxlen=_SENT_MEMORY)
         self._sent_set: set[int] = set()
-        self._heartbeat: asyncio.Task | None = None
-        self._rejoin: asyncio.Task | None = None
         self.token = None
 
         audiences = await database_sync_to_async(_connection_audiences)(
@@ -150,7 +165,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def _join(self) -> bool:
         """Make this connection's channel and join its groups; False when the channel
         layer does not answer (or is known to be down), and the pushes cannot come."""
-        if self.channel_layer is None:
+        if self.channel_layer is None or self._closing:
             return False
         health = layer_health()
         if not await health.answers(self.channel_layer):
@@ -158,7 +173,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         try:
             async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
                 if self.channel_name is None:
-                    self.channel_name = await self.channel_layer.new_channel()
+                    self.channel_name = await self._new_channel()
                     self._channel_made.set()
                 # Joining a group twice is harmless; a failed join may have half-happened.
                 for group in self._groups:
@@ -167,6 +182,19 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             health.mark_down(exc)
             return False
         return True
+
+    async def _new_channel(self) -> str:
+        """This connection's channel, made once. The making runs in a future of its own
+        that neither a timeout nor the end of the connection interrupts: interrupted, the
+        pub/sub layer would keep the channel subscribed under a name nobody knows. A
+        later attempt (or `_leave`) picks up a making still under way."""
+        if self._making is None:
+            self._making = asyncio.ensure_future(self.channel_layer.new_channel())
+        try:
+            return await asyncio.shield(self._making)
+        except Exception:
+            self._making = None  # it failed: the next attempt makes another
+            raise
 
     async def _degraded(self) -> None:
         """Until the groups are joined: read the log every EVENTS_DEGRADED_POLL_SECONDS
@@ -268,16 +296,29 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong", "at": timezone.now().isoformat()})
 
     async def disconnect(self, code) -> None:
+        rejoin = self._rejoin
+        self._stop_tasks()
+        if rejoin is not None:
+            # It may be making or joining the channel right now: let it stop first.
+            await asyncio.wait({rejoin}, timeout=LAYER_TIMEOUT_SECONDS)
+        tried = self._leave()
+        if tried is not None:
+            # The removal goes on by itself if this attempt fails or takes longer.
+            await asyncio.wait({tried}, timeout=LAYER_TIMEOUT_SECONDS)
+
+    def _stop_tasks(self) -> None:
+        self._closing = True
         for task in (self._heartbeat, self._rejoin):
             if task:
                 task.cancel()
-        if self.channel_name is None:
-            return
-        try:
-            async with asyncio.timeout(LAYER_TIMEOUT_SECONDS):
-                for group in self._groups:
-                    await self.channel_layer.group_discard(group, self.channel_name)
-        except Exception as exc:
-            # The layer forgets a channel that is gone (the pub/sub layer at once, the
-            # others when its messages expire); nothing waits on this.
-            logger.warning("events: leaving groups failed (%s)", exc.__class__.__name__)
+
+    def _leave(self) -> asyncio.Future | None:
+        """Start removing this connection's channel from the layer, once; the future of
+        the first attempt, or None when there is nothing to remove."""
+        if self._left:
+            return None
+        self._left = True
+        channel = self.channel_name or self._making
+        if channel is None or self.channel_layer is None:
+            return None
+        return channel_forget(self.channel_layer, channel=channel, groups=self._groups)
