@@ -299,7 +299,7 @@ def payment_confirm(
     alerted, not fulfilled; a payment for an expired, cancelled or failed session is
     recorded as LATE and flagged for a refund decision — unless `only_if_open`: a person
     who acted on what they saw (a cashier approving a proof) leaves a session that was
-    closed meanwhile untouched, and gets IGNORED.
+    closed meanwhile untouched, and gets IGNORED (with an audit row naming them and why).
 
     Owns its transaction: called inside a caller's atomic block it raises
     TransactionContractError. When it returns, the completion, its audit rows and alerts
@@ -343,6 +343,14 @@ def _confirm(
     provider_payment_id = str(provider_payment_id or "")
     session = _lock(reference)
     if only_if_open and session.status in CLOSED_UNPAID_STATUSES:
+        # Nothing changes, but who tried to confirm it, and why not, stays in the trail.
+        _audit(
+            session,
+            "ignored_confirmation",
+            evidence,
+            before=session.status,
+            data={"why": "session no longer open", "amount": amount, "currency": currency},
+        )
         return ConfirmResult(ConfirmOutcome.IGNORED, session)
     if session.status in (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED):
         other = session.provider_payment_id and provider_payment_id
@@ -600,7 +608,10 @@ def payment_refund(
     """Record a refund or chargeback. Only a completed payment becomes refunded; a repeat
     changes nothing; a notice about another provider payment (e.g. a refunded duplicate) or
     for a payment that is not completed keeps the status and is recorded and alerted.
-    Owns its transaction, like `payment_confirm`."""
+
+    A payment made from wallet credit is refunded by giving the credit back: in the same
+    transaction, a refund ledger entry (one per session) and a `credit_returned` audit row
+    naming who and why. Owns its transaction, like `payment_confirm`."""
     evidence.check()
     kind = "chargeback" if chargeback else "refund"
     with confirmation_transaction("payment_refund"):
@@ -624,17 +635,37 @@ def payment_refund(
                 _("A refund notice arrived for a payment that is not completed."),
             )
             return ConfirmResult(ConfirmOutcome.IGNORED, session)
+        returned = None
+        if session.provider == Provider.WALLET:
+            # Confirma's own money: the refund is the credit going back to the wallet.
+            why = f"{kind} recorded: {evidence.reason}" if evidence.reason else f"{kind} recorded"
+            returned = wallet_return(session=session, reason=why, actor=evidence.actor)
         session.status = PaymentStatus.REFUNDED
         session.refund_due = False
         session.closed_at = timezone.now()
         session.save(update_fields=["status", "refund_due", "closed_at"])
         _audit(session, kind, evidence, before=before, data={"amount": amount})
+        if returned is not None:
+            _audit(
+                session,
+                "credit_returned",
+                evidence,
+                before=before,
+                data={
+                    "why": why,
+                    "amount": returned.amount,
+                    "currency": session.currency,
+                    "ledger_entry": returned.pk,
+                    "balance_after": returned.balance_after,
+                },
+            )
         _note_hold(session, kind)
         _alert(
             session,
             f"payment.{kind}",
             _("A completed payment was refunded or charged back."),
             fulfilled=session.fulfilled_at is not None,
+            credit_returned=returned is not None,
         )
-        _publish(session, "payment.refunded")
+        _publish(session, "payment.refunded", **({"reason": "credit_returned"} if returned else {}))
         return ConfirmResult(ConfirmOutcome.CHANGED, session)

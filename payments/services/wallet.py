@@ -89,9 +89,9 @@ def wallet_spend(*, user, amount: Decimal, currency: str, session, reason: str =
         return _move(account, kind=LedgerKind.SPEND, amount=-amount, session=session, reason=reason)
 
 
-def wallet_return(*, session, reason: str) -> LedgerEntry | None:
-    """Give back what a wallet payment spent (its fulfilment was refused), once per session;
-    None when it spent nothing (a free session).
+def wallet_return(*, session, reason: str, actor=None) -> LedgerEntry | None:
+    """Give back what a wallet payment spent (its fulfilment was refused, or staff recorded
+    a refund: `actor`), once per session; None when it spent nothing (a free session).
 
     Runs in the caller's transaction (the confirmation's, holding the session lock), so the
     credit is back before anything commits; the balance goes up by the amount spent.
@@ -105,7 +105,12 @@ def wallet_return(*, session, reason: str) -> LedgerEntry | None:
         if existing:
             return existing
         return _move(
-            account, kind=LedgerKind.REFUND, amount=-spent.amount, session=session, reason=reason
+            account,
+            kind=LedgerKind.REFUND,
+            amount=-spent.amount,
+            session=session,
+            reason=reason,
+            actor=actor,
         )
 
 
