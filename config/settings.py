@@ -402,6 +402,9 @@ PERIODIC_JOBS = [
 # --- Payments ------------------------------------------------------------------------------
 # Minutes a new payment session stays payable (Mercado Pago PIX accepts 30 min to 30 days).
 PAYMENT_SESSION_TTL_MINUTES = env.int("PAYMENT_SESSION_TTL_MINUTES", default=60)
+# Minutes a PIX purchase of machine time holds its machine for the customer paying, from
+# the click; the PIX itself stays payable for PAYMENT_SESSION_TTL_MINUTES.
+MACHINE_RESERVATION_MINUTES = env.int("MACHINE_RESERVATION_MINUTES", default=5)
 # Currency of credit wallets, and the top-up limits in it.
 WALLET_CURRENCY = env.str("WALLET_CURRENCY", default="BRL")
 WALLET_TOPUP_MIN = Decimal(env.str("WALLET_TOPUP_MIN", default="1.00"))

@@ -23,8 +23,9 @@ class MachineBusy(MachineError):
 
 
 class MachineReserved(MachineBusy):
-    """Another customer is paying for the machine by PIX: it is theirs until that payment
-    is paid, fails, is cancelled or expires."""
+    """Another customer is paying for the machine by PIX: it is held for them for a short
+    while (MACHINE_RESERVATION_MINUTES), or until that payment is paid, fails or is
+    cancelled, whichever comes first."""
 
     code = "machine_reserved"
 
@@ -34,3 +35,22 @@ class MachineReserved(MachineBusy):
             _("Someone is paying for this machine right now. Try again in a few minutes."),
             until=until.isoformat() if until else None,
         )
+
+
+class PixPaymentWaiting(MachineError):
+    """The customer already has a PIX purchase of machine time waiting to be paid: one at a
+    time. They pay it, or cancel it on that machine's page, before starting another."""
+
+    code = "pix_payment_waiting"
+    status = 409
+
+    def __init__(self, *, machine) -> None:
+        super().__init__(
+            _(
+                "You are already paying for %(machine)s by PIX. Pay or cancel that payment "
+                "before starting another."
+            )
+            % {"machine": machine.name},
+            machine=machine.code,
+        )
+        self.machine = machine

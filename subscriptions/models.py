@@ -96,8 +96,8 @@ class UsageSession(models.Model):
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     ends_at = models.DateTimeField(_("ends at"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
-    # A PIX purchase reserves its machine while its payment can still be paid (the
-    # payment's expiry); a failed or cancelled payment releases it at once.
+    # A PIX purchase holds its machine until then (MACHINE_RESERVATION_MINUTES after the
+    # click, shorter than the PIX's own expiry); a failed or cancelled payment releases it.
     reserved_until = models.DateTimeField(_("reserved until"), null=True, blank=True)
     # The payment that activated it: at most one, ever.
     payment_session = models.OneToOneField(

@@ -1,28 +1,36 @@
 """Reads for the machine pages."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.utils import timezone
 
 from config.text import text_storable
-from payments.models import OPEN_STATUSES, PaymentSession, PaymentStatus
+from payments.models import OPEN_STATUSES, PaymentSession, PaymentStatus, Provider
 from subscriptions.models import Machine, UsageSession, UsageStatus
 
 
 @dataclass
 class MachineState:
     """What the activation page shows: choose, paying, activated, busy, reserved,
-    expired, failed."""
+    expired, failed, review.
+
+    While the customer is paying (`paying`), `held_until` is when their hold on the machine
+    ends, `holding` whether it still holds, and `taken` whether someone else has the machine
+    in use (possible only after the hold ended)."""
 
     state: str
     machine: Machine
     usage: UsageSession | None = None
     payment: PaymentSession | None = None
+    held_until: datetime | None = None
+    holding: bool = False
+    taken: bool = False
 
 
 def _reservation_holds(usage: UsageSession) -> bool:
     """A reservation holds while its payment is being created or can still be paid; a
-    failed or cancelled payment releases it (its expiry is `reserved_until`)."""
+    failed or cancelled payment releases it (its end is `reserved_until`)."""
     statuses = set(
         PaymentSession.objects.filter(
             purpose="machine_session", params__usage_session=usage.pk
@@ -34,11 +42,13 @@ def _reservation_holds(usage: UsageSession) -> bool:
 def machine_holder(
     *, machine_id: int, except_customer_id: int | None = None, now=None
 ) -> UsageSession | None:
-    """The usage session that holds a machine now: the active one, else a PIX reservation
-    of another customer (a usage session awaiting a payment that can still be paid).
+    """The usage session that holds a machine now: the active one, else a PIX purchase of
+    another customer still inside its short hold (`reserved_until`, set from
+    MACHINE_RESERVATION_MINUTES) whose payment can still be paid.
 
-    A customer's own reservation does not hold the machine against them. Decides who may
-    take the machine only when the caller holds the machine's row lock.
+    A customer's own hold does not hold the machine against them (a customer holds at most
+    one machine: see `customer_machine_payment_open`). Decides who may take the machine
+    only when the caller holds the machine's row lock.
     """
     now = now or timezone.now()
     active = UsageSession.objects.filter(machine_id=machine_id, status=UsageStatus.ACTIVE)
@@ -53,42 +63,79 @@ def machine_holder(
     return next((usage for usage in reservations if _reservation_holds(usage)), None)
 
 
+def customer_machine_payment_open(*, customer_id: int, now=None) -> UsageSession | None:
+    """The customer's PIX purchase of machine time still waiting to be paid, if any: a usage
+    session awaiting payment whose PIX is open and not past its expiry, or whose PIX is
+    still being created (within its hold). A customer has at most one; decides only when
+    the caller holds the customer's row lock."""
+    now = now or timezone.now()
+    waiting = (
+        UsageSession.objects.filter(customer_id=customer_id, status=UsageStatus.AWAITING_PAYMENT)
+        .select_related("machine")
+        .order_by("-pk")
+    )
+    for usage in waiting:
+        payments = PaymentSession.objects.filter(
+            purpose="machine_session", params__usage_session=usage.pk
+        ).exclude(provider=Provider.WALLET)
+        if payments.filter(status__in=OPEN_STATUSES, expires_at__gt=now).exists():
+            return usage
+        being_created = usage.reserved_until is not None and usage.reserved_until > now
+        if being_created and not payments.exists():
+            return usage
+    return None
+
+
+def machine_payment_of(*, usage: UsageSession) -> PaymentSession | None:
+    """The latest payment opened for a usage session."""
+    return (
+        PaymentSession.objects.filter(purpose="machine_session", params__usage_session=usage.pk)
+        .order_by("-id")
+        .first()
+    )
+
+
 def machine_state_for(*, machine: Machine, user) -> MachineState:
     mine = UsageSession.objects.filter(machine=machine, customer=user)
     active = mine.filter(status=UsageStatus.ACTIVE).first()
     if active:
         return MachineState("active", machine, active, active.payment_session)
     latest = mine.order_by("-id").first()
+    now = timezone.now()
     if latest and latest.status == UsageStatus.AWAITING_PAYMENT:
-        payment = (
-            PaymentSession.objects.filter(
-                purpose="machine_session", params__usage_session=latest.pk
-            )
-            .order_by("-id")
-            .first()
-        )
+        payment = machine_payment_of(usage=latest)
         if payment is not None:
-            if payment.is_open and payment.expires_at <= timezone.now():
+            if payment.is_open and payment.expires_at <= now:
                 return MachineState("expired", machine, latest, payment)
             if payment.is_open:
-                return MachineState("paying", machine, latest, payment)
+                held_until = latest.reserved_until
+                holder = machine_holder(machine_id=machine.pk, except_customer_id=user.pk)
+                return MachineState(
+                    "paying",
+                    machine,
+                    latest,
+                    payment,
+                    held_until=held_until,
+                    holding=held_until is not None and held_until > now,
+                    taken=holder is not None and holder.status == UsageStatus.ACTIVE,
+                )
             if payment.status in (PaymentStatus.EXPIRED, PaymentStatus.CANCELLED):
                 return MachineState("expired", machine, latest, payment)
             if payment.status == PaymentStatus.FAILED:
                 return MachineState("failed", machine, latest, payment)
             if payment.status == PaymentStatus.COMPLETED:
                 return MachineState("review", machine, latest, payment)
-    holder = machine_holder(machine_id=machine.pk, except_customer_id=user.pk)
+    holder = machine_holder(machine_id=machine.pk, except_customer_id=user.pk, now=now)
     if holder is not None and holder.status == UsageStatus.ACTIVE:
         return MachineState("busy", machine)
     if holder is not None:
-        return MachineState("reserved", machine, holder)
+        return MachineState("reserved", machine, holder, held_until=holder.reserved_until)
     return MachineState("choose", machine)
 
 
 def machines_with_status() -> list[tuple[Machine, str]]:
     """Every active machine with what holds it: "active" (in use), "reserved" (someone is
-    paying by PIX) or "" (free)."""
+    paying by PIX, inside their hold) or "" (free)."""
     now = timezone.now()
     machines = list(Machine.objects.filter(active=True).order_by("name"))
     busy = set(

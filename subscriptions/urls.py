@@ -9,4 +9,5 @@ urlpatterns = [
     path("<slug:code>/", views.machine_page, name="machine"),
     path("<slug:code>/state/", views.machine_state, name="machine-state"),
     path("<slug:code>/start/", views.machine_start, name="machine-start"),
+    path("<slug:code>/cancel/", views.machine_cancel, name="machine-cancel"),
 ]

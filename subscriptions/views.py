@@ -18,6 +18,7 @@ from config.throttling import throttle_page
 from notifications.selectors import event_latest_id
 from payments.errors import InsufficientCredit
 from payments.services import wallet_account_get
+from subscriptions.errors import PixPaymentWaiting
 from subscriptions.models import Machine
 from subscriptions.selectors import (
     billing_payment_find,
@@ -30,7 +31,11 @@ from subscriptions.selectors import (
     subscription_history,
 )
 from subscriptions.selectors import billing_return_state as return_state_of
-from subscriptions.services.machines import machine_for_device_token, machine_session_buy
+from subscriptions.services.machines import (
+    machine_for_device_token,
+    machine_payment_cancel,
+    machine_session_buy,
+)
 from subscriptions.services.plans import subscription_checkout
 
 
@@ -106,8 +111,42 @@ def machine_start(request, code: str):
                 '{} <a href="{}">{}</a>', exc.message, reverse("payments"), _("Top up your credit")
             ),
         )
+    except PixPaymentWaiting as exc:
+        messages.error(
+            request,
+            format_html(
+                '{} <a href="{}">{}</a>',
+                exc.message,
+                reverse("machine", args=[exc.machine.code]),
+                _("Pay or cancel it"),
+            ),
+        )
     except ConfirmaError as exc:
         messages.error(request, exc.message)
+    return redirect("machine", code=code)
+
+
+@login_required
+@require_POST
+def machine_cancel(request, code: str):
+    """The customer cancels their own PIX payment for this machine; the machine is free at
+    once."""
+    try:
+        machine_payment_cancel(
+            customer=request.user,
+            machine_code=code,
+            reference=request.POST.get("reference", ""),
+        )
+    except ConfirmaError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            _(
+                "Payment cancelled; the machine is no longer held for you. Do not pay that PIX "
+                "code: a payment that arrives anyway will be refunded."
+            ),
+        )
     return redirect("machine", code=code)
 
 

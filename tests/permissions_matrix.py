@@ -272,6 +272,14 @@ CASES: list[Case] = [
         logged_in(to("/machines/{machine_code}/")),
         data=lambda w: {"minutes": "30", "method": "wallet", "key": uuid.uuid4().hex},
     ),
+    Case(
+        "machines/<slug:code>/cancel/",
+        "POST",
+        "/machines/{machine_code}/cancel/",
+        # Nobody has a PIX waiting: "no payment of yours to cancel", back to the machine page.
+        logged_in(to("/machines/{machine_code}/")),
+        data=lambda w: {"reference": "ps_unknown"},
+    ),
     # --- plans
     Case("billing/", "GET", "/billing/", logged_in(OK)),
     Case(

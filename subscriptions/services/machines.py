@@ -8,9 +8,17 @@ this: at most one active usage session per machine).
   spends the credit, confirms the payment and activates — or, machine busy or credit
   short, does none of it. Concurrent purchases wait for the lock and are refused with
   "machine busy" before anything is charged.
-- PIX: the purchase reserves the machine (`reserved_until`) while its payment can be paid:
-  until the payment's expiry, or until it fails or is cancelled. Others see the machine
-  as reserved and are refused with a clear message; the customer who reserved it is not.
+- PIX: the purchase holds the machine for a short while (`reserved_until`, from
+  MACHINE_RESERVATION_MINUTES, 5 by default), however long the PIX itself stays payable
+  (PAYMENT_SESSION_TTL_MINUTES); the hold ends early when the payment fails or is
+  cancelled. During the hold others see the machine as reserved, with the hold's end, and
+  are refused with a clear message; the customer paying is not. A customer has at most
+  one PIX purchase of machine time waiting at a time (their row is locked while this is
+  checked): a second one, on any machine, is refused with PixPaymentWaiting naming the
+  machine being paid for, and the customer can cancel that payment from the machine's
+  page (`machine_payment_cancel`), which frees the machine at once. A PIX paid after the
+  hold ended still activates the machine if it is free; if someone took it meanwhile, the
+  money is kept, flagged for refund and alerted.
 
 Activation is the `machine_session` purpose's fulfilment: it runs inside the payment's
 confirmation transaction with the payment session locked, then locks the machine and the
@@ -23,6 +31,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -32,7 +41,13 @@ from notifications.services import event_publish
 from payments.errors import FulfilmentRefused, IdempotencyConflict, InvalidParams
 from payments.models import OPEN_STATUSES, PaymentSession, PaymentStatus, Provider
 from payments.registry import Purpose, Quote
-from subscriptions.errors import MachineBusy, MachineError, MachineNotFound, MachineReserved
+from subscriptions.errors import (
+    MachineBusy,
+    MachineError,
+    MachineNotFound,
+    MachineReserved,
+    PixPaymentWaiting,
+)
 from subscriptions.models import (
     Machine,
     PriceOption,
@@ -42,13 +57,9 @@ from subscriptions.models import (
     hash_token,
     new_device_token,
 )
-from subscriptions.selectors import machine_holder
+from subscriptions.selectors import customer_machine_payment_open, machine_holder
 
 logger = logging.getLogger(__name__)
-
-# How long a new PIX purchase holds its machine while its payment is being created at the
-# provider; once created, until the payment's expiry.
-RESERVATION_GRACE = timedelta(minutes=2)
 
 
 def machine_device_token_rotate(*, machine: Machine) -> str:
@@ -118,6 +129,16 @@ def _refuse_if_held(machine_id: int, *, customer_id: int, except_usage: int | No
     raise MachineReserved(until=holder.reserved_until)
 
 
+def _refuse_if_paying(customer) -> None:
+    """PixPaymentWaiting when the customer already has a PIX purchase of machine time
+    waiting. Locks the customer's row (before any machine row) so that two purchases of
+    one customer are checked one after the other; caller is inside an atomic block."""
+    get_user_model().objects.select_for_update().filter(pk=customer.pk).first()
+    waiting = customer_machine_payment_open(customer_id=customer.pk)
+    if waiting is not None:
+        raise PixPaymentWaiting(machine=waiting.machine)
+
+
 def usage_session_start(
     *, customer, machine_code: str, minutes: int, reserve: bool = False
 ) -> UsageSession:
@@ -126,10 +147,13 @@ def usage_session_start(
 
     Locks the machine's row while it checks and takes it: the caller's transaction keeps
     the lock (a credit purchase holds it until the payment is confirmed). With `reserve`
-    (PIX) the usage session reserves the machine for RESERVATION_GRACE, to be extended to
-    its payment's expiry.
+    (PIX) the usage session holds the machine for MACHINE_RESERVATION_MINUTES, and the
+    customer's row is locked first: PixPaymentWaiting when they already have a PIX
+    purchase of machine time waiting to be paid.
     """
     with transaction.atomic():
+        if reserve:
+            _refuse_if_paying(customer)
         machine = Machine.objects.select_for_update().filter(code=machine_code, active=True).first()
         if machine is None:
             raise MachineNotFound()
@@ -139,13 +163,16 @@ def usage_session_start(
                 _("Choose one of the machine's time options."), code="invalid_option"
             )
         _refuse_if_held(machine.pk, customer_id=customer.pk)
+        now = timezone.now()
+        hold = timedelta(minutes=max(0, settings.MACHINE_RESERVATION_MINUTES))
         usage = UsageSession.objects.create(
             customer=customer,
             machine=machine,
             minutes=minutes,
             amount=option.price,
             currency=machine.currency,
-            reserved_until=timezone.now() + RESERVATION_GRACE if reserve else None,
+            created_at=now,
+            reserved_until=now + hold if reserve else None,
         )
         _event(usage, "created", source="customer", actor=customer)
         return usage
@@ -326,8 +353,9 @@ def machine_session_buy(
     the activation be refused anyway, the credit is already back in the wallet when this
     returns (the payment session is then refunded) and MachineError says so.
 
-    PIX: the usage session reserves the machine until the payment's expiry (released at
-    once when the payment fails or is cancelled).
+    PIX: the usage session holds the machine for MACHINE_RESERVATION_MINUTES (released at
+    once when the payment fails or is cancelled); PixPaymentWaiting when the customer
+    already has a PIX purchase of machine time waiting — nothing is created.
     """
     from payments.services import payment_session_create
     from payments.services.transactions import purchase_transaction
@@ -386,8 +414,73 @@ def machine_session_buy(
             usage.save(update_fields=["status", "ended_at"])
             _event(usage, "cancelled", reason="the payment could not be created")
         raise
-    # The reservation lasts as long as the payment can be paid.
-    UsageSession.objects.filter(pk=usage.pk, status=UsageStatus.AWAITING_PAYMENT).update(
-        reserved_until=session.expires_at
-    )
     return session
+
+
+def machine_payment_cancel(*, customer, machine_code: str, reference: str) -> UsageSession:
+    """The customer gives up their PIX purchase of machine time before paying it: the
+    payment is cancelled (`payment_cancel`, audited with the customer as actor) and the
+    usage session with it, so the machine is free at once. Repeating it changes nothing.
+
+    Only the customer's own waiting PIX for this machine: MachineError otherwise, or when
+    the payment was already paid or closed. A PIX paid after all, once cancelled, is a late
+    payment: kept, flagged for refund and alerted.
+    """
+    from payments.models import AuditSource
+    from payments.services import payment_cancel
+    from payments.services.confirmation import ConfirmOutcome, Evidence
+
+    payment = (
+        PaymentSession.objects.filter(
+            reference=str(reference or "")[:64],
+            user=customer,
+            purpose="machine_session",
+        )
+        .exclude(provider=Provider.WALLET)
+        .first()
+    )
+    usage = None
+    if payment is not None:
+        usage = (
+            UsageSession.objects.select_related("machine")
+            .filter(
+                pk=payment.params.get("usage_session"),
+                customer=customer,
+                machine__code=machine_code,
+            )
+            .first()
+        )
+    if usage is None:
+        raise MachineError(
+            _("There is no payment of yours to cancel for this machine."), code="no_payment"
+        )
+    with transaction.atomic():
+        result = payment_cancel(
+            reference=payment.reference,
+            evidence=Evidence(
+                source=AuditSource.CUSTOMER, actor=customer, reason="cancelled by the customer"
+            ),
+        )
+        # Payment session, machine, usage session: the order every fulfilment locks in.
+        Machine.objects.select_for_update().get(pk=usage.machine_id)
+        usage = UsageSession.objects.select_for_update().select_related("machine").get(pk=usage.pk)
+        cancelled = result.outcome != ConfirmOutcome.IGNORED
+        if cancelled and usage.status == UsageStatus.AWAITING_PAYMENT:
+            usage.status = UsageStatus.CANCELLED
+            usage.ended_at = timezone.now()
+            usage.save(update_fields=["status", "ended_at"])
+            _event(
+                usage,
+                "cancelled",
+                source="customer",
+                actor=customer,
+                reason="the customer cancelled the payment",
+                reference=payment.reference,
+            )
+    if not cancelled:
+        # Paid or closed meanwhile; the refused attempt stays in the payment's trail.
+        raise MachineError(
+            _("This payment can no longer be cancelled: it was already paid or closed."),
+            code="not_cancellable",
+        )
+    return usage

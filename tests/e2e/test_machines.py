@@ -65,3 +65,18 @@ def test_activation_survives_a_cut_websocket(stack, login):
     # A reload shows the true state too.
     page.reload()
     assert page.locator("#activated").inner_text() == "Machine activated!"
+
+
+def test_the_customer_sees_the_hold_and_cancels_the_pix(stack, login):
+    page = login(stack, "customer")
+    start_pix_payment(page, "mas-01")
+    assert page.locator("#hold-until").inner_text().startswith("This machine is held for you")
+    left = page.locator("#hold-until [data-countdown-to]").inner_text()
+    assert left.startswith(("4:", "5:")), left
+
+    page.click("#cancel-payment")
+    page.wait_for_selector(".machine-state[data-state='choose']")
+    assert page.locator("#pix-modal").count() == 0
+    assert "Payment cancelled" in page.content()
+    page.goto("/machines/")
+    assert page.locator("[data-code='mas-01']").get_attribute("data-held") == "free"

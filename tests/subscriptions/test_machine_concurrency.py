@@ -3,6 +3,7 @@ once, credit is charged once, the others are refused before anything is charged.
 
 import uuid
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,7 +12,7 @@ from payments.errors import InsufficientCredit
 from payments.models import LedgerEntry, LedgerKind, PaymentSession, PaymentStatus
 from payments.services import wallet_account_get, wallet_adjust
 from subscriptions.demo import machines_demo
-from subscriptions.errors import MachineBusy
+from subscriptions.errors import MachineBusy, PixPaymentWaiting
 from subscriptions.models import Machine, UsageSession, UsageStatus
 from subscriptions.services.machines import machine_session_buy
 from tests.factories import MachineFactory, UserFactory
@@ -34,7 +35,7 @@ def attempt(customer, code: str, minutes: int, method: str = "credit"):
                 idempotency_key=uuid.uuid4().hex,
             )
             return "ok"
-        except MachineBusy as exc:  # MachineReserved too
+        except (MachineBusy, PixPaymentWaiting) as exc:  # MachineReserved too
             return exc.code
         except InsufficientCredit:
             return "insufficient_credit"
@@ -88,4 +89,19 @@ def test_concurrent_pix_purchases_by_different_customers_reserve_once(mp_fake):
     assert Counter(results) == {"ok": 1, "machine_reserved": 7}
     usage = UsageSession.objects.get()
     assert usage.status == UsageStatus.AWAITING_PAYMENT
-    assert usage.reserved_until == PaymentSession.objects.get().expires_at
+    # A short hold, not the PIX's whole lifetime.
+    assert usage.reserved_until - usage.created_at == timedelta(minutes=5)
+    assert usage.reserved_until < PaymentSession.objects.get().expires_at
+
+
+def test_concurrent_pix_purchases_by_one_customer_across_machines_hold_one(mp_fake):
+    machines = [MachineFactory() for _ in range(4)]
+    customer = UserFactory()
+    buyers = iter([attempt(customer, m.code, 30, "pix") for m in machines] * 2)
+
+    results = run_in_threads(8, lambda: next(buyers)())
+
+    assert Counter(results) == {"ok": 1, "pix_payment_waiting": 7}
+    usage = UsageSession.objects.get()  # the refused ones left nothing behind
+    assert usage.status == UsageStatus.AWAITING_PAYMENT and usage.customer == customer
+    assert PaymentSession.objects.get().params == {"usage_session": usage.pk}

@@ -1,5 +1,5 @@
-"""Who holds a machine: a PIX purchase reserves it while its payment can be paid; credit
-purchases are refused before they are charged; refused credit goes back to the wallet."""
+"""Who holds a machine: a PIX purchase holds it for a short while (MACHINE_RESERVATION_MINUTES);
+credit purchases are refused before they are charged; refused credit goes back to the wallet."""
 
 import uuid
 from datetime import timedelta
@@ -45,11 +45,12 @@ def time_passes(payment):
     UsageSession.objects.filter(status=UsageStatus.AWAITING_PAYMENT).update(reserved_until=past)
 
 
-def test_a_pix_purchase_reserves_the_machine_until_its_payment_expires(client, mp_fake):
+def test_a_pix_purchase_reserves_the_machine_for_a_short_hold(client, mp_fake):
     machine, payer, other = MachineFactory(), UserFactory(), with_credit()
     payment = buy(payer, machine)
     reservation = UsageSession.objects.get()
-    assert reservation.reserved_until == payment.expires_at
+    assert reservation.reserved_until == reservation.created_at + timedelta(minutes=5)
+    assert payment.expires_at - reservation.reserved_until >= timedelta(minutes=50)
 
     # Others are refused, clearly, before anything is charged or created.
     with pytest.raises(MachineReserved) as caught:
