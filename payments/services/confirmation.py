@@ -211,6 +211,13 @@ def _return_credit(session: PaymentSession, evidence: Evidence, *, why: str) -> 
     session.status = PaymentStatus.REFUNDED
     session.closed_at = timezone.now()
     session.refund_due = False
+    _audit_credit_returned(session, evidence, before=before, why=why, entry=entry)
+    _note_hold(session, "refund")
+    return True
+
+
+def _audit_credit_returned(session, evidence, *, before: str, why: str, entry) -> None:
+    """The audit row of credit going back to the wallet (`entry`, its ledger entry)."""
     _audit(
         session,
         "credit_returned",
@@ -218,14 +225,12 @@ def _return_credit(session: PaymentSession, evidence: Evidence, *, why: str) -> 
         before=before,
         data={
             "why": why,
-            "amount": session.amount,
+            "amount": entry.amount,
             "currency": session.currency,
             "ledger_entry": entry.pk,
             "balance_after": entry.balance_after,
         },
     )
-    _note_hold(session, "refund")
-    return True
 
 
 def _publish_if_returned(session: PaymentSession) -> None:
@@ -646,19 +651,7 @@ def payment_refund(
         session.save(update_fields=["status", "refund_due", "closed_at"])
         _audit(session, kind, evidence, before=before, data={"amount": amount})
         if returned is not None:
-            _audit(
-                session,
-                "credit_returned",
-                evidence,
-                before=before,
-                data={
-                    "why": why,
-                    "amount": returned.amount,
-                    "currency": session.currency,
-                    "ledger_entry": returned.pk,
-                    "balance_after": returned.balance_after,
-                },
-            )
+            _audit_credit_returned(session, evidence, before=before, why=why, entry=returned)
         _note_hold(session, kind)
         _alert(
             session,

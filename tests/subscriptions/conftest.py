@@ -1,3 +1,4 @@
+import uuid
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -5,6 +6,8 @@ import pytest
 
 from payments.fakes import billing as fake_billing
 from payments.fakes.billing import FakeBilling
+from payments.services import wallet_adjust
+from subscriptions.services.machines import machine_session_buy
 from tests.factories import UserFactory
 from tests.payments.conftest import *  # noqa: F403 - the provider fakes and helpers
 
@@ -142,3 +145,21 @@ def post_coinbase(client, body, *, secret: str = CB_SECRET, signature: str | Non
             else signature
         },
     )
+
+
+def buy(customer, machine, method="pix", minutes=30):
+    """Machine time bought the way the machine page buys it, with a fresh idempotency key."""
+    return machine_session_buy(
+        customer=customer,
+        machine_code=machine.code,
+        minutes=minutes,
+        method=method,
+        idempotency_key=uuid.uuid4().hex,
+    )
+
+
+def with_credit(amount="20.00"):
+    """A new customer with `amount` of wallet credit."""
+    customer = UserFactory()
+    wallet_adjust(user=customer, amount=Decimal(amount), actor=UserFactory(), reason="credit")
+    return customer

@@ -2,7 +2,6 @@
 PIX's whole lifetime; a customer pays for one machine by PIX at a time and can cancel that
 payment from the machine's page, which frees the machine at once."""
 
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,27 +15,12 @@ from payments.services import payment_confirm, wallet_account_get, wallet_adjust
 from payments.services.confirmation import Evidence
 from subscriptions.errors import MachineError, PixPaymentWaiting
 from subscriptions.models import UsageSession, UsageStatus
-from subscriptions.services.machines import machine_payment_cancel, machine_session_buy
+from subscriptions.services.machines import machine_payment_cancel
 from tests.factories import MachineFactory, UserFactory
+from tests.subscriptions.conftest import buy, with_credit
 from tests.subscriptions.test_machines import approve
 
 pytestmark = pytest.mark.django_db
-
-
-def buy(customer, machine, method="pix", minutes=30):
-    return machine_session_buy(
-        customer=customer,
-        machine_code=machine.code,
-        minutes=minutes,
-        method=method,
-        idempotency_key=uuid.uuid4().hex,
-    )
-
-
-def with_credit(amount="20.00"):
-    customer = UserFactory()
-    wallet_adjust(user=customer, amount=Decimal(amount), actor=UserFactory(), reason="credit")
-    return customer
 
 
 def hold_ends(usage):

@@ -1,7 +1,6 @@
 """Who holds a machine: a PIX purchase holds it for a short while (MACHINE_RESERVATION_MINUTES);
 credit purchases are refused before they are charged; refused credit goes back to the wallet."""
 
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -10,32 +9,16 @@ from django.utils import timezone
 
 from notifications.models import Alert
 from payments.models import AuditSource, LedgerEntry, LedgerKind, PaymentSession, PaymentStatus
-from payments.services import payment_fail, payment_fulfil, wallet_account_get, wallet_adjust
+from payments.services import payment_fail, payment_fulfil, wallet_account_get
 from payments.services.confirmation import Evidence
 from subscriptions.errors import MachineBusy, MachineReserved
 from subscriptions.models import UsageSession, UsageStatus
-from subscriptions.services.machines import machine_session_buy
 from tests.db_faults import updates_fail
 from tests.factories import MachineFactory, UserFactory
+from tests.subscriptions.conftest import buy, with_credit
 from tests.subscriptions.test_machines import approve
 
 pytestmark = pytest.mark.django_db
-
-
-def buy(customer, machine, method="pix", minutes=30):
-    return machine_session_buy(
-        customer=customer,
-        machine_code=machine.code,
-        minutes=minutes,
-        method=method,
-        idempotency_key=uuid.uuid4().hex,
-    )
-
-
-def with_credit(amount="20.00"):
-    customer = UserFactory()
-    wallet_adjust(user=customer, amount=Decimal(amount), actor=UserFactory(), reason="credit")
-    return customer
 
 
 def time_passes(payment):
