@@ -357,6 +357,12 @@ class LedgerEntry(models.Model):
                 condition=Q(kind="refund"),
                 name="ledger_one_refund_per_session",
             ),
+            # A session's own adjustment is the reversal of its top-up (refund, chargeback).
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(kind="adjustment"),
+                name="ledger_one_reversal_per_session",
+            ),
             models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_not_zero"),
         ]
 

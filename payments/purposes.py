@@ -6,10 +6,11 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext as _
 
+from notifications.services import alert_raise
 from payments.errors import InvalidParams
 from payments.models import LedgerEntry, LedgerKind, Provider
 from payments.registry import Purpose, Quote
-from payments.services.wallet import wallet_credit_topup
+from payments.services.wallet import wallet_credit_topup, wallet_topup_reverse
 
 
 class WalletTopup(Purpose):
@@ -35,6 +36,29 @@ class WalletTopup(Purpose):
 
     def fulfil(self, *, session) -> None:
         wallet_credit_topup(session=session)
+
+    def on_hold(self, *, session, reason: str) -> None:
+        """A refund or chargeback of a top-up takes its credit back; what was already spent
+        cannot be, and staff are alerted with the shortfall."""
+        if reason not in ("refund", "chargeback"):
+            return
+        entry, shortfall = wallet_topup_reverse(
+            session=session, reason=f"top-up reversed: {reason} at the provider"
+        )
+        if shortfall > 0:
+            alert_raise(
+                code="wallet.topup_reversal_short",
+                message=(
+                    f"A {reason} of top-up {session.reference} took back "
+                    f"{-(entry.amount if entry else 0)} {session.currency}; "
+                    f"{shortfall} {session.currency} had already been spent."
+                ),
+                context={
+                    "reference": session.reference,
+                    "user": session.user_id,
+                    "shortfall": str(shortfall),
+                },
+            )
 
     def fulfilled_q(self):
         return Exists(LedgerEntry.objects.filter(session=OuterRef("pk"), kind=LedgerKind.TOPUP))

@@ -114,6 +114,33 @@ def wallet_return(*, session, reason: str, actor=None) -> LedgerEntry | None:
         )
 
 
+def wallet_topup_reverse(*, session, reason: str) -> tuple[LedgerEntry | None, Decimal]:
+    """Take back the credit a top-up gave, once per session, when the provider's money went
+    back (a refund or a chargeback): the credit was bought with money Confirma no longer has.
+
+    The wallet never goes negative: what the customer already spent cannot be taken back
+    and is returned as the shortfall (the caller alerts staff). Returns the reversing entry
+    (None when the top-up gave no credit, or the balance was zero) and the shortfall. Runs
+    in the caller's transaction.
+    """
+    with transaction.atomic():
+        credited = LedgerEntry.objects.filter(session=session, kind=LedgerKind.TOPUP).first()
+        if credited is None:
+            return None, Decimal("0")
+        account = WalletAccount.objects.select_for_update().get(pk=credited.account_id)
+        existing = LedgerEntry.objects.filter(session=session, kind=LedgerKind.ADJUSTMENT).first()
+        if existing is not None:
+            return existing, credited.amount + existing.amount
+        taken = min(account.balance, credited.amount)
+        shortfall = credited.amount - taken
+        if not taken:
+            return None, shortfall
+        entry = _move(
+            account, kind=LedgerKind.ADJUSTMENT, amount=-taken, session=session, reason=reason
+        )
+        return entry, shortfall
+
+
 def wallet_adjust(*, user, amount: Decimal, actor, reason: str) -> LedgerEntry:
     """A staff correction of a balance (positive or negative), with a required reason."""
     if not reason.strip():
