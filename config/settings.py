@@ -278,6 +278,9 @@ REST_FRAMEWORK = {
         # Each new session creates a payment at the provider.
         "payment_session_create": _rate("THROTTLE_PAYMENT_SESSION_CREATE", "10/min"),
         "proof_upload": _rate("THROTTLE_PROOF_UPLOAD", "20/min"),
+        # Per kiosk, not per address: the kiosks of a store often share one address (and
+        # its guest Wi-Fi), and each serves a queue of customers.
+        "kiosk_ticket": _rate("THROTTLE_KIOSK_TICKET", "30/min"),
     },
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }

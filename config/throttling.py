@@ -4,7 +4,8 @@ An API view opts in with `throttle_classes = [ScopedRateThrottle]` and a `thrott
 named in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (settings read from the environment; an
 empty rate turns the limit off). A page whose form does the same costly thing opts in with
 `@throttle_page(scope, refused=...)`: it counts against the same scope, so the API and the
-page share one budget per user (or address). Counts live in the default cache: Redis when
+page share one budget per user (or address). A page whose caller is not a user, such as a
+kiosk, names whom it counts with `key=`. Counts live in the default cache: Redis when
 REDIS_URL is set, so that every server process shares them; otherwise each process counts
 on its own.
 """
@@ -64,9 +65,12 @@ class ScopedRateThrottle(throttling.ScopedRateThrottle):
         scope = getattr(view, self.scope_attr, None)
         return not scope or self.allow(request, scope)
 
-    def allow(self, request, scope: str) -> bool:
+    def allow(self, request, scope: str, ident: str | None = None) -> bool:
         """Count this request against `scope`'s rate; False when it is beyond it (`wait()`
-        then says for how long). `request` is a DRF request or a page's HttpRequest."""
+        then says for how long). `request` is a DRF request or a page's HttpRequest.
+
+        Counted for `ident` when given (the caller must have authenticated what it names),
+        otherwise for the request's user, or its address when anonymous."""
         self.scope = scope
         self.rate = self.get_rate()
         if self.rate is None:
@@ -75,7 +79,11 @@ class ScopedRateThrottle(throttling.ScopedRateThrottle):
         self.now = self.timer()
         window = int(self.now // self.duration)
         self.window_end = (window + 1) * self.duration
-        key = f"{self.get_cache_key(request, None)}_{window}"
+        if ident is None:
+            key = self.get_cache_key(request, None)
+        else:
+            key = self.cache_format % {"scope": self.scope, "ident": ident}
+        key = f"{key}_{window}"
         try:
             count = self._count(key)
         except RedisError as exc:
@@ -103,13 +111,14 @@ class ScopedRateThrottle(throttling.ScopedRateThrottle):
         return max(self.window_end - self.now, 1.0)
 
 
-def throttle_check(request, scope: str) -> int | None:
-    """Count this request against `scope`'s rate, exactly as the API's throttle does.
+def throttle_check(request, scope: str, *, ident: str | None = None) -> int | None:
+    """Count this request against `scope`'s rate, exactly as the API's throttle does: for
+    `ident` when given, otherwise per user (or address when anonymous).
 
     None when the request may go on (within the rate, the limit off, or the cache
     unreachable); otherwise the whole seconds until it may be tried again (at least 1)."""
     throttle = ScopedRateThrottle()
-    if throttle.allow(request, scope):
+    if throttle.allow(request, scope, ident):
         return None
     return math.ceil(throttle.wait())
 
@@ -122,21 +131,32 @@ def throttle_message(retry_after: int) -> str:
     ) % {"seconds": retry_after}
 
 
-def throttle_page(scope: str, *, refused: Callable[..., HttpResponse]):
+def throttle_page(
+    scope: str,
+    *,
+    refused: Callable[..., HttpResponse],
+    key: Callable[..., str] | None = None,
+):
     """Limit a page's POSTs with the API's counter for `scope`.
 
+    Counted per user, or per address when anonymous; with `key`, for whom
+    `key(request, *args, **kwargs)` names instead (a string such as "kiosk:3").
     Beyond the rate the view does not run (nothing is created or stored) and the answer is
     status 429 with Retry-After: `refused(request, message, *args, **kwargs)` renders the
     page with the message where the page shows its errors; an htmx request gets the message
     alone, and a `confirma:throttled` event (HX-Trigger) carrying it. GETs are not counted.
-    Put it below login_required, so that anonymous visitors are sent to log in first."""
+
+    Put it below whatever authenticates the caller (login_required, a kiosk's token), so
+    that a request nobody is answerable for is turned away before it counts against anyone's
+    budget, and `key` only ever names an authenticated caller."""
 
     def decorator(view):
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs):
             if request.method != "POST":
                 return view(request, *args, **kwargs)
-            retry_after = throttle_check(request, scope)
+            ident = None if key is None else key(request, *args, **kwargs)
+            retry_after = throttle_check(request, scope, ident=ident)
             if retry_after is None:
                 return view(request, *args, **kwargs)
             message = throttle_message(retry_after)

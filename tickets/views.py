@@ -1,6 +1,7 @@
 """Kiosk (anonymous, kiosk token), operator panel, display board and integration status."""
 
 import contextlib
+import functools
 import uuid
 
 from django import forms
@@ -66,6 +67,24 @@ def _kiosk(request):
     return kiosk
 
 
+def _kiosk_required(view):
+    """Run `view` only for an active kiosk's token, found in `request.kiosk`; any other
+    token gets 404 before anything below (a rate limit among them) counts the request."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        request.kiosk = _kiosk(request)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _kiosk_throttle_key(request, *args, **kwargs) -> str:
+    """Kiosks count each on their own: the kiosks of a store usually share one address,
+    and each serves a queue of customers."""
+    return f"kiosk:{request.kiosk.pk}"
+
+
 def _kiosk_context(request, kiosk, **extra) -> dict:
     return {"kiosk": kiosk, "kiosk_token": request.GET["token"], **extra}
 
@@ -96,16 +115,16 @@ def _kiosk_service_page(request, kiosk, service, form):
 
 def _kiosk_service_refused(request, message: str, service_id: int):
     """The details form again, with what the customer typed and the refusal above it."""
-    kiosk = _kiosk(request)
     service = get_object_or_404(Service, pk=service_id, active=True)
     form = DetailsForm(request.POST)
     form.add_error(None, message)
-    return _kiosk_service_page(request, kiosk, service, form)
+    return _kiosk_service_page(request, request.kiosk, service, form)
 
 
-@throttle_page("payment_session_create", refused=_kiosk_service_refused)
+@_kiosk_required
+@throttle_page("kiosk_ticket", refused=_kiosk_service_refused, key=_kiosk_throttle_key)
 def kiosk_service(request, service_id: int):
-    kiosk = _kiosk(request)
+    kiosk = request.kiosk
     service = get_object_or_404(Service, pk=service_id, active=True)
     form = DetailsForm(request.POST or None, initial={"key": uuid.uuid4().hex, "method": "pix"})
     if request.method == "POST" and form.is_valid():
