@@ -1,6 +1,9 @@
 """The staff console for payments. Every action goes through the same services as the
 automatic path, with the staff user as actor and a required reason."""
 
+from decimal import Decimal
+
+from django import forms
 from django.contrib import admin
 from django.db.models import Q
 from django.utils.html import format_html
@@ -48,6 +51,21 @@ def with_reason(description: str):
         return admin.action(description=description, permissions=["change"])(action)
 
     return decorator
+
+
+class RefundForm(ReasonForm):
+    amount = forms.DecimalField(
+        label=_("Amount refunded"),
+        required=False,
+        min_value=Decimal("0.01"),
+        max_digits=14,
+        decimal_places=2,
+        help_text=_(
+            "Leave empty for the whole payment. For a payment made at a provider, this records "
+            "a refund already made there. For a payment made from credit, the credit goes back "
+            "to the customer's wallet, always in full."
+        ),
+    )
 
 
 class PaymentAuditInline(ReadOnlyInline):
@@ -142,9 +160,25 @@ class PaymentSessionAdmin(admin.ModelAdmin):
     def cancel(session, evidence):
         payment_cancel(reference=session.reference, evidence=evidence)
 
-    @with_reason(_("Record a refund made at the provider"))
-    def record_refund(session, evidence):
-        payment_refund(reference=session.reference, evidence=evidence)
+    @admin.action(description=_("Record a refund"), permissions=["change"])
+    def record_refund(self, request, queryset):
+        def apply(session, data):
+            payment_refund(
+                reference=session.reference,
+                evidence=Evidence(
+                    source=AuditSource.STAFF, actor=request.user, reason=data["reason"]
+                ),
+                amount=data.get("amount"),
+            )
+
+        return confirm_with_form(
+            self,
+            request,
+            queryset,
+            title=_("Record a refund"),
+            form_class=RefundForm,
+            apply=apply,
+        )
 
 
 @admin.register(PaymentAudit)

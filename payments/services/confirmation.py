@@ -602,6 +602,22 @@ def payment_mark_processing(
         return ConfirmResult(ConfirmOutcome.CHANGED, session)
 
 
+def _refuse_partial_credit_refund(session: PaymentSession, amount) -> None:
+    """A wallet payment's credit goes back whole (one refund entry per session): refuse
+    any other amount rather than return more than was asked. Caller holds the lock."""
+    paid = session.paid_amount if session.paid_amount is not None else session.amount
+    if amount is None or Decimal(amount) == paid:
+        return
+    raise PaymentError(
+        _(
+            "A payment made from credit can only be refunded in full: %(paid)s %(currency)s "
+            "go back to the wallet. Leave the amount empty or enter %(paid)s."
+        )
+        % {"paid": paid, "currency": session.currency},
+        code="partial_refund",
+    )
+
+
 def payment_refund(
     *,
     reference: str,
@@ -616,7 +632,9 @@ def payment_refund(
 
     A payment made from wallet credit is refunded by giving the credit back: in the same
     transaction, a refund ledger entry (one per session) and a `credit_returned` audit row
-    naming who and why. Owns its transaction, like `payment_confirm`."""
+    naming who and why. It is refunded in full only: an `amount` other than what it paid
+    raises PaymentError ("partial_refund") and changes nothing. Owns its transaction, like
+    `payment_confirm`."""
     evidence.check()
     kind = "chargeback" if chargeback else "refund"
     with confirmation_transaction("payment_refund"):
@@ -642,6 +660,7 @@ def payment_refund(
             return ConfirmResult(ConfirmOutcome.IGNORED, session)
         returned = None
         if session.provider == Provider.WALLET:
+            _refuse_partial_credit_refund(session, amount)
             # Confirma's own money: the refund is the credit going back to the wallet.
             why = f"{kind} recorded: {evidence.reason}" if evidence.reason else f"{kind} recorded"
             returned = wallet_return(session=session, reason=why, actor=evidence.actor)

@@ -153,3 +153,80 @@ def test_a_refund_of_a_provider_payment_moves_no_credit(staff_client, test_purpo
     assert not LedgerEntry.objects.filter(session=session).exists()
     assert not session.audits.filter(action="credit_returned").exists()
     assert wallet_account_get(user=customer).balance == Decimal("25.00")
+
+
+def record_refund_of(client, session, reason, amount):
+    return client.post(
+        URL,
+        {
+            "action": "record_refund",
+            ACTION_CHECKBOX_NAME: [session.pk],
+            "apply": "1",
+            "reason": reason,
+            "amount": amount,
+        },
+        follow=True,
+    )
+
+
+def test_a_partial_refund_of_a_credit_payment_is_refused_and_changes_nothing(
+    staff_client, test_purpose
+):
+    customer = credited_user()
+    session = paid_with_credit(customer)
+
+    response = record_refund_of(staff_client, session, "half back", "4.00")
+
+    html = response.content.decode()
+    assert "A payment made from credit can only be refunded in full: 10.00 BRL go back" in html
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED
+    assert wallet_account_get(user=customer).balance == Decimal("15.00")
+    assert not LedgerEntry.objects.filter(session=session, kind=LedgerKind.REFUND).exists()
+    assert not session.audits.filter(action__in=["refund", "credit_returned"]).exists()
+
+    # The full amount, typed out, is the same as leaving it empty.
+    record_refund_of(staff_client, session, "all back", "10.00")
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.REFUNDED
+    assert wallet_account_get(user=customer).balance == Decimal("25.00")
+    assert LedgerEntry.objects.get(session=session, kind=LedgerKind.REFUND).amount == Decimal(
+        "10.00"
+    )
+
+
+def test_a_provider_refund_keeps_the_amount_staff_recorded(staff_client, test_purpose):
+    session = payment_session_create(
+        user=UserFactory(),
+        purpose="test_purchase",
+        provider="kiosk",
+        params={"item": "tea"},
+        idempotency_key=uuid.uuid4().hex,
+    ).session
+    payment_confirm(
+        reference=session.reference,
+        evidence=Evidence(source=AuditSource.WEBHOOK),
+        amount=session.amount,
+        currency=session.currency,
+    )
+
+    record_refund_of(staff_client, session, "part refunded at the terminal", "4.00")
+
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.REFUNDED
+    audit = session.audits.get(action="refund")
+    assert audit.data["amount"] == "4.00" and audit.actor == staff_client.user
+
+
+def test_the_refund_action_says_what_it_does_for_each_kind_of_payment(staff_client, test_purpose):
+    session = paid_with_credit(credited_user())
+
+    changelist = staff_client.get(URL).content.decode()
+    assert '<option value="record_refund">Record a refund</option>' in changelist
+    assert "made at the provider" not in changelist
+
+    form = staff_client.post(
+        URL, {"action": "record_refund", ACTION_CHECKBOX_NAME: [session.pk]}
+    ).content.decode()
+    assert "<h1>Record a refund</h1>" in form and 'name="amount"' in form
+    assert "For a payment made from credit, the credit goes back to the customer" in form
