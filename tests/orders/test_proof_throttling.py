@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def test_beyond_the_rate_uploads_get_429_and_nothing_is_stored(
     client, settings, staff_users, private_media
 ):
-    rates(settings, proof_upload="2/min")
+    rates(settings, proof_upload="2/hour")
     waiter = staff_users["waiter"]
     orders = [make_order(waiter) for _ in range(3)]
     client.force_login(waiter)
@@ -38,7 +38,7 @@ def test_beyond_the_rate_uploads_get_429_and_nothing_is_stored(
 
 def test_refused_uploads_count_too(client, settings, staff_users, private_media):
     """Every attempt costs parsing and checking a file: failures are counted as well."""
-    rates(settings, proof_upload="2/min")
+    rates(settings, proof_upload="2/hour")
     order = make_order(staff_users["waiter"])
     client.force_login(staff_users["waiter"])
     assert api_upload(client, order, content=b"not an image").status_code == 400
@@ -60,7 +60,7 @@ def page_upload(client, order, content=None):
 def test_beyond_the_rate_the_waiter_page_answers_429_and_stores_nothing(
     client, settings, staff_users, private_media
 ):
-    rates(settings, proof_upload="2/min")
+    rates(settings, proof_upload="2/hour")
     waiter = staff_users["waiter"]
     orders = [make_order(waiter) for _ in range(3)]
     client.force_login(waiter)
@@ -81,7 +81,7 @@ def test_beyond_the_rate_the_waiter_page_answers_429_and_stores_nothing(
 
 
 def test_the_waiter_page_and_the_api_share_one_budget(client, settings, staff_users, private_media):
-    rates(settings, proof_upload="2/min")
+    rates(settings, proof_upload="2/hour")
     waiter = staff_users["waiter"]
     orders = [make_order(waiter) for _ in range(4)]
     client.force_login(waiter)
@@ -94,7 +94,7 @@ def test_the_waiter_page_and_the_api_share_one_budget(client, settings, staff_us
 
 
 def test_refused_page_uploads_count_too(client, settings, staff_users, private_media):
-    rates(settings, proof_upload="1/min")
+    rates(settings, proof_upload="1/hour")
     order = make_order(staff_users["waiter"])
     client.force_login(staff_users["waiter"])
     assert page_upload(client, order, content=b"not an image").status_code == 302

@@ -35,7 +35,7 @@ def provider_creations(mp_fake) -> int:
 def test_beyond_the_rate_the_api_answers_429_and_the_provider_is_not_called(
     client, settings, mp_fake
 ):
-    rates(settings, payment_session_create="3/min")
+    rates(settings, payment_session_create="3/hour")
     client.force_login(UserFactory())
     for n in range(3):
         assert create_session(client, key=f"k-{n}", **TOPUP).status_code == 201
@@ -47,8 +47,8 @@ def test_beyond_the_rate_the_api_answers_429_and_the_provider_is_not_called(
     error = refused.json()["error"]
     assert error["code"] == "throttled"
     assert "throttled" in error["message"]
-    assert 1 <= error["details"]["retry_after"] <= 60
-    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert 1 <= error["details"]["retry_after"] <= 3600
+    assert 1 <= int(refused["Retry-After"]) <= 3600
     assert PaymentSession.objects.count() == 3 and provider_creations(mp_fake) == 3
     # Counted per user: someone else still pays.
     client.force_login(UserFactory())
@@ -57,7 +57,7 @@ def test_beyond_the_rate_the_api_answers_429_and_the_provider_is_not_called(
 
 @pytest.mark.django_db
 def test_the_limit_message_is_translated(client, settings, mp_fake):
-    rates(settings, payment_session_create="1/min")
+    rates(settings, payment_session_create="1/hour")
     client.force_login(UserFactory())
     create_session(client, key="k-0", **TOPUP)
     refused = client.post(
@@ -72,7 +72,7 @@ def test_the_limit_message_is_translated(client, settings, mp_fake):
 
 @pytest.mark.django_db
 def test_anonymous_callers_are_counted_by_address_which_they_cannot_forge(settings, test_purpose):
-    rates(settings, payment_session_create="2/min")
+    rates(settings, payment_session_create="2/hour")
     kiosk = Client(REMOTE_ADDR="198.51.100.7")
     forged = [{"X-Forwarded-For": f"10.0.0.{n}"} for n in range(3)]
     codes = [
@@ -92,7 +92,7 @@ def test_anonymous_callers_are_counted_by_address_which_they_cannot_forge(settin
 
 @pytest.mark.django_db
 def test_behind_a_trusted_proxy_the_address_it_saw_is_counted(settings, test_purpose):
-    rates(settings, payment_session_create="1/min")
+    rates(settings, payment_session_create="1/hour")
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
     proxy = Client(REMOTE_ADDR="127.0.0.1")
 
@@ -132,7 +132,7 @@ def test_without_the_cache_sessions_are_still_created(client, settings, mp_fake,
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
-    rates(settings, payment_session_create="1/min")
+    rates(settings, payment_session_create="1/hour")
     client.force_login(UserFactory())
     with caplog.at_level(logging.WARNING, logger="config.throttling"):
         codes = [create_session(client, key=f"k-{n}", **TOPUP).status_code for n in range(2)]
@@ -152,7 +152,7 @@ def test_counts_are_kept_in_redis(client, settings, mp_fake):
             "KEY_PREFIX": f"confirma-test-{uuid.uuid4().hex[:12]}",
         }
     }
-    rates(settings, payment_session_create="2/min")
+    rates(settings, payment_session_create="2/hour")
     client.force_login(UserFactory())
     codes = [create_session(client, key=f"k-{n}", **TOPUP).status_code for n in range(3)]
     assert codes == [201, 201, 429]
@@ -162,7 +162,7 @@ def test_counts_are_kept_in_redis(client, settings, mp_fake):
 @pytest.mark.django_db(transaction=True)
 def test_a_simultaneous_burst_gets_exactly_the_rate(settings, mp_fake):
     """Counting is atomic: twelve requests at once cannot all read "none yet" and pass."""
-    rates(settings, payment_session_create="5/min")
+    rates(settings, payment_session_create="5/hour")
     user = UserFactory()
 
     def create():

@@ -25,7 +25,7 @@ def start(client, machine, method="pix", key=None):
 
 
 def test_beyond_the_rate_pix_starts_answer_429_and_create_nothing(client, settings, mp_fake):
-    rates(settings, payment_session_create="2/min")
+    rates(settings, payment_session_create="2/hour")
     client.force_login(UserFactory())
     machines = [MachineFactory() for _ in range(3)]
     assert start(client, machines[0]).status_code == 302
@@ -45,7 +45,7 @@ def test_beyond_the_rate_pix_starts_answer_429_and_create_nothing(client, settin
 
 
 def test_beyond_the_rate_credit_starts_charge_nothing(client, settings, mp_fake):
-    rates(settings, payment_session_create="1/min")
+    rates(settings, payment_session_create="1/hour")
     customer = UserFactory()
     wallet_adjust(user=customer, amount=Decimal("40.00"), actor=UserFactory(), reason="test")
     client.force_login(customer)
@@ -59,7 +59,7 @@ def test_beyond_the_rate_credit_starts_charge_nothing(client, settings, mp_fake)
 
 
 def test_machine_starts_and_the_api_share_one_budget(client, settings, mp_fake):
-    rates(settings, payment_session_create="2/min")
+    rates(settings, payment_session_create="2/hour")
     client.force_login(UserFactory())
     assert create_session(client, key="api-0", **TOPUP).status_code == 201
     machine = MachineFactory()
@@ -70,7 +70,7 @@ def test_machine_starts_and_the_api_share_one_budget(client, settings, mp_fake):
 
 
 def test_machine_pages_and_their_simulate_button_are_not_counted(client, settings, mp_fake):
-    rates(settings, payment_session_create="1/min")
+    rates(settings, payment_session_create="1/hour")
     settings.FAKE_PROVIDERS = True
     client.force_login(UserFactory())
     machine = MachineFactory()
@@ -93,7 +93,7 @@ def checkout(client, plan, provider, key):
 def test_beyond_the_rate_checkout_answers_429_and_opens_no_payment(
     client, settings, billing, plans
 ):
-    rates(settings, payment_session_create="2/min")
+    rates(settings, payment_session_create="2/hour")
     client.force_login(UserFactory())
     assert checkout(client, plans["usd"], "coinbase", "form-1").status_code == 302
     assert checkout(client, plans["uzs"], "click", "form-2").status_code == 302
@@ -106,7 +106,7 @@ def test_beyond_the_rate_checkout_answers_429_and_opens_no_payment(
 
 
 def test_checkout_and_the_api_share_one_budget(client, settings, billing, plans, mp_fake):
-    rates(settings, payment_session_create="1/min")
+    rates(settings, payment_session_create="1/hour")
     client.force_login(UserFactory())
     assert create_session(client, key="api-0", **TOPUP).status_code == 201
     assert_refused(checkout(client, plans["usd"], "coinbase", "form-1"))
