@@ -4,11 +4,27 @@ Three locks, all through django-axes, on the login page and the admin's login al
 - one account from one address: LOGIN_FAILURE_LIMIT failures, then a pause of
   LOGIN_COOLOFF_MINUTES after the last one (axes' own lock, AXES_LOCKOUT_PARAMETERS). Staff
   behind a restaurant's one address are never locked by a guesser elsewhere;
-- one account from any address: LOGIN_ACCOUNT_FAILURE_LIMIT failures within the last
-  LOGIN_ACCOUNT_WINDOW_MINUTES, so that many addresses (a botnet, an IPv6 range) do not
-  get unlimited guesses at one account;
+- one account from any address it is not known at: LOGIN_ACCOUNT_FAILURE_LIMIT failures
+  within the last LOGIN_ACCOUNT_WINDOW_MINUTES, so that many addresses (a botnet, an IPv6
+  range) do not get unlimited guesses at one account;
 - one address for any account: LOGIN_ADDRESS_FAILURE_LIMIT failures within the last
   LOGIN_ADDRESS_WINDOW_MINUTES, so that one address cannot try a password on every account.
+
+An account is known at the addresses it logged in from (axes' access log, the admin's
+Axes › Access logs: the latest login from each address, the KNOWN_ADDRESSES_PER_ACCOUNT most
+recent addresses, each for KNOWN_ADDRESSES_KEPT). The account cap neither applies there nor
+counts the failures made there — the account's own people mistyping are left to the first
+lock — so guessers elsewhere, however many, cannot lock staff out where they work. An
+account that never logged in, or a new address, has no such shelter.
+
+Every lock counts an IPv6 address as its /64 network, the range one subscriber rotates
+through at will, recorded as that network's first address (2001:db8:1:2:: for every address
+in 2001:db8:1:2::/64); an IPv4 address counts as itself.
+
+A login from a loopback address carrying X-Forwarded-For, with TRUSTED_PROXY_COUNT 0, comes
+through a proxy Confirma was not told about: its address is the proxy's, everyone's. The
+address cap does not apply to it and it is known for no account (its failures count towards
+the account cap), and a warning says, once per process, that TRUSTED_PROXY_COUNT looks wrong.
 
 The two caps count axes' access failure log (one row per failed login, listed in the admin
 under Axes › Access failures; the row on which a cap closed is marked "locked out"). A login
@@ -21,14 +37,16 @@ A refused login gets the login page again, status 429, saying why and for how lo
 visitor's language.
 """
 
+import ipaddress
 import logging
 import math
+import threading
 from datetime import datetime, timedelta
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_client_str, get_client_username, get_cool_off
-from axes.models import AccessFailureLog
+from axes.models import AccessFailureLog, AccessLog
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
@@ -41,12 +59,84 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from redis.exceptions import RedisError
 
+from config.throttling import client_ip
+
 logger = logging.getLogger(__name__)
 
 # Failures stay listed in the admin this long (or as long as the longest window), for staff
 # to look back on; older rows are deleted at most once per SWEEP_EVERY across processes.
 FAILURES_KEPT = timedelta(days=1)
 SWEEP_EVERY = timedelta(minutes=5)
+# An account stays known at an address this long after its last login from there, at this
+# many addresses at most (the most recent).
+KNOWN_ADDRESSES_KEPT = timedelta(days=90)
+KNOWN_ADDRESSES_PER_ACCOUNT = 20
+
+_IPV6_HOST_BITS = (1 << 64) - 1
+_proxy_warning_lock = threading.Lock()
+_proxy_warned = False
+
+
+def address_key(address: str) -> str:
+    """What the locks count `address` as: an IPv4 address itself (also when written
+    IPv4-mapped, ::ffff:192.0.2.1), an IPv6 address the first address of its /64 (but ::1,
+    loopback, itself)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address: counted as written, as axes would
+    if ip.version == 4 or ip.is_loopback:
+        return str(ip)
+    if ip.ipv4_mapped:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Address(int(ip) & ~_IPV6_HOST_BITS))
+
+
+def login_address(request) -> str | None:
+    """The client's address as every login lock counts it (AXES_CLIENT_IP_CALLABLE): the
+    address config.throttling.client_ip finds, through address_key."""
+    address = client_ip(request)
+    return address_key(address) if address else address
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return ip.is_loopback or bool(ip.version == 6 and ip.ipv4_mapped and ip.ipv4_mapped.is_loopback)
+
+
+def _behind_unknown_proxy(request) -> bool:
+    """Whether this request came through a proxy Confirma was not told about: from a loopback
+    address, carrying X-Forwarded-For, with TRUSTED_PROXY_COUNT 0. Its address is the
+    proxy's, shared by every visitor. Logs a warning the first time in a process."""
+    global _proxy_warned
+    if settings.TRUSTED_PROXY_COUNT or not request.META.get("HTTP_X_FORWARDED_FOR"):
+        return False
+    if not _is_loopback(request.META.get("REMOTE_ADDR")):
+        return False
+    with _proxy_warning_lock:
+        warn, _proxy_warned = not _proxy_warned, True
+    if warn:
+        logger.warning(
+            "TRUSTED_PROXY_COUNT looks wrong: logins come from a loopback address carrying "
+            "X-Forwarded-For, but TRUSTED_PROXY_COUNT is 0, so every visitor has the proxy's "
+            "address. The per-address login cap is not applied to it; set TRUSTED_PROXY_COUNT "
+            "to the number of proxies in front of Confirma."
+        )
+    return True
+
+
+def known_addresses(username: str, now: datetime) -> set[str]:
+    """The addresses (as address_key writes them) `username` logged in from within
+    KNOWN_ADDRESSES_KEPT before `now`."""
+    logins = AccessLog.objects.filter(
+        username=username,
+        ip_address__isnull=False,
+        attempt_time__gt=now - KNOWN_ADDRESSES_KEPT,
+    )
+    return set(logins.order_by().values_list("ip_address", flat=True).distinct())
 
 
 def _cap_end(failures: QuerySet, limit: int, window_minutes: int, now: datetime) -> datetime | None:
@@ -72,6 +162,11 @@ class LoginCapsHandler(AxesDatabaseHandler):
                 "The login caps count django-axes' access failure log: "
                 "AXES_ENABLE_ACCESS_FAILURE_LOG must be True."
             )
+        if settings.AXES_DISABLE_ACCESS_LOG:
+            raise ImproperlyConfigured(
+                "The account cap spares the addresses an account logged in from, kept in "
+                "django-axes' access log: AXES_DISABLE_ACCESS_LOG must be False."
+            )
 
     def cap_ends(self, request, credentials: dict | None = None) -> dict[str, datetime]:
         """The caps that refuse this login ("account", "address"), each with the time it lets
@@ -79,14 +174,22 @@ class LoginCapsHandler(AxesDatabaseHandler):
         now = getattr(request, "axes_attempt_time", None) or timezone.now()
         username = get_client_username(request, credentials)
         address = getattr(request, "axes_ip_address", None)
+        if address and _behind_unknown_proxy(request):
+            address = None  # everyone's address: capping it would refuse everyone
         ends = {}
         if username:
-            ends["account"] = _cap_end(
-                AccessFailureLog.objects.filter(username=username),
-                settings.LOGIN_ACCOUNT_FAILURE_LIMIT,
-                settings.LOGIN_ACCOUNT_WINDOW_MINUTES,
-                now,
-            )
+            # Where the account logged in before, its own people are: neither capped nor
+            # counted there. An address that is everyone's is no one's known address.
+            known = known_addresses(username, now) if address else set()
+            if address not in known:
+                ends["account"] = _cap_end(
+                    AccessFailureLog.objects.filter(username=username).exclude(
+                        ip_address__in=known
+                    ),
+                    settings.LOGIN_ACCOUNT_FAILURE_LIMIT,
+                    settings.LOGIN_ACCOUNT_WINDOW_MINUTES,
+                    now,
+                )
         if address:
             ends["address"] = _cap_end(
                 AccessFailureLog.objects.filter(ip_address=address),
@@ -140,6 +243,22 @@ class LoginCapsHandler(AxesDatabaseHandler):
             "axes", request=request, username=username, ip_address=request.axes_ip_address
         )
 
+    def user_logged_in(self, sender, request, user, **kwargs):
+        """Records the login as axes does, in its access log, which is where the account is
+        known: keeps the latest login from each address, and the most recent
+        KNOWN_ADDRESSES_PER_ACCOUNT addresses."""
+        super().user_logged_in(sender, request, user, **kwargs)
+        self._sweep()
+        logins = AccessLog.objects.filter(username=user.get_username())
+        addresses, earlier = set(), []
+        for pk, address in logins.order_by("-attempt_time", "-pk").values_list("pk", "ip_address"):
+            if address in addresses or len(addresses) >= KNOWN_ADDRESSES_PER_ACCOUNT:
+                earlier.append(pk)
+            else:
+                addresses.add(address)
+        if earlier:
+            AccessLog.objects.filter(pk__in=earlier).delete()
+
     def reset_attempts(
         self,
         *,
@@ -148,7 +267,10 @@ class LoginCapsHandler(AxesDatabaseHandler):
         ip_or_username: bool = False,
     ) -> int:
         """Lifts the caps too (axes_reset_username, axes_reset_ip, axes_reset): deletes the
-        matching failures along with axes' attempts; returns how many rows went."""
+        matching failures along with axes' attempts; returns how many rows went. An IPv6
+        address lifts the locks of its /64."""
+        if ip_address:
+            ip_address = address_key(ip_address)
         count = super().reset_attempts(
             ip_address=ip_address, username=username, ip_or_username=ip_or_username
         )
@@ -164,7 +286,8 @@ class LoginCapsHandler(AxesDatabaseHandler):
         return count + lifted
 
     def _sweep(self) -> None:
-        """Deletes failures no cap counts any more and older than FAILURES_KEPT."""
+        """Deletes failures no cap counts any more and older than FAILURES_KEPT, and logins
+        older than KNOWN_ADDRESSES_KEPT."""
         try:
             due = cache.add("login-failures-sweep", True, timeout=SWEEP_EVERY.total_seconds())
         except RedisError:
@@ -176,7 +299,9 @@ class LoginCapsHandler(AxesDatabaseHandler):
             timedelta(minutes=settings.LOGIN_ACCOUNT_WINDOW_MINUTES),
             timedelta(minutes=settings.LOGIN_ADDRESS_WINDOW_MINUTES),
         )
-        AccessFailureLog.objects.filter(attempt_time__lt=timezone.now() - kept).delete()
+        now = timezone.now()
+        AccessFailureLog.objects.filter(attempt_time__lt=now - kept).delete()
+        AccessLog.objects.filter(attempt_time__lt=now - KNOWN_ADDRESSES_KEPT).delete()
 
 
 def lockout_message(request, credentials: dict | None = None) -> str:

@@ -229,8 +229,11 @@ AXES_RESET_ON_SUCCESS = True
 # last failed attempt" stays true.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "config.login.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "config.throttling.client_ip"
-AXES_DISABLE_ACCESS_LOG = True  # no row per successful login; failures are still kept
+# The client's address (TRUSTED_PROXY_COUNT), an IPv6 one counted as its /64.
+AXES_CLIENT_IP_CALLABLE = "config.login.login_address"
+# Successful logins are kept (the admin's "Access logs"): the account cap spares the
+# addresses an account logged in from (config/login.py keeps the latest per address).
+AXES_DISABLE_ACCESS_LOG = False
 AXES_VERBOSE = False  # no banner at every process start
 
 
@@ -242,10 +245,11 @@ def _login_window(name: str) -> int:
 
 
 # Looser caps over the one-account-from-one-address lock (config/login.py): an account is
-# refused from every address once LOGIN_ACCOUNT_FAILURE_LIMIT failures (from any address)
-# fall within the last LOGIN_ACCOUNT_WINDOW_MINUTES, and an address is refused for every
-# account likewise; 0 turns a cap off. Counted in axes' access failure log (the admin's
-# "Access failures"); `manage.py axes_reset_username` / `axes_reset_ip` lift them.
+# refused from every address it never logged in from once LOGIN_ACCOUNT_FAILURE_LIMIT
+# failures (from such addresses) fall within the last LOGIN_ACCOUNT_WINDOW_MINUTES, and an
+# address is refused for every account likewise; 0 turns a cap off. Counted in axes' access
+# failure log (the admin's "Access failures"); `manage.py axes_reset_username` /
+# `axes_reset_ip` lift them.
 LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=30)
 LOGIN_ACCOUNT_WINDOW_MINUTES = _login_window("LOGIN_ACCOUNT_WINDOW_MINUTES")
 LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=50)

@@ -3,16 +3,19 @@ refused once their failures within a window reach a limit; one account from one 
 keeps its own tighter lock (tests/config/test_login_lockout.py)."""
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
-from axes.models import AccessFailureLog
+from axes.models import AccessFailureLog, AccessLog
+from django.core.cache import cache
 from django.core.management import call_command
 from django.db.models import F
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
+from config import login
 from tests.config.test_settings import run
 from tests.factories import PASSWORD, UserFactory
 
@@ -33,9 +36,12 @@ def caps(settings):
     return settings
 
 
-def log_in(client, username, password, address, url="/accounts/login/"):
+def log_in(client, username, password, address, url="/accounts/login/", **extra):
     return client.post(
-        url, {"username": username, "password": password, "next": "/"}, REMOTE_ADDR=address
+        url,
+        {"username": username, "password": password, "next": "/"},
+        REMOTE_ADDR=address,
+        **extra,
     )
 
 
@@ -48,6 +54,7 @@ def failures():
 
 
 def test_many_addresses_against_one_account_close_it_at_the_account_cap(client, caps):
+    # The account never logged in: no address is known for it, the restaurant's neither.
     staff = UserFactory(roles=["staff"], is_staff=True)
     # One guess per address, never near the pair's limit of 3; the admin's login counts too.
     for n in range(5):
@@ -103,9 +110,146 @@ def test_a_locked_pair_spends_little_of_the_account_cap_and_a_colleague_elsewher
         log_in(client, waiter.username, "guess", "203.0.113.51")
     assert log_in(client, waiter.username, PASSWORD, RESTAURANT).status_code == 302
     client.logout()
-    # ... a third reaches it, and the account is refused everywhere, the restaurant too.
+    # ... a third reaches it, and the account is refused from every address it never logged
+    # in from. Not at the restaurant, where it did: guessers elsewhere must not be able to
+    # keep staff locked out where they work.
     assert log_in(client, waiter.username, "guess", "203.0.113.52").status_code == 429
-    assert log_in(client, waiter.username, PASSWORD, RESTAURANT).status_code == 429
+    assert log_in(client, waiter.username, PASSWORD, "198.51.100.20").status_code == 429
+    assert log_in(client, waiter.username, PASSWORD, RESTAURANT).status_code == 302
+
+
+def test_guessers_everywhere_do_not_lock_the_owner_out_where_they_logged_in(client, caps):
+    owner = UserFactory(roles=["cashier"])
+    assert log_in(client, owner.username, PASSWORD, RESTAURANT).status_code == 302
+    client.logout()
+    # Mistyping where the account is known counts towards the pair's lock only ...
+    for _ in range(2):
+        assert log_in(client, owner.username, "typo", RESTAURANT).status_code == 200
+    # ... so 5 guessers elsewhere leave the account under its cap of 6 ...
+    for n in range(5):
+        assert log_in(client, owner.username, "guess", f"203.0.113.{n}").status_code == 200, n
+    assert log_in(client, owner.username, PASSWORD, "198.51.100.20").status_code == 302
+    client.logout()
+    # ... and a sixth closes it.
+    assert log_in(client, owner.username, "guess", "203.0.113.9").status_code == 429
+
+    # The owner logs in where the account logged in before, and nowhere else.
+    assert log_in(client, owner.username, PASSWORD, RESTAURANT).status_code == 302
+    client.logout()
+    assert log_in(client, owner.username, PASSWORD, "198.51.100.20").status_code == 302
+    client.logout()
+    stranger = log_in(client, owner.username, PASSWORD, "198.51.100.21")
+    assert stranger.status_code == 429 and not logged_in(client)
+    assert "paused for the next 60 minutes." in stranger.content.decode()
+    # A guesser at a known address still meets the pair's lock.
+    for _ in range(3):
+        log_in(client, owner.username, "guess", RESTAURANT)
+    assert log_in(client, owner.username, PASSWORD, RESTAURANT).status_code == 429
+
+
+def test_known_addresses_are_kept_bounded_and_for_a_while(client, caps):
+    owner = UserFactory()
+    for _ in range(3):
+        assert log_in(client, owner.username, PASSWORD, RESTAURANT).status_code == 302
+        client.logout()
+    for n in range(login.KNOWN_ADDRESSES_PER_ACCOUNT + 5):
+        assert log_in(client, owner.username, PASSWORD, f"203.0.113.{n}").status_code == 302
+        client.logout()
+
+    logins = AccessLog.objects.filter(username=owner.username)
+    # The latest login from each of the most recent addresses; the restaurant's went first.
+    assert logins.count() == login.KNOWN_ADDRESSES_PER_ACCOUNT
+    assert set(logins.values_list("ip_address", flat=True)) == {
+        f"203.0.113.{n}" for n in range(5, login.KNOWN_ADDRESSES_PER_ACCOUNT + 5)
+    }
+
+    logins.filter(ip_address="203.0.113.5").update(
+        attempt_time=timezone.now() - login.KNOWN_ADDRESSES_KEPT - timedelta(minutes=1)
+    )
+    cache.delete("login-failures-sweep")  # the logins above swept already: due again
+    for n in range(6):  # close the account's cap
+        log_in(client, owner.username, "guess", f"198.51.100.{n}")
+    # Not known any more there, and swept with the failures.
+    assert log_in(client, owner.username, PASSWORD, "203.0.113.5").status_code == 429
+    assert not logins.filter(ip_address="203.0.113.5").exists()
+    assert log_in(client, owner.username, PASSWORD, "203.0.113.6").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("address", "counted_as"),
+    [
+        ("192.0.2.10", "192.0.2.10"),
+        ("::ffff:192.0.2.10", "192.0.2.10"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::"),
+        ("2001:db8:1:2::", "2001:db8:1:2::"),
+        ("::1", "::1"),  # loopback stays itself, readable in the admin
+    ],
+)
+def test_an_ipv6_address_counts_as_its_64(address, counted_as):
+    assert login.address_key(address) == counted_as
+
+
+def test_rotating_inside_an_ipv6_64_is_one_address_for_every_lock(client, caps):
+    user = UserFactory()
+    # One account from one /64: the pair's lock closes after 3, whichever address in it ...
+    for n in range(10):
+        log_in(client, user.username, "guess", f"2001:db8:1:2::{n + 1:x}")
+    assert failures().filter(username=user.username).count() == 3
+    assert set(failures().values_list("ip_address", flat=True)) == {"2001:db8:1:2::"}
+    # ... so those 3 are all it spent of the account's cap of 6.
+    assert log_in(client, user.username, PASSWORD, "2001:db8:9:9::1").status_code == 302
+    client.logout()
+
+    # One /64 for many accounts: the address cap closes after 8.
+    for n in range(7):
+        wrong = log_in(client, f"someone{n}", "guess", f"2001:db8:5:6:{n + 1:x}::1")
+        assert wrong.status_code == 200, n
+    assert log_in(client, "someone7", "guess", "2001:db8:5:6:ffff::1").status_code == 429
+    refused = log_in(client, user.username, PASSWORD, "2001:db8:5:6::abcd")
+    assert refused.status_code == 429
+    assert "paused for the next 30 minutes." in refused.content.decode()
+    assert log_in(client, user.username, PASSWORD, "2001:db8:5:7::1").status_code == 302
+    client.logout()
+    # Staff lift it with any address of the /64.
+    call_command("axes_reset_ip", "2001:db8:5:6::1")
+    assert log_in(client, user.username, PASSWORD, "2001:db8:5:6::abcd").status_code == 302
+
+
+def test_an_account_is_known_at_its_whole_ipv6_64(client, caps):
+    owner = UserFactory()
+    assert log_in(client, owner.username, PASSWORD, "2001:db8:a:b::1").status_code == 302
+    client.logout()
+    for n in range(6):
+        log_in(client, owner.username, "guess", f"203.0.113.{n}")
+    assert log_in(client, owner.username, PASSWORD, "2001:db8:a:c::1").status_code == 429
+    # The owner's device picked a new temporary address in the same network.
+    assert log_in(client, owner.username, PASSWORD, "2001:db8:a:b:1234::9").status_code == 302
+
+
+def test_behind_a_proxy_it_was_not_told_about_the_address_cap_refuses_no_one(
+    client, caps, caplog, monkeypatch
+):
+    """The documented nginx with TRUSTED_PROXY_COUNT left at 0: every login comes from
+    127.0.0.1 with the visitor's address in X-Forwarded-For."""
+    monkeypatch.setattr(login, "_proxy_warned", False)
+    caps.TRUSTED_PROXY_COUNT = 0
+    user = UserFactory()
+
+    def through_proxy(username, password, visitor):
+        return log_in(client, username, password, "127.0.0.1", HTTP_X_FORWARDED_FOR=visitor)
+
+    with caplog.at_level(logging.WARNING, logger="config.login"):
+        for n in range(12):  # beyond the address cap of 8, each visitor guessing once
+            wrong = through_proxy(f"someone{n}", "guess", f"203.0.113.{n}")
+            assert wrong.status_code == 200, n
+        assert through_proxy(user.username, PASSWORD, "198.51.100.7").status_code == 302
+
+    warnings = [r for r in caplog.records if "TRUSTED_PROXY_COUNT looks wrong" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+    # Without the header, loopback is an address like any other (a local `make run`).
+    client.logout()
+    assert log_in(client, user.username, PASSWORD, "127.0.0.1").status_code == 429
 
 
 def test_a_cap_lets_go_as_its_failures_leave_the_window(client, caps):
