@@ -180,7 +180,11 @@ def test_limits_come_from_the_environment():
     data = json.loads(done.stdout)
     assert data["limit"] == 7 and data["cooloff"] == 1800
     assert data["by"] == ["username", ["ip_address", "user_agent"]]
-    assert data["rates"] == {"payment_session_create": "3/hour", "proof_upload": None}
+    assert data["rates"] == {
+        "payment_session_create": "3/hour",
+        "proof_upload": None,
+        "kiosk_ticket": "30/min",
+    }
     assert data["proxies"] == 1
     assert data["cache"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     assert data["cache"]["KEY_PREFIX"] == "shop-a"
@@ -192,7 +196,11 @@ def test_defaults_and_a_misspelt_rate():
     data = json.loads(defaults.stdout)
     assert (data["limit"], data["cooloff"]) == (5, 900)
     assert data["by"] == [["username", "ip_address"]]
-    assert data["rates"] == {"payment_session_create": "10/min", "proof_upload": "20/min"}
+    assert data["rates"] == {
+        "payment_session_create": "10/min",
+        "proof_upload": "20/min",
+        "kiosk_ticket": "30/min",
+    }
     assert data["cache"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
 
     wrong = run(
