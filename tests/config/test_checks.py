@@ -209,10 +209,14 @@ def test_the_test_profile_is_an_error_in_a_deployment(settings):
     assert checks.check_testing_profile() == []
 
 
-def test_atomic_requests_is_an_error_at_every_check(settings):
-    settings.DATABASES = {**settings.DATABASES, "default": {
-        **settings.DATABASES["default"], "ATOMIC_REQUESTS": True}}  # fmt: skip
+def test_atomic_requests_is_an_error_at_every_check(monkeypatch):
+    from django.conf import settings
+
+    # In place (and put back by monkeypatch): replacing DATABASES itself warns.
+    monkeypatch.setitem(settings.DATABASES["default"], "ATOMIC_REQUESTS", True)
     assert ids(checks.check_atomic_requests()) == ["confirma.E005"]
+    monkeypatch.undo()
+    assert checks.check_atomic_requests() == []
 
 
 def test_atomic_requests_from_the_database_url_stops_a_plain_check(tmp_path):
