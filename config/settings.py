@@ -410,8 +410,13 @@ PERIODIC_JOBS = [
 # Minutes a new payment session stays payable (Mercado Pago PIX accepts 30 min to 30 days).
 PAYMENT_SESSION_TTL_MINUTES = env.int("PAYMENT_SESSION_TTL_MINUTES", default=60)
 # Minutes a PIX purchase of machine time holds its machine for the customer paying, from
-# the click; the PIX itself stays payable for PAYMENT_SESSION_TTL_MINUTES.
+# the click; the PIX itself stays payable for PAYMENT_SESSION_TTL_MINUTES. At least 1: the
+# hold also keeps a customer to one PIX purchase while its payment is being created.
 MACHINE_RESERVATION_MINUTES = env.int("MACHINE_RESERVATION_MINUTES", default=5)
+if MACHINE_RESERVATION_MINUTES < 1:
+    raise ImproperlyConfigured(
+        f"MACHINE_RESERVATION_MINUTES must be 1 minute or more: {MACHINE_RESERVATION_MINUTES}"
+    )
 # Currency of credit wallets, and the top-up limits in it.
 WALLET_CURRENCY = env.str("WALLET_CURRENCY", default="BRL")
 WALLET_TOPUP_MIN = Decimal(env.str("WALLET_TOPUP_MIN", default="1.00"))
