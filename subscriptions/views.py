@@ -130,7 +130,8 @@ def machine_start(request, code: str):
 @require_POST
 def machine_cancel(request, code: str):
     """The customer cancels their own PIX payment for this machine; the machine is free at
-    once."""
+    once. A payment the provider says was already paid is not cancelled: the machine
+    starts, and the customer is told so."""
     try:
         machine_payment_cancel(
             customer=request.user,
@@ -138,7 +139,10 @@ def machine_cancel(request, code: str):
             reference=request.POST.get("reference", ""),
         )
     except ConfirmaError as exc:
-        messages.error(request, exc.message)
+        if exc.code == "payment_arrived":
+            messages.success(request, exc.message)
+        else:
+            messages.error(request, exc.message)
     else:
         messages.success(
             request,

@@ -15,8 +15,11 @@ this: at most one active usage session per machine).
   are refused with a clear message; the customer paying is not. A customer has at most
   one PIX purchase of machine time waiting at a time (their row is locked while this is
   checked): a second one, on any machine, is refused with PixPaymentWaiting naming the
-  machine being paid for, and the customer can cancel that payment from the machine's
-  page (`machine_payment_cancel`), which frees the machine at once. A PIX paid after the
+  machine being paid for (the same purchase sent twice, one idempotency key, is not a
+  second one), and the customer can cancel that payment from the machine's
+  page (`machine_payment_cancel`), which frees the machine at once — unless the payment
+  may already be paid: one being processed is not cancelled, and the provider is asked
+  first (paid there, it is confirmed and the machine starts). A PIX paid after the
   hold ended still activates the machine if it is free; if someone took it meanwhile, the
   money is kept, flagged for refund and alerted.
 
@@ -129,18 +132,36 @@ def _refuse_if_held(machine_id: int, *, customer_id: int, except_usage: int | No
     raise MachineReserved(until=holder.reserved_until)
 
 
-def _refuse_if_paying(customer) -> None:
+def _refuse_if_paying(customer, *, idempotency_key: str = "") -> UsageSession | None:
     """PixPaymentWaiting when the customer already has a PIX purchase of machine time
-    waiting. Locks the customer's row (before any machine row) so that two purchases of
-    one customer are checked one after the other; caller is inside an atomic block."""
+    waiting — unless it is this very purchase, asked for again with its idempotency key
+    (a double click whose first request is still creating the payment): that usage session
+    is returned, to be paid by the first request's payment. Locks the customer's row
+    (before any machine row) so that two purchases of one customer are checked one after
+    the other; caller is inside an atomic block."""
     get_user_model().objects.select_for_update().filter(pk=customer.pk).first()
     waiting = customer_machine_payment_open(customer_id=customer.pk)
-    if waiting is not None:
-        raise PixPaymentWaiting(machine=waiting.machine)
+    if waiting is None:
+        return None
+    if idempotency_key:
+        started_with_key = (
+            waiting.events.filter(type="created", data__idempotency_key=idempotency_key).exists()
+            or PaymentSession.objects.filter(
+                idempotency_key=idempotency_key, params__usage_session=waiting.pk
+            ).exists()
+        )
+        if started_with_key:
+            return waiting
+    raise PixPaymentWaiting(machine=waiting.machine)
 
 
 def usage_session_start(
-    *, customer, machine_code: str, minutes: int, reserve: bool = False
+    *,
+    customer,
+    machine_code: str,
+    minutes: int,
+    reserve: bool = False,
+    idempotency_key: str = "",
 ) -> UsageSession:
     """A new usage session awaiting payment; MachineBusy when the machine is in use,
     MachineReserved when another customer is paying for it.
@@ -149,11 +170,14 @@ def usage_session_start(
     the lock (a credit purchase holds it until the payment is confirmed). With `reserve`
     (PIX) the usage session holds the machine for MACHINE_RESERVATION_MINUTES, and the
     customer's row is locked first: PixPaymentWaiting when they already have a PIX
-    purchase of machine time waiting to be paid.
+    purchase of machine time waiting to be paid, unless that purchase was started with
+    this `idempotency_key` (kept on its "created" event): then it is returned as it is.
     """
     with transaction.atomic():
         if reserve:
-            _refuse_if_paying(customer)
+            same_purchase = _refuse_if_paying(customer, idempotency_key=idempotency_key)
+            if same_purchase is not None:
+                return same_purchase
         machine = Machine.objects.select_for_update().filter(code=machine_code, active=True).first()
         if machine is None:
             raise MachineNotFound()
@@ -164,7 +188,9 @@ def usage_session_start(
             )
         _refuse_if_held(machine.pk, customer_id=customer.pk)
         now = timezone.now()
-        hold = timedelta(minutes=max(0, settings.MACHINE_RESERVATION_MINUTES))
+        # At least one minute (checked when the settings load): the hold is also what marks
+        # a PIX purchase as "being created" until its payment exists.
+        hold = timedelta(minutes=settings.MACHINE_RESERVATION_MINUTES)
         usage = UsageSession.objects.create(
             customer=customer,
             machine=machine,
@@ -174,7 +200,8 @@ def usage_session_start(
             created_at=now,
             reserved_until=now + hold if reserve else None,
         )
-        _event(usage, "created", source="customer", actor=customer)
+        key = {"idempotency_key": idempotency_key} if reserve and idempotency_key else {}
+        _event(usage, "created", source="customer", actor=customer, **key)
         return usage
 
 
@@ -355,7 +382,8 @@ def machine_session_buy(
 
     PIX: the usage session holds the machine for MACHINE_RESERVATION_MINUTES (released at
     once when the payment fails or is cancelled); PixPaymentWaiting when the customer
-    already has a PIX purchase of machine time waiting — nothing is created.
+    already has a PIX purchase of machine time waiting — nothing is created. The same call
+    sent twice at once (one key) is one purchase: both get the first payment session.
     """
     from payments.services import payment_session_create
     from payments.services.transactions import purchase_transaction
@@ -395,7 +423,11 @@ def machine_session_buy(
             )
         return session
     usage = usage_session_start(
-        customer=customer, machine_code=machine_code, minutes=minutes, reserve=True
+        customer=customer,
+        machine_code=machine_code,
+        minutes=minutes,
+        reserve=True,
+        idempotency_key=idempotency_key,
     )
     try:
         session = payment_session_create(
@@ -417,14 +449,107 @@ def machine_session_buy(
     return session
 
 
+def _refuse_if_paid_at_provider(payment: PaymentSession, usage: UsageSession) -> None:
+    """Ask the provider whether the customer already paid this PIX (its notification may
+    still be on its way), before it is cancelled. Call it with no lock held.
+
+    Paid: the payment is confirmed through the one confirmation path, as polling does, and
+    MachineError (code "payment_arrived") says so. Being processed: recorded, and
+    MachineError ("payment_processing"). The provider cannot be asked or its answer cannot
+    be used: MachineError ("provider_unavailable") — never a cancel in the dark. Returns
+    when the payment can still be cancelled (not paid, or unknown to the provider)."""
+    from payments.models import AuditSource
+    from payments.providers import PaymentState, provider_get
+    from payments.services import payment_confirm, payment_mark_processing
+    from payments.services.confirmation import Evidence
+
+    adapter = provider_get(payment.provider)
+    if not payment.provider_payment_id or not hasattr(adapter, "fetch"):
+        return
+    try:
+        notification = adapter.fetch(payment.provider_payment_id)
+    except Exception as exc:  # unreachable, refused, or an answer that cannot be read
+        logger.warning(
+            "payment %s: the provider could not be asked before a cancel (%s)",
+            payment.reference,
+            exc.__class__.__name__,
+            extra={"reference": payment.reference},
+        )
+        raise _provider_unreachable() from exc
+    if notification is None:
+        return  # not a payment the provider knows: nothing can be paid on it
+    if notification.reference and notification.reference != payment.reference:
+        logger.error(
+            "payment %s: its provider payment names another reference",
+            payment.reference,
+            extra={"reference": payment.reference},
+        )
+        raise _provider_unreachable()
+    evidence = Evidence(
+        source=AuditSource.POLL,
+        reason="asked the provider before the customer's cancel",
+        data={"provider_status": notification.provider_status},
+    )
+    if notification.state == PaymentState.APPROVED:
+        payment_confirm(
+            reference=payment.reference,
+            evidence=evidence,
+            amount=notification.amount,
+            currency=notification.currency,
+            provider_payment_id=notification.provider_payment_id,
+        )
+        if UsageSession.objects.filter(pk=usage.pk, payment_session=payment).exists():
+            raise MachineError(
+                _("Your payment has arrived; the machine is starting."), code="payment_arrived"
+            )
+        raise MachineError(
+            _(
+                "Your payment has arrived, so it can no longer be cancelled; our staff will "
+                "check it."
+            ),
+            code="payment_arrived_review",
+        )
+    if notification.state == PaymentState.PROCESSING:
+        payment_mark_processing(
+            reference=payment.reference,
+            evidence=evidence,
+            provider_payment_id=notification.provider_payment_id,
+        )
+        raise _payment_processing()
+
+
+def _provider_unreachable() -> MachineError:
+    return MachineError(
+        _(
+            "We could not check with the bank whether this payment was already made, so it "
+            "was not cancelled. Try again in a moment."
+        ),
+        code="provider_unavailable",
+    )
+
+
+def _payment_processing() -> MachineError:
+    return MachineError(
+        _(
+            "Your payment is already being processed, so it can no longer be cancelled. This "
+            "page shows the result as soon as it is confirmed."
+        ),
+        code="payment_processing",
+    )
+
+
 def machine_payment_cancel(*, customer, machine_code: str, reference: str) -> UsageSession:
     """The customer gives up their PIX purchase of machine time before paying it: the
     payment is cancelled (`payment_cancel`, audited with the customer as actor) and the
     usage session with it, so the machine is free at once. Repeating it changes nothing.
 
     Only the customer's own waiting PIX for this machine: MachineError otherwise, or when
-    the payment was already paid or closed. A PIX paid after all, once cancelled, is a late
-    payment: kept, flagged for refund and alerted.
+    the payment was already paid or closed. Never a payment that may already be paid: one
+    being processed is refused, and the provider is asked first (no lock held) — paid
+    there, it is confirmed instead and the machine starts (MachineError "payment_arrived"
+    tells the customer); the provider unreachable, nothing is cancelled (MachineError
+    "provider_unavailable"). A PIX paid after all, once cancelled, is a late payment: kept,
+    flagged for refund and alerted.
     """
     from payments.models import AuditSource
     from payments.services import payment_cancel
@@ -454,14 +579,21 @@ def machine_payment_cancel(*, customer, machine_code: str, reference: str) -> Us
         raise MachineError(
             _("There is no payment of yours to cancel for this machine."), code="no_payment"
         )
+    if payment.status == PaymentStatus.PROCESSING:
+        raise _payment_processing()
+    if payment.status == PaymentStatus.PENDING:
+        _refuse_if_paid_at_provider(payment, usage)
     with transaction.atomic():
+        # Payment session, machine, usage session: the order every fulfilment locks in.
+        locked = PaymentSession.objects.select_for_update().get(pk=payment.pk)
+        if locked.status == PaymentStatus.PROCESSING:
+            raise _payment_processing()  # the provider saw it pay since we asked
         result = payment_cancel(
             reference=payment.reference,
             evidence=Evidence(
                 source=AuditSource.CUSTOMER, actor=customer, reason="cancelled by the customer"
             ),
         )
-        # Payment session, machine, usage session: the order every fulfilment locks in.
         Machine.objects.select_for_update().get(pk=usage.machine_id)
         usage = UsageSession.objects.select_for_update().select_related("machine").get(pk=usage.pk)
         cancelled = result.outcome != ConfirmOutcome.IGNORED

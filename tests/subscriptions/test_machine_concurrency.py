@@ -105,3 +105,31 @@ def test_concurrent_pix_purchases_by_one_customer_across_machines_hold_one(mp_fa
     usage = UsageSession.objects.get()  # the refused ones left nothing behind
     assert usage.status == UsageStatus.AWAITING_PAYMENT and usage.customer == customer
     assert PaymentSession.objects.get().params == {"usage_session": usage.pk}
+
+
+def test_one_pix_click_sent_several_times_at_once_is_one_purchase(mp_fake):
+    """A double click (or a retried request) carries one idempotency key: every copy gets
+    the first payment session, none is refused as "already paying"."""
+    machine, customer = MachineFactory(), UserFactory()
+    key = uuid.uuid4().hex
+
+    def click():
+        try:
+            return machine_session_buy(
+                customer=customer,
+                machine_code=machine.code,
+                minutes=30,
+                method="pix",
+                idempotency_key=key,
+            ).reference
+        except PixPaymentWaiting as exc:
+            return exc.code
+
+    results = run_in_threads(6, click)
+
+    payment = PaymentSession.objects.get()
+    assert results == [payment.reference] * 6
+    usage = UsageSession.objects.get()
+    assert usage.status == UsageStatus.AWAITING_PAYMENT
+    assert payment.params == {"usage_session": usage.pk} and payment.provider_data["qr_code"]
+    assert len(mp_fake.payments) == 1
