@@ -263,10 +263,10 @@ def test_a_large_backlog_expires_in_batches_with_bounded_memory():
         assert (result.expired, result.batches) == (rows, rows // 1000)
         return peak
 
-    small = peak_while_expiring(20_000)
-    large = peak_while_expiring(100_000)
-    assert PaymentSession.objects.filter(status=PaymentStatus.EXPIRED).count() == 120_000
-    assert PaymentAudit.objects.filter(action="expired").count() == 120_000
+    small = peak_while_expiring(10_000)
+    large = peak_while_expiring(50_000)
+    assert PaymentSession.objects.filter(status=PaymentStatus.EXPIRED).count() == 60_000
+    assert PaymentAudit.objects.filter(action="expired").count() == 60_000
     # One batch's worth of rows at a time (about 1.4 MB here): five times the rows, the
     # same peak.
     assert large < 4 * 1024 * 1024, large
