@@ -9,12 +9,13 @@ from decimal import Decimal
 import pytest
 
 from payments.errors import InsufficientCredit
-from payments.models import LedgerEntry, LedgerKind, PaymentSession, PaymentStatus
-from payments.services import wallet_account_get, wallet_adjust
+from payments.models import AuditSource, LedgerEntry, LedgerKind, PaymentSession, PaymentStatus
+from payments.services import payment_confirm, wallet_account_get, wallet_adjust
+from payments.services.confirmation import Evidence
 from subscriptions.demo import machines_demo
-from subscriptions.errors import MachineBusy, PixPaymentWaiting
+from subscriptions.errors import MachineBusy, MachineError, PixPaymentWaiting
 from subscriptions.models import Machine, UsageSession, UsageStatus
-from subscriptions.services.machines import machine_session_buy
+from subscriptions.services.machines import machine_payment_cancel, machine_session_buy
 from tests.factories import MachineFactory, UserFactory
 from tests.payments.test_concurrency import run_in_threads
 
@@ -133,3 +134,53 @@ def test_one_pix_click_sent_several_times_at_once_is_one_purchase(mp_fake):
     assert usage.status == UsageStatus.AWAITING_PAYMENT
     assert payment.params == {"usage_session": usage.pk} and payment.provider_data["qr_code"]
     assert len(mp_fake.payments) == 1
+
+
+def test_a_cancel_racing_the_payment_s_confirmation_ends_in_one_consistent_state(mp_fake):
+    """The customer clicks Cancel as the provider's notification is confirmed: whichever
+    wins, the money is recorded once, and either the machine runs on it, or the purchase is
+    cancelled and the money is kept, flagged for refund — never both, never neither."""
+    outcomes = Counter()
+    for _ in range(6):
+        machine, customer = MachineFactory(), UserFactory()
+        payment = machine_session_buy(
+            customer=customer,
+            machine_code=machine.code,
+            minutes=30,
+            method="pix",
+            idempotency_key=uuid.uuid4().hex,
+        )
+        steps = iter(["cancel", "confirm"])
+
+        def step(payment=payment, machine=machine, customer=customer, steps=steps):
+            if next(steps) == "cancel":
+                try:
+                    machine_payment_cancel(
+                        customer=customer, machine_code=machine.code, reference=payment.reference
+                    )
+                    return "cancelled"
+                except MachineError as exc:
+                    return exc.code
+            payment_confirm(
+                reference=payment.reference,
+                evidence=Evidence(source=AuditSource.WEBHOOK),
+                amount=payment.amount,
+                currency=payment.currency,
+            )
+            return "confirmed"
+
+        results = run_in_threads(2, step)
+        assert "confirmed" in results
+
+        payment.refresh_from_db()
+        usage = UsageSession.objects.get(pk=payment.params["usage_session"])
+        assert payment.status == PaymentStatus.COMPLETED
+        assert payment.audits.filter(action="completed").count() == 1
+        if usage.status == UsageStatus.ACTIVE:
+            outcomes["ran"] += 1
+            assert not payment.refund_due and "cancelled" not in results
+        else:
+            outcomes["cancelled"] += 1
+            assert usage.status == UsageStatus.CANCELLED and "cancelled" in results
+            assert payment.refund_due and payment.late_payment
+    assert sum(outcomes.values()) == 6
