@@ -57,7 +57,13 @@ def test_purpose():
 
 @pytest.fixture
 def mp_fake(settings):
-    fake = FakeMercadoPago(access_token=MP_TOKEN, webhook_secret=MP_SECRET).start()
+    yield from mercadopago_fake_running(settings, FakeMercadoPago)
+
+
+def mercadopago_fake_running(settings, fake_class):
+    """Start `fake_class` (a FakeMercadoPago) and point Confirma's settings at it; a
+    generator for fixtures to `yield from`, stopping the fake afterwards."""
+    fake = fake_class(access_token=MP_TOKEN, webhook_secret=MP_SECRET).start()
     settings.MERCADOPAGO_API_BASE = fake.url
     settings.MERCADOPAGO_ACCESS_TOKEN = MP_TOKEN
     settings.MERCADOPAGO_WEBHOOK_SECRET = MP_SECRET
@@ -102,3 +108,14 @@ def create_session(client, *, key: str, **body):
         content_type="application/json",
         headers={"Idempotency-Key": key},
     )
+
+
+@pytest.fixture
+def staff_client(client):
+    """A client logged in as a staff superuser (`client.user`), as the admin pages need."""
+    from tests.factories import UserFactory
+
+    user = UserFactory(roles=["staff"], is_staff=True, is_superuser=True)
+    client.force_login(user)
+    client.user = user
+    return client

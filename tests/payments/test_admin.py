@@ -16,14 +16,6 @@ from tests.payments.conftest import post_mp
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client):
-    user = UserFactory(roles=["staff"], is_staff=True, is_superuser=True)
-    client.force_login(user)
-    client.user = user
-    return client
-
-
 def kiosk_session():
     return payment_session_create(
         user=None,

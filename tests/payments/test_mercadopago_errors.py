@@ -16,7 +16,7 @@ from payments.providers.mercadopago import adapter
 from payments.services import payment_session_create
 from tests.e2e.stack import free_port
 from tests.factories import UserFactory
-from tests.payments.conftest import MP_SECRET, MP_TOKEN, post_mp
+from tests.payments.conftest import mercadopago_fake_running, post_mp
 
 GATEWAY_PAGE = b"<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
 
@@ -47,14 +47,7 @@ class FakeBehindAProxy(FakeMercadoPago):
 
 @pytest.fixture
 def mp(settings):
-    fake = FakeBehindAProxy(access_token=MP_TOKEN, webhook_secret=MP_SECRET).start()
-    settings.MERCADOPAGO_API_BASE = fake.url
-    settings.MERCADOPAGO_ACCESS_TOKEN = MP_TOKEN
-    settings.MERCADOPAGO_WEBHOOK_SECRET = MP_SECRET
-    settings.PROVIDER_TIMEOUT_SECONDS = 3
-    settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
-    yield fake
-    fake.stop()
+    yield from mercadopago_fake_running(settings, FakeBehindAProxy)
 
 
 def a_payment(fake) -> str:

@@ -26,14 +26,6 @@ pytestmark = pytest.mark.django_db
 URL = "/admin/payments/paymentsession/"
 
 
-@pytest.fixture
-def staff_client(client):
-    user = UserFactory(roles=["staff"], is_staff=True, is_superuser=True)
-    client.force_login(user)
-    client.user = user
-    return client
-
-
 def paid_with_credit(user):
     session = payment_session_create(
         user=user,

@@ -1,6 +1,5 @@
 """The confirmation path owns its transaction; wallet credit refused is given back at once."""
 
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -13,28 +12,18 @@ from payments.services import (
     payment_confirm,
     payment_fulfil,
     payment_refund,
-    payment_session_create,
     wallet_account_get,
     wallet_adjust,
 )
 from payments.services.confirmation import Evidence
 from payments.services.transactions import TransactionContractError
 from tests.factories import UserFactory
+from tests.payments.test_confirmation import purchase
 
 pytestmark = pytest.mark.django_db
 
 WEBHOOK = Evidence(source=AuditSource.WEBHOOK)
 RECONCILER = Evidence(source=AuditSource.RECONCILER)
-
-
-def purchase(user=None, provider="kiosk"):
-    return payment_session_create(
-        user=user,
-        purpose="test_purchase",
-        provider=provider,
-        params={"item": "tea"},
-        idempotency_key=uuid.uuid4().hex,
-    ).session
 
 
 def credited_user(amount="25.00"):
