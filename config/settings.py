@@ -428,6 +428,14 @@ WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300
 # Confirma's own retries of failed deliveries: attempts and first back-off (seconds).
 WEBHOOK_RETRY_MAX_ATTEMPTS = env.int("WEBHOOK_RETRY_MAX_ATTEMPTS", default=8)
 WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+# The webhook workers (`manage.py process_webhooks`): deliveries claimed per batch, seconds
+# a claim lasts before another worker may take it (longer than any provider call), seconds
+# an idle worker waits for a wake-up before it looks anyway (due retries, ended leases), and
+# the age of the oldest waiting delivery that raises a backlog alert.
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=100)
+WEBHOOK_LEASE_SECONDS = env.int("WEBHOOK_LEASE_SECONDS", default=120)
+WEBHOOK_WORKER_IDLE_SECONDS = env.float("WEBHOOK_WORKER_IDLE_SECONDS", default=2.0)
+WEBHOOK_BACKLOG_ALERT_SECONDS = env.int("WEBHOOK_BACKLOG_ALERT_SECONDS", default=120)
 # Serve webhooks from a thread pool of their own (in parallel) rather than in the single
 # thread ASGI gives Django's sync views. config/asgi.py turns it on when daphne serves HTTP;
 # under gunicorn (WSGI) they are plain sync views in gunicorn's threads.

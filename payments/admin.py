@@ -4,21 +4,24 @@ automatic path, with the staff user as actor and a required reason."""
 from decimal import Decimal
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline, ReasonForm, confirm_with_form
+from payments.errors import PaymentError
 from payments.models import (
     AuditSource,
     Coupon,
     CouponRedemption,
+    DeliveryStatus,
     LedgerEntry,
     PaymentAudit,
     PaymentSession,
     WalletAccount,
     WebhookDelivery,
+    WebhookRefusal,
 )
 from payments.services import (
     payment_cancel,
@@ -27,8 +30,8 @@ from payments.services import (
     payment_refund,
 )
 from payments.services.confirmation import Evidence
+from payments.services.deliveries import SETTLED, delivery_replay
 from payments.services.retention import delivery_resolve
-from payments.services.webhooks import delivery_replay
 
 
 def with_reason(description: str):
@@ -226,6 +229,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "event_id",
         "session",
         "attempts",
+        "replay_of",
     )
     list_filter = ("provider", "status", ReferenceSearchFilter, "received_at")
     search_fields = (
@@ -256,6 +260,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "processed_at",
         "resolved_at",
         "session",
+        "replay_of",
+        "claimed_by",
     )
     actions = ["replay", "mark_resolved"]
 
@@ -279,8 +285,30 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     @admin.action(description=_("Replay the selected deliveries"), permissions=["change"])
     def replay(self, request, queryset):
         for delivery in queryset.order_by("id"):
-            outcome = delivery_replay(delivery_id=delivery.pk)
-            self.message_user(request, f"#{delivery.pk}: {outcome.status} {outcome.body}")
+            try:
+                result = delivery_replay(delivery_id=delivery.pk)
+            except PaymentError as exc:
+                self.message_user(
+                    request,
+                    _("Delivery %(id)s was not replayed: %(why)s")
+                    % {"id": delivery.pk, "why": exc},
+                    messages.ERROR,
+                )
+                continue
+            level = messages.SUCCESS if result.status in SETTLED else messages.WARNING
+            self.message_user(
+                request,
+                _(
+                    "Delivery %(id)s was replayed as delivery %(new)s: %(status)s. "
+                    "The original keeps its outcome."
+                )
+                % {
+                    "id": delivery.pk,
+                    "new": result.delivery_id,
+                    "status": DeliveryStatus(result.status).label,
+                },
+                level,
+            )
 
     @admin.action(
         description=_("Mark dead deliveries resolved (dealt with)"), permissions=["change"]
@@ -291,6 +319,57 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             for pk in queryset.order_by("id").values_list("pk", flat=True)
         )
         self.message_user(request, _("%(n)d dead deliveries resolved.") % {"n": done})
+
+
+@admin.register(WebhookRefusal)
+class WebhookRefusalAdmin(admin.ModelAdmin):
+    """Requests refused at the webhook URLs, counted per provider, reason, address and
+    hour (read-only: what arrived, not something to fix here)."""
+
+    list_display = (
+        "window_start",
+        "provider",
+        "reason",
+        "response_status",
+        "remote_addr",
+        "count",
+        "last_at",
+    )
+    list_filter = ("provider", "reason", "window_start")
+    search_fields = ("remote_addr", "body_sha256", "detail")
+    date_hierarchy = "window_start"
+    ordering = ("-window_start", "-last_at")
+    exclude = ("body_head",)
+    readonly_fields = (
+        "provider",
+        "endpoint",
+        "reason",
+        "response_status",
+        "remote_addr",
+        "window_start",
+        "first_at",
+        "last_at",
+        "count",
+        "body_size",
+        "body_sha256",
+        "sample",
+        "headers_head",
+        "detail",
+    )
+
+    @admin.display(description=_("first bytes of the body"))
+    def sample(self, obj):
+        text = bytes(obj.body_head).decode("utf-8", errors="replace")
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Coupon)

@@ -277,6 +277,18 @@ class WebhookDelivery(models.Model):
     session = models.ForeignKey(
         PaymentSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
+    # A replay (admin, command) is a new attempt of a stored delivery, linked to it; the
+    # original keeps its own outcome.
+    replay_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replays",
+        verbose_name=_("replay of"),
+    )
+    # Which worker holds it while processing (until its lease, `next_attempt_at`, ends).
+    claimed_by = models.CharField(_("claimed by"), max_length=80, blank=True, default="")
 
     class Meta:
         verbose_name = _("webhook delivery")
@@ -285,6 +297,20 @@ class WebhookDelivery(models.Model):
             models.Index(fields=["provider", "event_id"], name="delivery_provider_event"),
             models.Index(fields=["status", "next_attempt_at"], name="delivery_retry"),
             models.Index(fields=["received_at"], name="delivery_received"),
+            # What the workers claim, oldest first.
+            models.Index(
+                fields=["id"],
+                name="delivery_waiting",
+                condition=Q(status__in=["received", "failed"]),
+            ),
+        ]
+        constraints = [
+            # A provider's event is stored once; repeats are answered as duplicates.
+            models.UniqueConstraint(
+                fields=["provider", "event_id"],
+                condition=~Q(event_id="") & Q(replay_of__isnull=True),
+                name="delivery_one_per_event",
+            )
         ]
 
     def __str__(self) -> str:
@@ -293,6 +319,42 @@ class WebhookDelivery(models.Model):
     @property
     def body_text(self) -> str:
         return bytes(self.body).decode("utf-8", errors="replace")
+
+
+class WebhookRefusal(models.Model):
+    """Requests refused at the webhook URLs (bad signature, unreadable, too large, a
+    repeated event), counted per provider, reason, address and hour. Only the first of
+    each hour keeps a sample: a hash of the body and at most its first 1 KB and 1 KB of
+    headers, never the whole body."""
+
+    provider = models.CharField(_("provider"), max_length=20)
+    endpoint = models.CharField(_("endpoint"), max_length=40, blank=True, default="")
+    reason = models.CharField(_("reason"), max_length=40)
+    response_status = models.PositiveSmallIntegerField(_("answered"))
+    remote_addr = models.CharField(_("remote address"), max_length=45, blank=True, default="")
+    window_start = models.DateTimeField(_("hour"))
+    first_at = models.DateTimeField(_("first at"))
+    last_at = models.DateTimeField(_("last at"))
+    count = models.PositiveIntegerField(_("count"), default=1)
+    body_size = models.PositiveIntegerField(_("body size"), default=0)
+    body_sha256 = models.CharField(_("body SHA-256"), max_length=64, blank=True, default="")
+    body_head = models.BinaryField(_("first bytes of the body"), blank=True, default=b"")
+    headers_head = models.TextField(_("first bytes of the headers"), blank=True, default="")
+    detail = models.CharField(_("detail"), max_length=300, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("refused webhook")
+        verbose_name_plural = _("refused webhooks")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "reason", "remote_addr", "window_start"],
+                name="refusal_one_row_per_hour",
+            )
+        ]
+        indexes = [models.Index(fields=["window_start"], name="refusal_window")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.reason} ×{self.count}"
 
 
 class WalletAccount(models.Model):

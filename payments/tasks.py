@@ -1,10 +1,10 @@
 from django_tasks import task
 
-from payments.services.retries import delivery_retry
+from payments.services.deliveries import delivery_retry
 
 
 @task()
 def webhook_delivery_retry(*, delivery_id: int) -> str:
-    """Retry a failed delivery (scheduled with back-off by the webhook service); skipped
-    when it is no longer failed and due, or `retry_webhooks` is already at it."""
+    """Retry a failed delivery now, if it is still failed, due and nobody is at it (the
+    webhook workers take due retries by themselves; this is for a person or a script)."""
     return delivery_retry(delivery_id=delivery_id)

@@ -1,7 +1,8 @@
 """Webhook endpoints: no login, signature only, CSRF-exempt, body size capped.
 
-Each request is stored first (its own transaction), then processed; the response code
-tells the provider whether to retry.
+A verified request is stored with one INSERT and answered at once; workers confirm it
+(`payments.services.intake`, `payments.services.deliveries`). A refused one is answered
+4xx and only counted.
 
 The views are plain synchronous views: under gunicorn (the production layout) each runs
 in a worker thread that keeps its database connection. Under ASGI alone (the one-command
@@ -17,9 +18,7 @@ from django.db import close_old_connections
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from payments.models import Provider
-from payments.services.click import click_reject
-from payments.services.webhooks import delivery_process, delivery_record, delivery_reject
+from payments.services.intake import webhook_receive
 
 
 def _receive(request, provider: str, endpoint: str) -> JsonResponse:
@@ -27,27 +26,18 @@ def _receive(request, provider: str, endpoint: str) -> JsonResponse:
     declared = request.META.get("CONTENT_LENGTH") or "0"
     declared_size = int(declared) if declared.isdigit() else 0
     body = request.read(cap + 1)
-    oversized = len(body) > cap or declared_size > cap
-    delivery = delivery_record(
+    answer = webhook_receive(
         provider=provider,
         endpoint=endpoint,
+        method=request.method,
         headers=dict(request.headers),
         query_string=request.META.get("QUERY_STRING", ""),
         body=body[:cap],
         body_size=max(len(body), declared_size),
+        cap=cap,
         remote_addr=request.META.get("REMOTE_ADDR"),
     )
-    if request.method != "POST" and provider == Provider.CLICK:
-        # Click reads every answer as HTTP 200 with its own error code.
-        outcome = click_reject(delivery=delivery, error="method not allowed")
-    elif request.method != "POST":
-        outcome = delivery_reject(delivery=delivery, status=405, error="method not allowed")
-    elif oversized:
-        outcome = delivery_reject(delivery=delivery, status=413, error="body too large")
-    else:
-        outcome = delivery_process(delivery_id=delivery.pk, delivery=delivery)
-    body = outcome.body if provider == Provider.CLICK else {**outcome.body, "delivery": delivery.pk}
-    return JsonResponse(body, status=outcome.status)
+    return JsonResponse(answer.body, status=answer.status)
 
 
 def _in_own_thread(request, provider: str, endpoint: str) -> JsonResponse:

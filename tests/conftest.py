@@ -157,3 +157,34 @@ def login(browser):
     yield _login
     for context in contexts:
         context.close()
+
+
+class Processed:
+    """A webhook's answer at intake and, when it was accepted, what the webhook workers
+    made of its delivery: `json()` is the delivery's outcome ({"status": "processed"…})
+    once every waiting delivery has been processed, as a worker would."""
+
+    def __init__(self, response):
+        from payments.models import WebhookDelivery
+        from payments.services.deliveries import deliveries_drain
+
+        self.response = response
+        self.status_code = response.status_code
+        self.content = response.content
+        self.intake = response.json()
+        self.body = self.intake
+        if self.intake.get("status") == "accepted":
+            deliveries_drain()
+            delivery = WebhookDelivery.objects.get(pk=self.intake["delivery"])
+            self.body = {
+                "status": delivery.status,
+                "delivery": delivery.pk,
+                "error": delivery.error,
+            }
+
+    def json(self) -> dict:
+        return self.body
+
+
+def processed(response) -> Processed:
+    return Processed(response)

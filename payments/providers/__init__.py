@@ -1,7 +1,10 @@
 """Provider adapters: each verifies its signature, parses its message into one common
 `Notification`, and (where the provider has an API) creates and looks up payments.
 
-`payments.services.webhooks` drives them; nothing here touches the database.
+Every provider is a `ProviderAdapter` (payments/providers/base.py), registered under its
+name; `provider_get` finds it. The webhook intake and its workers
+(`payments.services.intake`, `payments.services.deliveries`) drive them; nothing here
+touches the database.
 """
 
 import re
@@ -21,6 +24,16 @@ class MalformedPayload(Exception):
     """The message is signed (or unsigned by design) but cannot be understood."""
 
 
+class ProviderRefusal(Exception):
+    """A synchronous protocol refuses the notification before it is applied, with the
+    provider's own error code (Click's −2, −4, −6…)."""
+
+    def __init__(self, code: int, detail: str = "", *, status: str = "rejected") -> None:
+        super().__init__(detail or str(code))
+        self.code = code
+        self.status = status  # how the delivery is kept (a DeliveryStatus value)
+
+
 class PaymentState(StrEnum):
     APPROVED = "approved"
     PROCESSING = "processing"
@@ -38,6 +51,7 @@ class InboundRequest:
     query: dict[str, str]
     body: bytes
     received_at: datetime
+    endpoint: str = ""  # the URL under /webhooks/ it came to (Click: click/prepare…)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -56,6 +70,12 @@ class Notification:
     raw: dict = field(default_factory=dict)
     # Something staff must look at even though the state itself is handled (code, message).
     alert: tuple[str, str] | None = None
+    # The message only names a payment: its state comes from the provider's API
+    # (`adapter.fetch(provider_payment_id)`), asked by a worker outside any lock.
+    needs_fetch: bool = False
+    # The provider started a new attempt for the still-open session: remember its payment
+    # id in place of the one it had (Click's prepare).
+    replaces_payment_id: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,17 +142,39 @@ def to_currency(value) -> str | None:
     return code
 
 
-def provider_get(name: str):
-    from payments.providers import click, coinbase, kiosk, mercadopago, nowpayments
+_ADAPTERS: dict[str, object] = {}
+# The modules that register an adapter each (imported on first use: they import this one).
+ADAPTER_MODULES = ("mercadopago", "kiosk", "click", "nowpayments", "coinbase", "wallet")
 
-    adapters = {
-        "mercadopago": mercadopago.adapter,
-        "kiosk": kiosk.adapter,
-        "click": click.adapter,
-        "nowpayments": nowpayments.adapter,
-        "coinbase": coinbase.adapter,
-    }
-    return adapters.get(name)
+
+def provider_register(adapter) -> None:
+    """Register `adapter` (a ProviderAdapter) under its name; called by its module."""
+    _ADAPTERS[adapter.name] = adapter
+
+
+def _load() -> None:
+    if len(_ADAPTERS) < len(ADAPTER_MODULES):
+        from importlib import import_module
+
+        for module in ADAPTER_MODULES:
+            import_module(f"payments.providers.{module}")
+
+
+def provider_get(name: str):
+    """The adapter registered as `name`, or None."""
+    _load()
+    return _ADAPTERS.get(name)
+
+
+def own_money(name: str) -> bool:
+    """True for Confirma's own money (wallet credit): paid at once, refunded as credit."""
+    adapter = provider_get(name)
+    return bool(adapter and adapter.own_money)
+
+
+def providers_all() -> list:
+    _load()
+    return list(_ADAPTERS.values())
 
 
 def return_url(session, param: str = "reference", **extra: str) -> str:

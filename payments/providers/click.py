@@ -1,8 +1,11 @@
 """Click (click.uz SHOP API): the customer pays on Click's page, then Click calls
 `prepare` and `complete` on our side with form-encoded, MD5-signed callbacks.
 
-This module only checks and reads the callbacks and builds the payment page URL; what
-each callback does to a session is in `payments.services.click`.
+Click's protocol is synchronous: its answer carries the result, so each callback runs
+through the webhook pipeline inside the request. Prepare becomes a "processing"
+notification that remembers Click's transaction id, complete an "approved" one, and a
+negative `error` a "cancelled" one; `check` refuses with Click's codes what Click must not
+be told is fine (unknown order, amount, already paid, not prepared).
 """
 
 import hashlib
@@ -15,7 +18,18 @@ from django.conf import settings
 
 from config.text import text_storable
 from payments.errors import PaymentError, ProviderUnavailable
-from payments.providers import ProviderPayment, return_url
+from payments.providers import (
+    InboundRequest,
+    MalformedPayload,
+    Notification,
+    PaymentState,
+    ProviderPayment,
+    ProviderRefusal,
+    SignatureInvalid,
+    provider_register,
+    return_url,
+)
+from payments.providers.base import DeliveryResult, ProviderAdapter
 
 PREPARE, COMPLETE = 0, 1
 
@@ -167,9 +181,120 @@ def answer(callback_fields: dict, code: int, **ids) -> dict:
     return body
 
 
-class ClickAdapter:
+def _lenient_fields(body: bytes) -> dict:
+    """The form's fields as far as they can be read, for answering a refused callback."""
+    try:
+        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    except ValueError:
+        return {}
+
+
+# A refusal's code → how the delivery is kept in the webhook log.
+REFUSAL_STATUS = {
+    ALREADY_PAID: "duplicate",
+    USER_NOT_FOUND: "ignored",
+    TRANSACTION_NOT_FOUND: "ignored",
+    CANCELLED: "processed",
+}
+
+
+def _refuse(code: int, detail: str = "") -> ProviderRefusal:
+    return ProviderRefusal(code, detail or NOTES[code], status=REFUSAL_STATUS.get(code, "rejected"))
+
+
+class ClickAdapter(ProviderAdapter):
     name = "click"
     currencies = ("UZS",)
+    synchronous = True
+
+    @staticmethod
+    def _read(request: InboundRequest) -> ClickCallback:
+        action = COMPLETE if request.endpoint.endswith("complete") else PREPARE
+        return callback_read(request.body, request.header("content-type") or "", action=action)
+
+    def verify(self, request: InboundRequest) -> None:
+        try:
+            self._read(request)
+        except ClickError as exc:
+            error = SignatureInvalid if exc.code == SIGN_FAILED else MalformedPayload
+            raise error(f"click {exc.code}: {exc}") from exc
+
+    def parse(self, request: InboundRequest) -> Notification:
+        try:
+            callback = self._read(request)
+        except ClickError as exc:
+            raise MalformedPayload(f"click {exc.code}: {exc}") from exc
+        if callback.error < 0:
+            state = PaymentState.CANCELLED
+        elif callback.action == COMPLETE:
+            state = PaymentState.APPROVED
+        else:
+            state = PaymentState.PROCESSING
+        return Notification(
+            reference=callback.merchant_trans_id,
+            provider_payment_id=callback.click_trans_id,
+            state=state,
+            amount=callback.amount,
+            currency="UZS",
+            provider_status=f"{'complete' if callback.action else 'prepare'}:{callback.error}",
+            raw={
+                "action": callback.action,
+                "error": callback.error,
+                "merchant_prepare_id": callback.merchant_prepare_id,
+                "fields": callback.fields,
+            },
+            replaces_payment_id=callback.action == PREPARE,
+        )
+
+    def check(self, notification: Notification, session) -> None:
+        """Click's order checks, in its order: the order exists (−5), complete names the
+        prepared transaction (−6), a cancel of an open order goes ahead (answered −9),
+        then paid (−4), closed (−9), amount (−2)."""
+        if session is None or session.provider != self.name:
+            raise _refuse(USER_NOT_FOUND, "unknown merchant_trans_id")
+        if notification.raw["action"] == COMPLETE:
+            prepared = notification.raw["merchant_prepare_id"] == str(session.pk) and (
+                session.provider_payment_id == notification.provider_payment_id
+            )
+            if not prepared:
+                raise _refuse(TRANSACTION_NOT_FOUND, "unknown merchant_prepare_id")
+        if notification.state == PaymentState.CANCELLED and session.is_open:
+            return
+        if session.status in ("completed", "refunded"):
+            raise _refuse(ALREADY_PAID)
+        if not session.is_open:
+            raise _refuse(CANCELLED, f"the session is {session.status}")
+        if notification.amount != session.amount or session.currency != "UZS":
+            raise _refuse(BAD_AMOUNT, f"amount {notification.amount}, expected {session.amount}")
+
+    def answer(self, result: DeliveryResult) -> tuple[int, dict]:
+        """Always HTTP 200: Click reads its own error codes."""
+        notification = result.notification
+        fields = notification.raw["fields"] if notification else {}
+        ids = {}
+        if result.provider_code is not None:
+            code = result.provider_code
+        elif result.status == "failed" or notification is None:
+            code = UPDATE_FAILED
+        elif result.status == "ignored":
+            code = USER_NOT_FOUND
+        elif notification.state == PaymentState.CANCELLED:
+            code = CANCELLED
+        elif notification.raw["action"] == COMPLETE and result.outcome == "already_processed":
+            code = ALREADY_PAID
+        else:
+            code = SUCCESS
+            name = "merchant_confirm_id" if notification.raw["action"] else "merchant_prepare_id"
+            ids[name] = result.session_pk
+        return 200, answer(fields, code, **ids)
+
+    def refusal(self, request, status, reason, exc) -> tuple[int, dict]:
+        """Refused at intake (signature, unreadable, wrong method): HTTP 200 with Click's
+        code, so Click does not read an HTTP error as an outage."""
+        cause = exc.__cause__ if exc is not None else None
+        code = cause.code if isinstance(cause, ClickError) else BAD_REQUEST
+        fields = _lenient_fields(request.body) if request is not None else {}
+        return 200, answer(fields, code)
 
     def create_payment(self, session, **kwargs) -> ProviderPayment:
         """No API call: Click's payment page takes the order in its query string."""
@@ -194,3 +319,4 @@ class ClickAdapter:
 
 
 adapter = ClickAdapter()
+provider_register(adapter)

@@ -16,6 +16,7 @@ from payments.providers import (
     PaymentState,
     ProviderPayment,
     SignatureInvalid,
+    provider_register,
     return_url,
     to_currency,
     to_decimal,
@@ -23,6 +24,7 @@ from payments.providers import (
     to_text,
 )
 from payments.providers._http import provider_json
+from payments.providers.base import ProviderAdapter
 
 API_VERSION = "2018-03-22"
 STATES = {
@@ -47,7 +49,7 @@ def _api(path: str) -> str:
     return settings.COINBASE_COMMERCE_API_BASE.rstrip("/") + path
 
 
-class CoinbaseAdapter:
+class CoinbaseAdapter(ProviderAdapter):
     name = "coinbase"
 
     def verify(self, request: InboundRequest) -> None:
@@ -138,3 +140,4 @@ class CoinbaseAdapter:
 
 
 adapter = CoinbaseAdapter()
+provider_register(adapter)

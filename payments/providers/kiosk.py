@@ -13,10 +13,12 @@ from payments.providers import (
     PaymentState,
     ProviderPayment,
     SignatureInvalid,
+    provider_register,
     to_currency,
     to_decimal,
     to_text,
 )
+from payments.providers.base import ProviderAdapter
 
 STATES = {
     "paid": PaymentState.APPROVED,
@@ -26,7 +28,7 @@ STATES = {
 }
 
 
-class KioskAdapter:
+class KioskAdapter(ProviderAdapter):
     name = "kiosk"
 
     def verify(self, request: InboundRequest) -> None:
@@ -76,3 +78,4 @@ class KioskAdapter:
 
 
 adapter = KioskAdapter()
+provider_register(adapter)

@@ -24,10 +24,12 @@ from payments.providers import (
     PaymentState,
     ProviderPayment,
     SignatureInvalid,
+    provider_register,
     to_currency,
     to_decimal,
     to_text,
 )
+from payments.providers.base import ProviderAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +108,9 @@ def _sdk() -> SDK:
     return SDK(settings.MERCADOPAGO_ACCESS_TOKEN or "unset", http_client=_BaseUrlClient())
 
 
-class MercadoPagoAdapter:
+class MercadoPagoAdapter(ProviderAdapter):
     name = "mercadopago"
+    currencies = ("BRL",)
     # PIX date_of_expiration must be 30 minutes to 30 days ahead.
     min_expiry_minutes = 31
 
@@ -139,7 +142,8 @@ class MercadoPagoAdapter:
         return str(notification_id or request.header("x-request-id") or "")
 
     def parse(self, request: InboundRequest) -> Notification | None:
-        """None for topics other than payments; fetches the payment for its status."""
+        """None for topics other than payments. A payment notification only names the
+        payment (`needs_fetch`): its state is fetched by the worker."""
         topic = request.query.get("type") or request.query.get("topic")
         if request.body:
             try:
@@ -154,7 +158,13 @@ class MercadoPagoAdapter:
             return None
         if not data_id or not data_id.isdigit() or len(data_id) > 30:
             raise MalformedPayload("missing or invalid data.id")
-        return self.fetch(data_id)
+        return Notification(
+            reference=None,
+            provider_payment_id=data_id,
+            state=PaymentState.PENDING,
+            provider_status="notified",
+            needs_fetch=True,
+        )
 
     def fetch(self, provider_payment_id: str) -> Notification | None:
         payment = _call(_sdk().payment().get, provider_payment_id, _options())
@@ -214,3 +224,4 @@ class MercadoPagoAdapter:
 
 
 adapter = MercadoPagoAdapter()
+provider_register(adapter)

@@ -23,6 +23,7 @@ from payments.providers import (
     PaymentState,
     ProviderPayment,
     SignatureInvalid,
+    provider_register,
     return_url,
     settings_public_base,
     to_currency,
@@ -30,6 +31,7 @@ from payments.providers import (
     to_text,
 )
 from payments.providers._http import provider_json
+from payments.providers.base import ProviderAdapter
 
 STATES = {
     "waiting": PaymentState.PENDING,
@@ -143,7 +145,7 @@ def _api(path: str) -> str:
     return settings.NOWPAYMENTS_API_BASE.rstrip("/") + path
 
 
-class NowPaymentsAdapter:
+class NowPaymentsAdapter(ProviderAdapter):
     name = "nowpayments"
 
     def verify(self, request: InboundRequest) -> None:
@@ -249,3 +251,4 @@ class NowPaymentsAdapter:
 
 
 adapter = NowPaymentsAdapter()
+provider_register(adapter)

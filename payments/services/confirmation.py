@@ -15,6 +15,8 @@ Provider money that cannot be delivered is kept, flagged for refund and alerted.
 """
 
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -35,8 +37,8 @@ from payments.models import (
     PaymentAudit,
     PaymentSession,
     PaymentStatus,
-    Provider,
 )
+from payments.providers import Notification, PaymentState, own_money
 from payments.registry import purpose_get
 from payments.services.transactions import (
     TransactionContractError,
@@ -86,7 +88,29 @@ class ConfirmResult:
         return self.outcome not in (ConfirmOutcome.ALREADY_PROCESSED, ConfirmOutcome.IGNORED)
 
 
+_batch = threading.local()
+
+
+@contextmanager
+def _sessions_locked(references):
+    """Lock the sessions of a batch at once, in primary-key order (two batches sharing
+    sessions never wait on each other in a circle); `_lock` then finds them here."""
+    asked = set(references)
+    sessions = PaymentSession.objects.select_for_update().filter(reference__in=asked)
+    _batch.locked = {session.reference: session for session in sessions.order_by("pk")}
+    _batch.asked = asked
+    try:
+        yield
+    finally:
+        _batch.locked = _batch.asked = None
+
+
 def _lock(reference: str) -> PaymentSession:
+    locked = getattr(_batch, "locked", None)
+    if locked is not None and reference in _batch.asked:
+        if reference in locked:
+            return locked[reference]
+        raise PaymentNotFound(reference)
     try:
         return PaymentSession.objects.select_for_update().get(reference=reference)
     except PaymentSession.DoesNotExist:
@@ -252,9 +276,7 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
         _audit(
             session, "fulfilment_refused", evidence, before=session.status, data={"error": str(exc)}
         )
-        if session.provider == Provider.WALLET and _return_credit(
-            session, evidence, why=session.fulfilment_error
-        ):
+        if _return_credit(session, evidence, why=session.fulfilment_error):
             return False
         session.refund_due = True
         _alert(
@@ -311,15 +333,19 @@ def payment_confirm(
     are committed, whether or not fulfilment succeeded (`result.fulfilled`).
     """
     evidence.check()
-    with confirmation_transaction("payment_confirm"):
-        return _confirm(
-            reference,
-            evidence,
-            amount=amount,
-            currency=currency,
-            provider_payment_id=provider_payment_id,
-            only_if_open=only_if_open,
-        )
+    notification = Notification(
+        reference=reference,
+        provider_payment_id=str(provider_payment_id or ""),
+        state=PaymentState.APPROVED,
+        amount=amount,
+        currency=currency,
+    )
+    (result,) = notifications_apply(
+        [Applied(notification, evidence, only_if_open=only_if_open)], what="payment_confirm"
+    )
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def payment_confirm_in_purchase(
@@ -636,48 +662,138 @@ def payment_refund(
     raises PaymentError ("partial_refund") and changes nothing. Owns its transaction, like
     `payment_confirm`."""
     evidence.check()
-    kind = "chargeback" if chargeback else "refund"
     with confirmation_transaction("payment_refund"):
-        session = _lock(reference)
-        before = session.status
-        if before == PaymentStatus.REFUNDED:
-            return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
-        if _about_other_payment(session, provider_payment_id, evidence, kind):
-            _alert(
-                session,
-                f"payment.{kind}_other_payment",
-                _("A refund was recorded for a second payment of this session."),
-                provider_payment_id=provider_payment_id,
-            )
-            return ConfirmResult(ConfirmOutcome.IGNORED, session)
-        if before != PaymentStatus.COMPLETED:
-            _audit(session, f"ignored_{kind}", evidence, before=before, data={"amount": amount})
-            _alert(
-                session,
-                f"payment.{kind}_unexpected",
-                _("A refund notice arrived for a payment that is not completed."),
-            )
-            return ConfirmResult(ConfirmOutcome.IGNORED, session)
-        returned = None
-        if session.provider == Provider.WALLET:
-            _refuse_partial_credit_refund(session, amount)
-            # Confirma's own money: the refund is the credit going back to the wallet.
-            why = f"{kind} recorded: {evidence.reason}" if evidence.reason else f"{kind} recorded"
-            returned = wallet_return(session=session, reason=why, actor=evidence.actor)
-        session.status = PaymentStatus.REFUNDED
-        session.refund_due = False
-        session.closed_at = timezone.now()
-        session.save(update_fields=["status", "refund_due", "closed_at"])
-        _audit(session, kind, evidence, before=before, data={"amount": amount})
-        if returned is not None:
-            _audit_credit_returned(session, evidence, before=before, why=why, entry=returned)
-        _note_hold(session, kind)
+        return _refund(reference, evidence, chargeback, amount, provider_payment_id)
+
+
+def _refund(reference, evidence, chargeback, amount, provider_payment_id) -> ConfirmResult:
+    kind = "chargeback" if chargeback else "refund"
+    session = _lock(reference)
+    before = session.status
+    if before == PaymentStatus.REFUNDED:
+        return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
+    if _about_other_payment(session, provider_payment_id, evidence, kind):
         _alert(
             session,
-            f"payment.{kind}",
-            _("A completed payment was refunded or charged back."),
-            fulfilled=session.fulfilled_at is not None,
-            credit_returned=returned is not None,
+            f"payment.{kind}_other_payment",
+            _("A refund was recorded for a second payment of this session."),
+            provider_payment_id=provider_payment_id,
         )
-        _publish(session, "payment.refunded", **({"reason": "credit_returned"} if returned else {}))
-        return ConfirmResult(ConfirmOutcome.CHANGED, session)
+        return ConfirmResult(ConfirmOutcome.IGNORED, session)
+    if before != PaymentStatus.COMPLETED:
+        _audit(session, f"ignored_{kind}", evidence, before=before, data={"amount": amount})
+        _alert(
+            session,
+            f"payment.{kind}_unexpected",
+            _("A refund notice arrived for a payment that is not completed."),
+        )
+        return ConfirmResult(ConfirmOutcome.IGNORED, session)
+    returned = None
+    if own_money(session.provider):
+        _refuse_partial_credit_refund(session, amount)
+        # Confirma's own money: the refund is the credit going back to the wallet.
+        why = f"{kind} recorded: {evidence.reason}" if evidence.reason else f"{kind} recorded"
+        returned = wallet_return(session=session, reason=why, actor=evidence.actor)
+    session.status = PaymentStatus.REFUNDED
+    session.refund_due = False
+    session.closed_at = timezone.now()
+    session.save(update_fields=["status", "refund_due", "closed_at"])
+    _audit(session, kind, evidence, before=before, data={"amount": amount})
+    if returned is not None:
+        _audit_credit_returned(session, evidence, before=before, why=why, entry=returned)
+    _note_hold(session, kind)
+    _alert(
+        session,
+        f"payment.{kind}",
+        _("A completed payment was refunded or charged back."),
+        fulfilled=session.fulfilled_at is not None,
+        credit_returned=returned is not None,
+    )
+    _publish(session, "payment.refunded", **({"reason": "credit_returned"} if returned else {}))
+    return ConfirmResult(ConfirmOutcome.CHANGED, session)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One notification to apply, with the evidence it is applied on."""
+
+    notification: Notification
+    evidence: Evidence
+    only_if_open: bool = False
+
+
+def _dispatch(item: Applied) -> ConfirmResult | None:
+    """Apply one notification inside the batch's transaction (sessions already locked)."""
+    notification, evidence = item.notification, item.evidence
+    reference = notification.reference or ""
+    state = notification.state
+    payment_id = notification.provider_payment_id
+    if state == PaymentState.APPROVED:
+        return _confirm(
+            reference,
+            evidence,
+            amount=notification.amount,
+            currency=notification.currency,
+            provider_payment_id=payment_id,
+            only_if_open=item.only_if_open,
+        )
+    if state == PaymentState.PROCESSING:
+        return payment_mark_processing(
+            reference=reference,
+            evidence=evidence,
+            provider_payment_id=payment_id,
+            replace=notification.replaces_payment_id,
+        )
+    if state == PaymentState.FAILED:
+        return payment_fail(reference=reference, evidence=evidence, provider_payment_id=payment_id)
+    if state == PaymentState.CANCELLED:
+        return payment_cancel(
+            reference=reference, evidence=evidence, provider_payment_id=payment_id
+        )
+    if state == PaymentState.EXPIRED:
+        return payment_expire(
+            reference=reference, evidence=evidence, force=True, provider_payment_id=payment_id
+        )
+    if state in (PaymentState.REFUNDED, PaymentState.CHARGED_BACK):
+        return _refund(
+            reference, evidence, state == PaymentState.CHARGED_BACK, notification.amount, payment_id
+        )
+    return None  # pending: nothing to do
+
+
+def notifications_apply(
+    items: list[Applied], *, what: str = "notifications_apply", after=None
+) -> list[ConfirmResult | PaymentError | PaymentNotFound | None]:
+    """Apply a batch of notifications through the one confirmation path, in one durable
+    transaction: their sessions locked at once in primary-key order, then each applied in
+    turn (a confirmation is a batch of one). Per item: its ConfirmResult, None (nothing to
+    do), or the PaymentError that refused it (unknown reference, a provider payment held by
+    another session), raised before it wrote anything. `after(results)`, when given, runs
+    last in the same transaction (the webhook workers record the deliveries' outcomes
+    there, so an outcome and its effects commit together).
+
+    Any other error rolls the whole batch back and is raised: the caller applies the items
+    one by one to isolate the one at fault.
+    """
+    for item in items:
+        item.evidence.check()
+    with confirmation_transaction(what):
+        references = [item.notification.reference for item in items if item.notification.reference]
+        results: list = []
+        with _sessions_locked(references):
+            for item in items:
+                try:
+                    results.append(_dispatch(item))
+                except (PaymentError, PaymentNotFound) as exc:
+                    results.append(exc)
+        if after is not None:
+            after(results)
+        return results
+
+
+def notification_apply(notification: Notification, evidence: Evidence) -> ConfirmResult | None:
+    """Apply one notification (a poll's answer, say): a batch of one; raises what refused it."""
+    (result,) = notifications_apply([Applied(notification, evidence)])
+    if isinstance(result, PaymentError | PaymentNotFound):
+        raise result
+    return result

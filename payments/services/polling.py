@@ -15,17 +15,14 @@ from django.utils import timezone
 
 from payments.errors import PaymentError
 from payments.models import OPEN_STATUSES, AuditSource, PaymentSession
-from payments.providers import provider_get
-from payments.services.confirmation import Evidence
-from payments.services.webhooks import _apply as notification_apply
+from payments.providers import provider_get, providers_all
+from payments.services.confirmation import Evidence, notification_apply
 
 logger = logging.getLogger(__name__)
 
 
 def pollable_providers() -> list[str]:
-    from payments.models import Provider
-
-    return [p for p in Provider.values if hasattr(provider_get(p), "fetch")]
+    return [adapter.name for adapter in providers_all() if adapter.can_fetch]
 
 
 @dataclass

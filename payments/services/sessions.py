@@ -22,8 +22,8 @@ from payments.errors import (
     PaymentError,
     UnsupportedProvider,
 )
-from payments.models import AuditSource, PaymentAudit, PaymentSession, Provider
-from payments.providers import provider_get
+from payments.models import AuditSource, PaymentAudit, PaymentSession
+from payments.providers import own_money, provider_get
 from payments.registry import purpose_get
 from payments.services.confirmation import Evidence, payment_confirm_in_purchase
 from payments.services.coupons import CENT, coupon_apply
@@ -115,7 +115,7 @@ def payment_session_create(
             % {"purpose": purpose, "provider": provider[:30]}
         )
     user = user if user and user.is_authenticated else None
-    if user is None and (not handler.allow_anonymous or provider == Provider.WALLET):
+    if user is None and (not handler.allow_anonymous or own_money(provider)):
         raise PermissionDenied(_("Log in to pay for this."), code="login_required")
     if coupon_code and not handler.accepts_coupons:
         raise CouponError(_("Coupons do not apply to this purchase."), code="coupon_inapplicable")
@@ -160,7 +160,8 @@ def payment_session_create(
 def _create(user, handler, provider, key, fingerprint, quote, coupon_code) -> CreateResult:
     purpose = handler.name
     ttl = handler.session_ttl_minutes or settings.PAYMENT_SESSION_TTL_MINUTES
-    paid_at_once = provider == Provider.WALLET or bool(coupon_code) or quote.amount == 0
+    from_credit = own_money(provider)
+    paid_at_once = from_credit or bool(coupon_code) or quote.amount == 0
     with purchase_transaction() if paid_at_once else transaction.atomic():
         coupon, discount = None, Decimal("0.00")
         if coupon_code:
@@ -206,7 +207,7 @@ def _create(user, handler, provider, key, fingerprint, quote, coupon_code) -> Cr
                 currency=session.currency,
                 evidence=Evidence(source=AuditSource.SYSTEM, reason="fully discounted"),
             )
-        elif provider == Provider.WALLET:
+        elif from_credit:
             wallet_spend(
                 user=user,
                 amount=session.amount,
@@ -233,9 +234,9 @@ def payment_session_provider_sync(*, session: PaymentSession, payer_email: str =
     transaction stores its answer. Raises ProviderUnavailable when the provider is down.
     """
     adapter = provider_get(session.provider)
-    if adapter is None or not hasattr(adapter, "create_payment"):
+    if adapter is None or not adapter.can_create:
         return
-    minimum = getattr(adapter, "min_expiry_minutes", 0)
+    minimum = adapter.min_expiry_minutes
     earliest = timezone.now() + timedelta(minutes=minimum)
     if minimum and session.expires_at < earliest:
         # Keep our expiry and the provider's in step when the provider needs more time.

@@ -464,7 +464,7 @@ def _refuse_if_paid_at_provider(payment: PaymentSession, usage: UsageSession) ->
     from payments.services.confirmation import Evidence
 
     adapter = provider_get(payment.provider)
-    if not payment.provider_payment_id or not hasattr(adapter, "fetch"):
+    if not payment.provider_payment_id or adapter is None or not adapter.can_fetch:
         return
     try:
         notification = adapter.fetch(payment.provider_payment_id)

@@ -16,11 +16,11 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
+from payments.services.retries import delivery_retry
 
 from notifications.models import Alert, Event
 from payments.models import DeliveryStatus, PaymentStatus, WebhookDelivery
 from payments.services import payment_session_create, wallet_account_get
-from payments.services.retries import delivery_retry
 from payments.tasks import webhook_delivery_retry
 from tests.factories import UserFactory
 from tests.payments.conftest import mp_fake, post_mp  # noqa: F401 - the fake provider fixture

@@ -9,6 +9,7 @@ from payments.errors import InvalidParams
 from payments.fakes.mercadopago import FakeMercadoPago
 from payments.models import Provider
 from payments.registry import Purpose, Quote, purpose_register
+from tests.conftest import processed
 
 MP_TOKEN = "TEST-access-token-for-tests-only"
 MP_SECRET = "mp-webhook-secret-for-tests"
@@ -84,20 +85,24 @@ def post_mp(client, notification: dict):
     """Deliver a fake Mercado Pago notification through the real webhook URL."""
     from urllib.parse import urlencode
 
-    return client.post(
-        "/webhooks/mercadopago/?" + urlencode(notification["query"]),
-        data=notification["body"],
-        content_type="application/json",
-        headers={k: v for k, v in notification["headers"].items() if k != "content-type"},
+    return processed(
+        client.post(
+            "/webhooks/mercadopago/?" + urlencode(notification["query"]),
+            data=notification["body"],
+            content_type="application/json",
+            headers={k: v for k, v in notification["headers"].items() if k != "content-type"},
+        )
     )
 
 
 def post_kiosk(client, headers: dict, body: bytes):
-    return client.post(
-        "/webhooks/kiosk/",
-        data=body,
-        content_type="application/json",
-        headers={k: v for k, v in headers.items() if k != "content-type"},
+    return processed(
+        client.post(
+            "/webhooks/kiosk/",
+            data=body,
+            content_type="application/json",
+            headers={k: v for k, v in headers.items() if k != "content-type"},
+        )
     )
 
 

@@ -100,8 +100,9 @@ def test_replay_action_and_retry_task_complete_a_failed_delivery(staff_client, c
 
 
 def test_delivery_becomes_dead_after_the_last_attempt(client, mp_fake, settings):
-    from notifications.models import Event
     from payments.services.webhooks import delivery_replay
+
+    from notifications.models import Event
 
     settings.WEBHOOK_RETRY_MAX_ATTEMPTS = 2
     session = payment_session_create(

@@ -8,6 +8,7 @@ from payments.fakes import billing as fake_billing
 from payments.fakes.billing import FakeBilling
 from payments.services import wallet_adjust
 from subscriptions.services.machines import machine_session_buy
+from tests.conftest import processed
 from tests.factories import UserFactory
 from tests.payments.conftest import *  # noqa: F403 - the provider fakes and helpers
 
@@ -123,11 +124,13 @@ def post_nowpayments(client, obj, *, secret: str = NP_SECRET, body: bytes | None
     """An IPN as NOWPayments sends it: the body as given (numbers as their tokens), the
     signature over the key-sorted serialisation."""
     text = body if body is not None else fake_billing.nowpayments_serialise(obj, sort_keys=False)
-    return client.post(
-        "/webhooks/nowpayments/",
-        data=text,
-        content_type="application/json",
-        headers={"x-nowpayments-sig": fake_billing.nowpayments_sign(obj, secret)},
+    return processed(
+        client.post(
+            "/webhooks/nowpayments/",
+            data=text,
+            content_type="application/json",
+            headers={"x-nowpayments-sig": fake_billing.nowpayments_sign(obj, secret)},
+        )
     )
 
 
@@ -135,15 +138,17 @@ def post_coinbase(client, body, *, secret: str = CB_SECRET, signature: str | Non
     import json
 
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return client.post(
-        "/webhooks/coinbase/",
-        data=raw,
-        content_type="application/json",
-        headers={
-            "x-cc-webhook-signature": fake_billing.coinbase_sign(raw, secret)
-            if signature is None
-            else signature
-        },
+    return processed(
+        client.post(
+            "/webhooks/coinbase/",
+            data=raw,
+            content_type="application/json",
+            headers={
+                "x-cc-webhook-signature": fake_billing.coinbase_sign(raw, secret)
+                if signature is None
+                else signature
+            },
+        )
     )
 
 

@@ -1,11 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from payments.errors import PaymentError
 from payments.models import DeliveryStatus, WebhookDelivery
-from payments.services.webhooks import delivery_replay
+from payments.services.deliveries import delivery_replay
 
 
 class Command(BaseCommand):
-    help = "Process stored webhook deliveries again: --id N (repeatable) or --failed."
+    help = (
+        "Process stored webhook deliveries again, each as a new attempt linked to it (the "
+        "original keeps its outcome): --id N (repeatable) or --failed."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--id", type=int, action="append", dest="ids", default=[])
@@ -25,8 +29,16 @@ class Command(BaseCommand):
             queryset = queryset | WebhookDelivery.objects.filter(status=DeliveryStatus.FAILED)
         ok = True
         for pk in queryset.order_by("id").values_list("pk", flat=True)[:limit]:
-            outcome = delivery_replay(delivery_id=pk)
-            self.stdout.write(f"delivery {pk}: {outcome.status} {outcome.body}")
-            ok = ok and outcome.status < 500
+            try:
+                result = delivery_replay(delivery_id=pk)
+            except PaymentError as exc:
+                self.stdout.write(f"delivery {pk}: not replayed: {exc}")
+                ok = False
+                continue
+            self.stdout.write(
+                f"delivery {pk}: replayed as delivery {result.delivery_id}: {result.status}"
+                + (f" ({result.error})" if result.error else "")
+            )
+            ok = ok and result.status not in ("failed", "dead", "rejected")
         if not ok:
             raise CommandError("Some deliveries still fail.", returncode=1)

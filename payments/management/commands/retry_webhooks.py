@@ -1,7 +1,10 @@
-"""`manage.py retry_webhooks`: retry failed webhook deliveries whose next attempt is due.
+"""`manage.py retry_webhooks`: process webhook deliveries that are due and waiting: failed
+ones whose next attempt has come, and claims whose worker died (their lease ended).
 
-Run every 30 seconds (settings.PERIODIC_JOBS, or cron) as the safety net of the retry
-tasks. Exit status 0 when every due delivery now succeeded (or none was due), 1 when some
+The webhook workers (`process_webhooks`) do this by themselves; run every 30 seconds
+(settings.PERIODIC_JOBS, or cron) it is their safety net, and it checks the backlog: an
+alert when the oldest waiting delivery is older than WEBHOOK_BACKLOG_ALERT_SECONDS.
+Exit status 0 when every due delivery now succeeded (or none was due), 1 when some
 failed again, were rejected or went dead (out of attempts; staff are alerted), 2 when the
 command could not run (bad option, database unavailable).
 """
@@ -9,10 +12,11 @@ command could not run (bad option, database unavailable).
 import json
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from payments.services.retries import deliveries_retry_due
+from payments.services.deliveries import backlog_check, deliveries_run
 
 
 class Command(BaseCommand):
@@ -28,7 +32,11 @@ class Command(BaseCommand):
         if limit < 1:
             raise CommandError("--limit must be at least 1.", returncode=2)
         try:
-            report = deliveries_retry_due(limit=limit)
+            report = deliveries_run(
+                limit=min(limit, settings.WEBHOOK_BATCH_SIZE),
+                max_batches=-(-limit // min(limit, settings.WEBHOOK_BATCH_SIZE)),
+            )
+            backlog_check()
         except DatabaseError as exc:
             raise CommandError(
                 f"Could not retry webhook deliveries: {exc.__class__.__name__}: {exc}".strip(),

@@ -1,0 +1,112 @@
+"""`manage.py process_webhooks`: a webhook worker.
+
+Claims stored deliveries in batches (oldest first, `FOR UPDATE SKIP LOCKED`, with a lease)
+and confirms them through the one confirmation path (`payments.services.deliveries`). On
+PostgreSQL it sleeps on `LISTEN confirma_deliveries` — a trigger NOTIFYs when a delivery is
+committed — so a delivery is taken the moment it is stored; between wake-ups it looks
+every WEBHOOK_WORKER_IDLE_SECONDS anyway, for retries that came due and claims whose
+worker died. On SQLite (the one-command demo) it looks every 0.2 seconds.
+
+Run as many as you like, on any number of nodes: they never take the same delivery.
+SIGTERM or Ctrl+C stops it after the batch in hand.
+"""
+
+import logging
+import signal
+import time
+
+import psycopg
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
+
+from payments.services.deliveries import deliveries_run, worker_name
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "confirma_deliveries"
+SQLITE_POLL_SECONDS = 0.2
+
+
+class _Listener:
+    """Waits for PostgreSQL's NOTIFY on its own autocommit connection."""
+
+    def __init__(self) -> None:
+        self.conn = None
+
+    def connect(self) -> None:
+        if self.conn is None or self.conn.closed:
+            params = connection.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            self.conn = psycopg.connect(**params, autocommit=True)
+            self.conn.execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, seconds: float) -> None:
+        try:
+            self.connect()
+            for _ in self.conn.notifies(timeout=seconds, stop_after=1):
+                pass
+        except psycopg.Error as exc:
+            logger.warning("webhook worker: cannot listen for deliveries (%s)", exc)
+            self.close()
+            time.sleep(min(seconds, 1.0))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn = None
+
+
+class Command(BaseCommand):
+    help = "Process webhook deliveries as they arrive (a webhook worker; run one or more)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--batch", type=int, default=None, help="deliveries per batch (WEBHOOK_BATCH_SIZE)"
+        )
+        parser.add_argument(
+            "--once", action="store_true", help="process what is waiting now, then stop"
+        )
+        parser.add_argument(
+            "--max-seconds", type=float, default=None, help="stop after this many seconds"
+        )
+
+    def handle(self, *args, batch, once, max_seconds, **options):
+        size = batch or settings.WEBHOOK_BATCH_SIZE
+        if size < 1:
+            raise CommandError("--batch must be at least 1.", returncode=2)
+        worker = worker_name()
+        stopping = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stopping.append(True))
+        listener = _Listener() if connection.vendor == "postgresql" else None
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        idle = settings.WEBHOOK_WORKER_IDLE_SECONDS
+        logger.info("webhook worker %s started (batches of %s)", worker, size)
+        if listener is not None:
+            # Listening before the first look: nothing committed after it is missed.
+            listener.wait(0)
+        try:
+            while not stopping and (deadline is None or time.monotonic() < deadline):
+                try:
+                    report = deliveries_run(limit=size, worker=worker, max_batches=10)
+                except DatabaseError as exc:
+                    logger.warning("webhook worker: database unavailable (%s)", exc)
+                    connection.close()
+                    time.sleep(1.0)
+                    continue
+                if once and report.processed < size * 10:
+                    break
+                if report.processed:
+                    continue  # more may be waiting
+                if listener is not None:
+                    listener.wait(idle)
+                else:
+                    time.sleep(SQLITE_POLL_SECONDS)
+        finally:
+            if listener is not None:
+                listener.close()
+        logger.info("webhook worker %s stopped", worker)

@@ -1,0 +1,232 @@
+"""Webhook intake: answer the provider as soon as its message is safely stored.
+
+For each request to a webhook URL (`payments/webhooks.py`):
+
+1. the body is capped, and the provider's adapter verifies the signature first;
+2. a refused request (wrong method, too large, bad signature, unreadable) is answered 4xx
+   at once and only counted (`WebhookRefusal`: one row per provider, reason, address and
+   hour, with a hash and at most the first 1 KB of body and of headers), never stored
+   whole, and logged once per hour rather than line by line;
+3. a valid one is stored with one INSERT (committed at once; the provider's event id is
+   unique per provider, so a repeat is refused by the database and answered as a
+   duplicate). PostgreSQL wakes the workers at commit (a trigger NOTIFYs
+   `confirma_deliveries`) and the provider gets 2xx;
+4. a synchronous protocol (Click), whose answer carries the result, processes its one
+   delivery right away through the workers' own code and answers with the result.
+
+Any parse error is a 400, never a 500. What happens next is in
+`payments.services.deliveries`.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from django.db import DatabaseError, IntegrityError, connection
+from django.db.models import Sum
+from django.utils import timezone
+
+from config.logging import redact
+from payments.models import DeliveryStatus, WebhookDelivery, WebhookRefusal
+from payments.providers import InboundRequest, SignatureInvalid, provider_get
+from payments.services.deliveries import delivery_process_now, lease
+
+logger = logging.getLogger(__name__)
+
+REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
+SAMPLE_BYTES = 1024  # of the body, and of the headers, kept for the first refusal an hour
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict
+
+
+def _clean_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {
+        name.lower(): ("[redacted]" if name.lower() in REDACTED_HEADERS else str(value)[:2000])
+        for name, value in headers.items()
+    }
+
+
+def _upsert_sql() -> str:
+    table = connection.ops.quote_name(WebhookRefusal._meta.db_table)
+    columns = (
+        "provider, endpoint, reason, response_status, remote_addr, window_start, first_at, "
+        "last_at, count, body_size, body_sha256, body_head, headers_head, detail"
+    )
+    # Only the model's own table name is formatted in; every value is a parameter.
+    return (
+        f"INSERT INTO {table} ({columns}) "  # noqa: S608
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (provider, reason, remote_addr, window_start) DO UPDATE SET "
+        f"count = {table}.count + 1, last_at = excluded.last_at, "
+        "body_size = excluded.body_size RETURNING count"
+    )
+
+
+def refusal_record(
+    *,
+    provider: str,
+    endpoint: str,
+    reason: str,
+    status: int,
+    remote_addr: str | None,
+    body: bytes,
+    body_size: int,
+    headers: dict[str, str],
+    detail: str = "",
+) -> None:
+    """Count one refused request (one statement); log it when it is the hour's first."""
+    now = timezone.now()
+    window = now.replace(minute=0, second=0, microsecond=0)
+    header_text = "\n".join(f"{k}: {v}" for k, v in _clean_headers(headers).items())
+    sample = [
+        provider[:20],
+        endpoint[:40],
+        reason[:40],
+        status,
+        (remote_addr or "")[:45],
+        *(connection.ops.adapt_datetimefield_value(value) for value in (window, now, now)),
+        body_size,
+        hashlib.sha256(body).hexdigest(),
+        body[:SAMPLE_BYTES],
+        redact(header_text)[:SAMPLE_BYTES],
+        redact(detail)[:300],
+    ]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_upsert_sql(), sample)
+            (count,) = cursor.fetchone()
+    except DatabaseError:
+        logger.exception("could not count a refused %s webhook", provider)
+        return
+    if count == 1:
+        logger.warning(
+            "webhook refused: %s %s from %s (%s); repeats this hour are only counted",
+            provider,
+            reason,
+            remote_addr or "-",
+            redact(detail)[:200],
+        )
+
+
+def webhook_receive(
+    *,
+    provider: str,
+    endpoint: str,
+    method: str,
+    headers: dict[str, str],
+    query_string: str,
+    body: bytes,
+    body_size: int,
+    cap: int,
+    remote_addr: str | None,
+) -> Answer:
+    """Take in one request to a webhook URL and say what to answer."""
+    adapter = provider_get(provider)
+    request = InboundRequest(
+        headers={name.lower(): str(value) for name, value in headers.items()},
+        query=dict(parse_qsl(query_string, keep_blank_values=True)),
+        body=body,
+        received_at=timezone.now(),
+        endpoint=endpoint,
+    )
+
+    def refuse(status: int, reason: str, exc: Exception | None = None) -> Answer:
+        refusal_record(
+            provider=provider,
+            endpoint=endpoint,
+            reason=reason,
+            status=status,
+            remote_addr=remote_addr,
+            body=body,
+            body_size=body_size,
+            headers=headers,
+            detail=f"{exc.__class__.__name__}: {exc}" if exc is not None else "",
+        )
+        return Answer(*adapter.refusal(request if exc else None, status, reason, exc))
+
+    if method != "POST":
+        return refuse(405, "method not allowed")
+    if body_size > cap:
+        return refuse(413, "body too large")
+    try:
+        adapter.verify(request)
+    except SignatureInvalid as exc:
+        return refuse(401, "invalid signature", exc)
+    except Exception as exc:  # a body the signature check cannot even read
+        return refuse(400, "malformed payload", exc)
+    try:
+        event_id = adapter.event_id(request)[:120]
+        notification = adapter.parse(request)
+    except Exception as exc:  # nesting, encoding, types: whatever it is, the sender's fault
+        if not isinstance(exc, ValueError | TypeError | RecursionError | UnicodeError):
+            logger.info("webhook %s: unreadable payload", provider, exc_info=True)
+        return refuse(400, "malformed payload", exc)
+    now = timezone.now()
+    synchronous = adapter.synchronous and notification is not None
+    fields = {
+        "provider": provider,
+        "endpoint": endpoint,
+        "received_at": request.received_at,
+        "remote_addr": remote_addr or None,
+        "headers": _clean_headers(headers),
+        "query_string": query_string[:4000],
+        "body": body,
+        "body_size": body_size,
+        "signature_valid": True,
+        "event_id": event_id,
+    }
+    if notification is None:
+        fields.update(
+            status=DeliveryStatus.IGNORED,
+            response_status=200,
+            processed_at=now,
+            error="not a payment notification",
+        )
+    elif synchronous:
+        # Processed in this request: held by it, as a worker holds its claims.
+        fields.update(next_attempt_at=now + lease(), claimed_by="intake")
+    try:
+        delivery = WebhookDelivery.objects.create(**fields)
+    except IntegrityError:
+        original = (
+            WebhookDelivery.objects.filter(
+                provider=provider, event_id=event_id, replay_of__isnull=True
+            )
+            .values_list("pk", flat=True)
+            .first()
+        )
+        refusal_record(
+            provider=provider,
+            endpoint=endpoint,
+            reason="duplicate event",
+            status=200,
+            remote_addr=remote_addr,
+            body=b"",
+            body_size=body_size,
+            headers={},
+            detail=f"event {event_id[:80]} is delivery {original}",
+        )
+        return Answer(200, {"status": "duplicate", "delivery": original})
+    except DatabaseError:
+        logger.exception("webhook %s could not be stored", provider)
+        return Answer(503, {"error": "temporarily unavailable, retry later"})
+    if synchronous:
+        return Answer(*adapter.answer(delivery_process_now(delivery)))
+    status = "ignored" if notification is None else "accepted"
+    return Answer(200, {"status": status, "delivery": delivery.pk})
+
+
+def refusals_count(*, since, reason: str | None = None) -> dict[str, int]:
+    """Refused requests per provider since `since` (by the hour they fell in)."""
+    rows = WebhookRefusal.objects.filter(last_at__gte=since)
+    if reason:
+        rows = rows.filter(reason=reason)
+    return {
+        row["provider"]: row["total"]
+        for row in rows.values("provider").annotate(total=Sum("count")).order_by()
+    }
