@@ -188,3 +188,29 @@ class Processed:
 
 def processed(response) -> Processed:
     return Processed(response)
+
+
+@pytest.fixture
+def webhook_worker(settings):
+    """A webhook worker (the `process_webhooks` loop, woken by LISTEN/NOTIFY on
+    PostgreSQL) in a thread of this process, for tests that serve requests (live_server)."""
+    import threading
+
+    from django.db import connection
+
+    from payments.management.commands.process_webhooks import work
+
+    settings.WEBHOOK_WORKER_IDLE_SECONDS = 0.2
+    stop = threading.Event()
+
+    def run():
+        try:
+            work(size=100, should_stop=stop.is_set)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name="webhook-worker", daemon=True)
+    thread.start()
+    yield thread
+    stop.set()
+    thread.join(timeout=10)

@@ -21,10 +21,10 @@ Users, groups and API tokens stay with superusers: granting them would let a sta
 raise their own rights. A model added later needs a migration of its own here.
 """
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-GROUP = "staff"
+from config.migrations import _staff
+
 VIEW = ("view",)
 CHANGE = ("view", "change")
 CONFIGURE = ("view", "add", "change")
@@ -69,40 +69,12 @@ STAFF_PERMISSIONS = {
 }
 
 
-def _permissions(apps):
-    """The permissions named above; they are created here when the database is new
-    (Django creates permissions after migrating, too late for this migration)."""
-    Permission = apps.get_model("auth", "Permission")
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    found = []
-    for app_label, models in STAFF_PERMISSIONS.items():
-        app_config = apps.get_app_config(app_label)
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-        for model, actions in models.items():
-            content_type = ContentType.objects.get(app_label=app_label, model=model)
-            codenames = [f"{action}_{model}" for action in actions]
-            permissions = Permission.objects.filter(
-                content_type=content_type, codename__in=codenames
-            )
-            if permissions.count() != len(codenames):
-                raise LookupError(f"missing permissions of {app_label}.{model}")
-            found.extend(permissions)
-    return found
-
-
 def grant(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    group, _ = Group.objects.get_or_create(name=GROUP)
-    group.permissions.add(*_permissions(apps))
+    _staff.grant(apps, STAFF_PERMISSIONS)
 
 
 def revoke(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    group = Group.objects.filter(name=GROUP).first()
-    if group is not None:
-        group.permissions.remove(*_permissions(apps))
+    _staff.revoke(apps, STAFF_PERMISSIONS)
 
 
 class Migration(migrations.Migration):

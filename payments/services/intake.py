@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from django.db import DatabaseError, IntegrityError, connection
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -113,6 +113,15 @@ def refusal_record(
         )
 
 
+def _insert(fields: dict) -> WebhookDelivery:
+    """One INSERT, committed at once (autocommit). Inside a caller's transaction (a test,
+    a script) it goes in a savepoint, so a refused duplicate leaves that transaction usable."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return WebhookDelivery.objects.create(**fields)
+    return WebhookDelivery.objects.create(**fields)
+
+
 def webhook_receive(
     *,
     provider: str,
@@ -191,7 +200,7 @@ def webhook_receive(
         # Processed in this request: held by it, as a worker holds its claims.
         fields.update(next_attempt_at=now + lease(), claimed_by="intake")
     try:
-        delivery = WebhookDelivery.objects.create(**fields)
+        delivery = _insert(fields)
     except IntegrityError:
         original = (
             WebhookDelivery.objects.filter(

@@ -17,7 +17,9 @@ def worker_inline(settings):
     yield
 
 
-def test_self_test_reports_each_step(live_server, settings, kiosk_secret, service, worker_inline):
+def test_self_test_reports_each_step(
+    live_server, settings, kiosk_secret, service, worker_inline, webhook_worker
+):
     settings.PUBLIC_BASE_URL = live_server.url
     Printer.objects.create(name="Demo", url="dummy:")
     staff = UserFactory(roles=["staff"])

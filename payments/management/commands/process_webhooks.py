@@ -78,35 +78,40 @@ class Command(BaseCommand):
         size = batch or settings.WEBHOOK_BATCH_SIZE
         if size < 1:
             raise CommandError("--batch must be at least 1.", returncode=2)
-        worker = worker_name()
         stopping = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopping.append(True))
-        listener = _Listener() if connection.vendor == "postgresql" else None
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        idle = settings.WEBHOOK_WORKER_IDLE_SECONDS
-        logger.info("webhook worker %s started (batches of %s)", worker, size)
-        if listener is not None:
-            # Listening before the first look: nothing committed after it is missed.
-            listener.wait(0)
-        try:
-            while not stopping and (deadline is None or time.monotonic() < deadline):
-                try:
-                    report = deliveries_run(limit=size, worker=worker, max_batches=10)
-                except DatabaseError as exc:
-                    logger.warning("webhook worker: database unavailable (%s)", exc)
-                    connection.close()
-                    time.sleep(1.0)
-                    continue
-                if once and report.processed < size * 10:
-                    break
-                if report.processed:
-                    continue  # more may be waiting
-                if listener is not None:
-                    listener.wait(idle)
-                else:
-                    time.sleep(SQLITE_POLL_SECONDS)
-        finally:
+        work(size=size, once=once, should_stop=lambda: bool(stopping), deadline=deadline)
+
+
+def work(*, size: int, should_stop, once: bool = False, deadline: float | None = None) -> None:
+    """The worker's loop: process what waits, then sleep until woken (or idle time ends)."""
+    worker = worker_name()
+    listener = _Listener() if connection.vendor == "postgresql" else None
+    idle = settings.WEBHOOK_WORKER_IDLE_SECONDS
+    logger.info("webhook worker %s started (batches of %s)", worker, size)
+    if listener is not None:
+        # Listening before the first look: nothing committed after it is missed.
+        listener.wait(0)
+    try:
+        while not should_stop() and (deadline is None or time.monotonic() < deadline):
+            try:
+                report = deliveries_run(limit=size, worker=worker, max_batches=10)
+            except DatabaseError as exc:
+                logger.warning("webhook worker: database unavailable (%s)", exc)
+                connection.close()
+                time.sleep(1.0)
+                continue
+            if once and report.processed < size * 10:
+                break
+            if report.processed:
+                continue  # more may be waiting
             if listener is not None:
-                listener.close()
-        logger.info("webhook worker %s stopped", worker)
+                listener.wait(idle)
+            else:
+                time.sleep(SQLITE_POLL_SECONDS)
+    finally:
+        if listener is not None:
+            listener.close()
+    logger.info("webhook worker %s stopped", worker)
