@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Start Confirma: migrate, demo data, then daphne + the task worker + the periodic jobs +
-# the fake provider APIs. Stops everything on Ctrl+C. Called by `make run`.
+# Start Confirma: migrate, demo data, then daphne + the webhook worker + the task worker +
+# the periodic jobs + the fake provider APIs. Stops everything on Ctrl+C. Called by `make run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -62,6 +62,8 @@ trap cleanup INT TERM EXIT
 "$PY" manage.py fake_mercadopago --port "$FAKE_MP_PORT" &
 pids+=($!)
 "$PY" manage.py fake_billing --port "$FAKE_BILLING_PORT" &
+pids+=($!)
+"$PY" manage.py process_webhooks -v0 &
 pids+=($!)
 "$PY" manage.py db_worker --no-reload --interval 0.5 -v0 &
 pids+=($!)

@@ -2,7 +2,8 @@
 # Confirma's production process layout (see docs/performance.md):
 #   - gunicorn (gthread workers, config/gunicorn.conf.py) for HTTP: pages, API, webhooks;
 #   - several daphne processes for WebSockets (/ws/events/), one port each;
-#   - db_worker processes for background tasks (printing, retries, alerts);
+#   - process_webhooks workers that confirm the stored webhook deliveries in batches;
+#   - db_worker processes for background tasks (printing, alerts);
 #   - run_periodic for the periodic jobs (or use the cron lines in the README instead).
 # A reverse proxy sends /ws/ to the daphne ports and everything else to gunicorn.
 # Runs in the foreground; SIGTERM or Ctrl+C stops every process, and if one of them dies
@@ -16,6 +17,7 @@
 #   WS_PORT           first daphne port (default 8001; daphne N listens on WS_PORT+N-1)
 #   DAPHNE_PROCESSES  daphne processes (default: one per core)
 #   WEB_CONCURRENCY, GUNICORN_THREADS   gunicorn workers and threads per worker
+#   WEBHOOK_WORKERS   process_webhooks workers (default 2)
 #   WORKER_PROCESSES  db_worker processes (default 1)
 #   WORKER_INTERVAL   seconds an idle worker waits before looking for tasks (default 0.2)
 #   RUN_PERIODIC      "false" when cron runs the periodic jobs (default true)
@@ -47,6 +49,7 @@ WS_PORT=${WS_PORT:-8001}
 CORES=$(nproc 2>/dev/null || echo 2)
 DAPHNE_PROCESSES=${DAPHNE_PROCESSES:-$CORES}
 WORKER_PROCESSES=${WORKER_PROCESSES:-1}
+WEBHOOK_WORKERS=${WEBHOOK_WORKERS:-2}
 WORKER_INTERVAL=${WORKER_INTERVAL:-0.2}
 RUN_PERIODIC=${RUN_PERIODIC:-true}
 
@@ -76,6 +79,10 @@ for ((i = 0; i < DAPHNE_PROCESSES; i++)); do
   "$PY" -m daphne --proxy-headers -b "$BIND_HOST" -p $((WS_PORT + i)) config.asgi:application &
   pids+=($!)
 done
+for ((i = 0; i < WEBHOOK_WORKERS; i++)); do
+  "$PY" manage.py process_webhooks -v0 &
+  pids+=($!)
+done
 for ((i = 0; i < WORKER_PROCESSES; i++)); do
   "$PY" manage.py db_worker --no-reload --interval "$WORKER_INTERVAL" -v0 &
   pids+=($!)
@@ -87,7 +94,7 @@ fi
 
 echo "serve.sh: HTTP on $BIND_HOST:$HTTP_PORT (gunicorn), WebSockets on" \
   "$BIND_HOST:$WS_PORT..$((WS_PORT + DAPHNE_PROCESSES - 1)) (daphne ×$DAPHNE_PROCESSES)," \
-  "$WORKER_PROCESSES task worker(s)"
+  "$WEBHOOK_WORKERS webhook worker(s), $WORKER_PROCESSES task worker(s)"
 set +e
 wait -n "${pids[@]}"
 status=$?

@@ -54,6 +54,7 @@ class Stack:
         self.port = free_port()
         self.server: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
+        self.webhooks: subprocess.Popen | None = None
         self.log = open(workdir / f"daphne-{kind}.log", "ab")  # noqa: SIM115
         self._pg_name = None
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -136,7 +137,20 @@ class Stack:
     def demo_line(self, pattern: str) -> str:
         return re.search(pattern, self.demo_output, re.M).group(1)
 
+    def start_webhook_worker(self) -> subprocess.Popen:
+        """The webhook worker (`process_webhooks`): confirms what the webhooks stored."""
+        if self.webhooks is None or self.webhooks.poll() is not None:
+            self.webhooks = subprocess.Popen(
+                [sys.executable, "manage.py", "process_webhooks", "-v0"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=self.log,
+                stderr=self.log,
+            )
+        return self.webhooks
+
     def start(self) -> None:
+        self.start_webhook_worker()
         if self.worker is None or self.worker.poll() is not None:
             self.worker = subprocess.Popen(
                 [
@@ -202,9 +216,10 @@ class Stack:
 
     def close(self) -> None:
         self.stop()
-        if self.worker and self.worker.poll() is None:
-            self.worker.terminate()
-            self.worker.wait(timeout=10)
+        for process in (self.worker, self.webhooks):
+            if process and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
         self.fake_mp.stop()
         self.fake_billing.stop()
         self.log.close()

@@ -396,7 +396,9 @@ class FaultStack(Stack):
         self.worker.wait(timeout=10)
 
     def start_server(self) -> None:
-        """Stack.start without the worker."""
+        """Stack.start without the task worker (the webhook worker runs: it is what
+        confirms what the server's webhooks store)."""
+        self.start_webhook_worker()
         for _attempt in range(3):
             self.server = self._spawn_server()
             deadline = time.monotonic() + 45
