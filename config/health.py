@@ -10,6 +10,7 @@ def integration_status(*, since=None, gap_limit: int = 50) -> dict:
     from config.selectors import worker_health
     from notifications.models import Alert
     from payments.selectors import payments_health, webhooks_health
+    from payments.services.deliveries import backlog
     from payments.services.monitor import gaps_find
     from tickets.selectors import integration_health, printers_health
 
@@ -23,6 +24,7 @@ def integration_status(*, since=None, gap_limit: int = 50) -> dict:
         "generated_at": now.isoformat(),
         "payments": payments_health(since=since),
         "webhooks": webhooks_health(now=now),
+        "backlog": backlog(),
         "gaps": {"total": gap_total, "listed": [g.as_dict() for g in gaps]},
         "printers": printers_health(),
         "worker": worker_health(),

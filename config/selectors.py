@@ -70,11 +70,23 @@ def worker_health() -> dict:
     }
 
 
+def webhooks_backlog_health() -> dict:
+    """The webhook workers keep up: the oldest waiting delivery is younger than
+    WEBHOOK_BACKLOG_ALERT_SECONDS (waiting deliveries and the oldest's age in seconds)."""
+    from django.conf import settings
+
+    from payments.services.deliveries import backlog
+
+    state = backlog()
+    return {"ok": state["oldest_seconds"] <= settings.WEBHOOK_BACKLOG_ALERT_SECONDS, **state}
+
+
 def system_health() -> dict:
     checks = {
         "database": database_health(),
         "channel_layer": channel_layer_health(),
     }
     checks["worker"] = worker_health() if checks["database"]["ok"] else {"ok": False}
+    checks["webhooks"] = webhooks_backlog_health() if checks["database"]["ok"] else {"ok": False}
     checks["status"] = "ok" if all(c["ok"] for c in checks.values()) else "fail"
     return checks

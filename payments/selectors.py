@@ -4,10 +4,16 @@
 from collections import defaultdict
 from datetime import timedelta
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from payments.models import DeliveryStatus, PaymentSession, PaymentStatus, WebhookDelivery
+from payments.models import (
+    DeliveryStatus,
+    PaymentSession,
+    PaymentStatus,
+    WebhookDelivery,
+    WebhookRefusal,
+)
 from payments.registry import purposes_all
 
 PAID = (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED)
@@ -91,6 +97,7 @@ def webhooks_health(*, now=None) -> list[dict]:
                 "last_hour": {},
                 "last_day": {},
                 "signature_failures": {"last_hour": 0, "last_day": 0},
+                "refused": {},
                 "dead_unresolved": 0,
             },
         )
@@ -104,16 +111,20 @@ def webhooks_health(*, now=None) -> list[dict]:
         if in_hour:
             entry(provider)["last_hour"][status] = in_hour
         entry(provider)["last_day"][status] = in_day
-    bad = (
-        recent.filter(signature_valid=False)
-        .values("provider")
-        .annotate(in_hour=Count("id", filter=Q(received_at__gte=hour)), in_day=Count("id"))
+    # Refused requests are counted per hour they fell in (WebhookRefusal), not stored.
+    refused = (
+        WebhookRefusal.objects.filter(last_at__gte=day)
+        .values("provider", "reason")
+        .annotate(in_hour=Sum("count", filter=Q(last_at__gte=hour)), in_day=Sum("count"))
     )
-    for row in bad:
-        entry(row["provider"])["signature_failures"] = {
-            "last_hour": row["in_hour"],
-            "last_day": row["in_day"],
-        }
+    for row in refused:
+        counts = entry(row["provider"])
+        if row["reason"] == "invalid signature":
+            counts["signature_failures"] = {
+                "last_hour": row["in_hour"] or 0,
+                "last_day": row["in_day"] or 0,
+            }
+        counts["refused"][row["reason"]] = row["in_day"] or 0
     dead = WebhookDelivery.objects.filter(status=DeliveryStatus.DEAD, resolved_at__isnull=True)
     for provider, count in (
         dead.values("provider").annotate(n=Count("id")).values_list("provider", "n")

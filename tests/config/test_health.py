@@ -115,7 +115,8 @@ def test_other_roles_get_the_status_alone(client, memory_layer):
 def test_the_health_token_gets_the_details(monitor, memory_layer):
     worker_heartbeat_beat(worker_id="w1", tasks_run=0)
     body = monitor.get("/healthz").json()
-    assert set(body) == {"status", "database", "channel_layer", "worker"}
+    assert set(body) == {"status", "database", "channel_layer", "worker", "webhooks"}
+    assert body["webhooks"] == {"ok": True, "waiting": 0, "oldest_seconds": 0.0}
 
 
 @pytest.mark.parametrize(
@@ -141,3 +142,33 @@ def test_no_token_configured_means_no_token_works(client, settings, memory_layer
     settings.HEALTH_TOKEN = ""
     response = client.get("/healthz", headers={"Authorization": "Bearer "})
     assert response.json() == {"status": "unavailable"}
+
+
+def test_a_webhook_backlog_older_than_the_setting_is_unhealthy_and_alerted(
+    monitor, memory_layer, settings
+):
+    from django.core.management import call_command
+
+    from notifications.models import Alert
+    from payments.models import WebhookDelivery
+
+    settings.WEBHOOK_BACKLOG_ALERT_SECONDS = 60
+    worker_heartbeat_beat(worker_id="w1", tasks_run=0)
+    stuck = WebhookDelivery.objects.create(
+        provider="kiosk",
+        signature_valid=True,
+        received_at=timezone.now() - timedelta(seconds=90),
+        # Claimed by a worker whose lease has not ended: waiting, and not retried now.
+        next_attempt_at=timezone.now() + timedelta(minutes=5),
+        claimed_by="gone",
+    )
+    response = monitor.get("/healthz")
+    assert response.status_code == 503
+    webhooks = response.json()["webhooks"]
+    assert (webhooks["ok"], webhooks["waiting"]) == (False, 1)
+    assert webhooks["oldest_seconds"] >= 90
+    with pytest.raises(SystemExit):  # exit 1: nothing was retried, but not all is well
+        call_command("retry_webhooks")
+    assert Alert.objects.filter(code="webhook.backlog").count() == 1
+    WebhookDelivery.objects.filter(pk=stuck.pk).update(status="processed")
+    assert monitor.get("/healthz").status_code == 200

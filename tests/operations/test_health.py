@@ -7,7 +7,13 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from payments.models import AuditSource, DeliveryStatus, PaymentSession, WebhookDelivery
+from payments.models import (
+    AuditSource,
+    DeliveryStatus,
+    PaymentSession,
+    WebhookDelivery,
+    WebhookRefusal,
+)
 from payments.services.confirmation import Evidence, payment_confirm
 from tests.factories import UserFactory
 from tests.subscriptions.conftest import *  # noqa: F403 - billing, plans, customer
@@ -55,14 +61,25 @@ def scenario(billing, plans, customer, monkeypatch):
     rows = [
         ("click", DeliveryStatus.PROCESSED, True, now),
         ("click", DeliveryStatus.PROCESSED, True, old),
-        ("click", DeliveryStatus.REJECTED, False, now),
-        ("click", DeliveryStatus.REJECTED, False, old),
+        ("click", DeliveryStatus.REJECTED, True, now),
+        ("click", DeliveryStatus.REJECTED, True, old),
         ("coinbase", DeliveryStatus.DEAD, True, now - timedelta(days=5)),
         ("coinbase", DeliveryStatus.FAILED, True, now),
+        ("kiosk", DeliveryStatus.RECEIVED, True, now - timedelta(seconds=40)),
     ]
     for provider, status, valid, when in rows:
         WebhookDelivery.objects.create(
             provider=provider, status=status, signature_valid=valid, received_at=when
+        )
+    # Refused requests are counted, not stored: one bad signature now, one three hours ago.
+    for when in (now, old):
+        WebhookRefusal.objects.create(
+            provider="click",
+            reason="invalid signature",
+            response_status=200,
+            window_start=when.replace(minute=0, second=0, microsecond=0),
+            first_at=when,
+            last_at=when,
         )
     return {"sessions": sessions, "held": held}
 
@@ -85,6 +102,10 @@ def test_numbers_match_the_scenario(scenario):
     assert webhooks["click"]["signature_failures"] == {"last_hour": 1, "last_day": 2}
     assert webhooks["coinbase"]["dead_unresolved"] == 1
     assert webhooks["coinbase"]["last_day"] == {"failed": 1}
+    # Waiting for the workers: the kiosk delivery stored 40 s ago (the failed one has no
+    # next attempt: it waits for nobody).
+    assert status["backlog"]["waiting"] == 1
+    assert 40 <= status["backlog"]["oldest_seconds"] < 60
 
     kinds = {g["reference"]: g["kind"] for g in status["gaps"]["listed"]}
     assert status["gaps"]["total"] == 2

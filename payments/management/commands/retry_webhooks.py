@@ -5,7 +5,8 @@ The webhook workers (`process_webhooks`) do this by themselves; run every 30 sec
 (settings.PERIODIC_JOBS, or cron) it is their safety net, and it checks the backlog: an
 alert when the oldest waiting delivery is older than WEBHOOK_BACKLOG_ALERT_SECONDS.
 Exit status 0 when every due delivery now succeeded (or none was due), 1 when some
-failed again, were rejected or went dead (out of attempts; staff are alerted), 2 when the
+failed again, were rejected or went dead (out of attempts; staff are alerted) or the
+backlog is older than the setting, 2 when the
 command could not run (bad option, database unavailable).
 """
 
@@ -36,7 +37,7 @@ class Command(BaseCommand):
                 limit=min(limit, settings.WEBHOOK_BATCH_SIZE),
                 max_batches=-(-limit // min(limit, settings.WEBHOOK_BATCH_SIZE)),
             )
-            backlog_check()
+            waiting = backlog_check()
         except DatabaseError as exc:
             raise CommandError(
                 f"Could not retry webhook deliveries: {exc.__class__.__name__}: {exc}".strip(),
@@ -50,6 +51,12 @@ class Command(BaseCommand):
                 "retried {retried} webhook deliveries: {succeeded} succeeded, {failed} failed "
                 "again, {rejected} rejected, {dead} dead".format(**counts)
             )
-        if not report.all_succeeded:
+        behind = waiting["oldest_seconds"] > settings.WEBHOOK_BACKLOG_ALERT_SECONDS
+        if behind:
+            self.stdout.write(
+                f"{waiting['waiting']} webhook deliveries waiting, the oldest for "
+                f"{waiting['oldest_seconds']} s: are the webhook workers running?"
+            )
+        if not report.all_succeeded or behind:
             # A finding, not a crash: cron and run_periodic see the status, nothing else.
             sys.exit(1)
