@@ -24,29 +24,43 @@ def payment_simulate(*, session: PaymentSession, action: str) -> None:
         raise PaymentError(_("Unknown simulation."), code="invalid_action")
     if not session.is_open:
         raise PaymentError(_("This payment is no longer open."), code="not_open")
-    if session.provider == Provider.MERCADOPAGO and session.provider_payment_id:
-        url = (
-            f"{settings.MERCADOPAGO_API_BASE.rstrip('/')}/_fake/payments/"
-            f"{session.provider_payment_id}/{action}"
-        )
-        headers = {"Authorization": f"Bearer {settings.MERCADOPAGO_ACCESS_TOKEN}"}
-        response = requests.post(url, headers=headers, json={}, timeout=5)
-        if response.status_code >= 400:
-            raise PaymentError(_("The fake provider refused: %(s)s") % {"s": response.status_code})
-        return
-    if session.provider == Provider.KIOSK:
-        webhook = settings.PUBLIC_BASE_URL.rstrip("/") + "/webhooks/kiosk/"
-        fields = {
-            "secret": settings.KIOSK_WEBHOOK_SECRET,
-            "reference": session.reference,
-            "status": ACTIONS[action],
-            "amount": str(session.amount),
-            "currency": session.currency,
-        }
-        # Sent from another thread: this request may be served by the same process.
-        threading.Thread(target=_send_quietly, args=(webhook, fields), daemon=True).start()
-        return
-    raise PaymentError(_("This payment cannot be simulated."), code="not_simulable")
+    simulate = SIMULATORS.get(session.provider)
+    if simulate is None or not simulate(session, action):
+        raise PaymentError(_("This payment cannot be simulated."), code="not_simulable")
+
+
+def _mercadopago(session: PaymentSession, action: str) -> bool:
+    """The fake Mercado Pago settles the PIX and posts its notification."""
+    if not session.provider_payment_id:
+        return False
+    url = (
+        f"{settings.MERCADOPAGO_API_BASE.rstrip('/')}/_fake/payments/"
+        f"{session.provider_payment_id}/{action}"
+    )
+    headers = {"Authorization": f"Bearer {settings.MERCADOPAGO_ACCESS_TOKEN}"}
+    response = requests.post(url, headers=headers, json={}, timeout=5)
+    if response.status_code >= 400:
+        raise PaymentError(_("The fake provider refused: %(s)s") % {"s": response.status_code})
+    return True
+
+
+def _kiosk(session: PaymentSession, action: str) -> bool:
+    """The fake kiosk terminal posts its signed notification."""
+    webhook = settings.PUBLIC_BASE_URL.rstrip("/") + "/webhooks/kiosk/"
+    fields = {
+        "secret": settings.KIOSK_WEBHOOK_SECRET,
+        "reference": session.reference,
+        "status": ACTIONS[action],
+        "amount": str(session.amount),
+        "currency": session.currency,
+    }
+    # Sent from another thread: this request may be served by the same process.
+    threading.Thread(target=_send_quietly, args=(webhook, fields), daemon=True).start()
+    return True
+
+
+# The providers whose fake can settle a payment on demand.
+SIMULATORS = {Provider.MERCADOPAGO: _mercadopago, Provider.KIOSK: _kiosk}
 
 
 def _send_quietly(url: str, fields: dict) -> None:

@@ -20,6 +20,7 @@ from config.errors import ConfirmaError
 from notifications.services import event_publish
 from payments.errors import InvalidParams, UnsupportedProvider
 from payments.models import PaymentSession, Provider
+from payments.providers import provider_get
 from payments.registry import Purpose, Quote
 from subscriptions.models import (
     PAYMENT_ACTIVATION_TYPES,
@@ -33,12 +34,6 @@ from subscriptions.models import (
 
 logger = logging.getLogger(__name__)
 
-# Which currencies each provider takes for a plan (Click settles in soums only).
-PROVIDER_CURRENCIES = {
-    Provider.CLICK: {"UZS"},
-    Provider.NOWPAYMENTS: None,  # any fiat price; the customer pays in crypto
-    Provider.COINBASE: None,
-}
 MAX_MANUAL_DAYS = 3660
 
 
@@ -50,8 +45,8 @@ def plan_providers(plan: Plan) -> list[str]:
     """The providers a plan can be paid with, in the order the checkout offers them."""
     return [
         provider
-        for provider, currencies in PROVIDER_CURRENCIES.items()
-        if currencies is None or plan.currency in currencies
+        for provider in SubscriptionPurpose.providers
+        if provider_get(provider).takes(plan.currency)
     ]
 
 
