@@ -419,23 +419,42 @@ def _webhook_request(route: str, world: World) -> tuple[str, dict]:
     "route", [pytest.param(r, id=f"staff-POST-/{r}-unsigned") for r in matrix.WEBHOOK_ROUTES]
 )
 def test_webhook_ignores_the_session(route, world, client):
-    from payments.models import PaymentSession, WebhookDelivery
+    """A staff session is no authority: the unsigned request is refused, counted as a
+    refusal (the session cookie not kept in its sample), never stored as a delivery, and
+    changes nothing."""
+    from notifications.models import Event
+    from payments.models import PaymentAudit, PaymentSession, WebhookDelivery, WebhookRefusal
 
     client.force_login(world.users["staff"])
+    session_key = client.session.session_key
+    assert session_key
     content_type, body = _webhook_request(route, world)
     path = "/" + route + ("?data.id=123456&type=payment" if "mercadopago" in route else "")
+    deliveries, audits, events = (
+        WebhookDelivery.objects.count(),
+        PaymentAudit.objects.count(),
+        Event.objects.count(),
+    )
+    refusals = dict(WebhookRefusal.objects.values_list("pk", "count"))
     if content_type == "application/json":
         response = client.post(path, data=json.dumps(body), content_type=content_type)
     else:
         response = client.post(path, data=urlencode(body), content_type=content_type)
 
-    delivery = WebhookDelivery.objects.order_by("-pk").first()
-    assert delivery is not None and delivery.signature_valid is False
     if route.startswith("webhooks/click/"):
         # Click's protocol answers HTTP 200 always; -1 is "SIGN CHECK FAILED".
         assert (response.status_code, response.json()["error"]) == (200, -1)
     else:
         assert response.status_code == 401
+    assert WebhookDelivery.objects.count() == deliveries, "a refused request is not stored"
+    counts = dict(WebhookRefusal.objects.values_list("pk", "count"))
+    assert sum(counts.values()) == sum(refusals.values()) + 1, "counted once"
+    (pk,) = [pk for pk, count in counts.items() if count != refusals.get(pk, 0)]
+    refusal = WebhookRefusal.objects.get(pk=pk)
+    provider = route.removeprefix("webhooks/").split("/")[0]
+    assert (refusal.provider, refusal.reason) == (provider, "invalid signature")
+    assert session_key not in refusal.headers_head
+    assert (PaymentAudit.objects.count(), Event.objects.count()) == (audits, events)
     statuses = PaymentSession.objects.filter(
         reference__in=[world.fmt["customer_ref"], world.fmt["kiosk_ref"]]
     ).values_list("status", flat=True)

@@ -1,10 +1,18 @@
 """Bad input on every webhook URL: answered with a 4xx (Click: HTTP 200 and one of its own
-negative error codes), logged as one WebhookDelivery, and nothing else changes.
+negative error codes), never stored as a WebhookDelivery, counted once as a
+WebhookRefusal (a hash of the body, at most 1 KB of body and 1 KB of headers), and nothing
+else changes.
+
+A signed notification the intake cannot read is a 400 and, likewise, only a refusal. A
+signed, readable one is stored and processed by the workers: neither the intake's answer
+nor the delivery's outcome is ever a 5xx.
 
 Real sessions exist for every provider, and bad requests name their references, so "nothing
-changed" means something: no payment session moves, nothing is fulfilled.
+changed" means something: no payment session moves, nothing is fulfilled, no event or alert.
 """
 
+import hashlib
+import itertools
 import json
 import time
 import uuid
@@ -12,10 +20,12 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
+from django.db.models import Sum
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
+from notifications.models import Alert, Event
 from payments.fakes import billing as fake_billing
 from payments.models import (
     DeliveryStatus,
@@ -23,14 +33,32 @@ from payments.models import (
     PaymentAudit,
     PaymentSession,
     WebhookDelivery,
+    WebhookRefusal,
 )
 from payments.services import payment_session_create
+from tests.conftest import processed
 from tests.fuzz.test_state_machines import PAYMENT_MAY_BECOME
 from tests.payments.conftest import KIOSK_SECRET
 from tests.subscriptions.conftest import *  # noqa: F403 - provider fakes and secrets
 from tests.subscriptions.conftest import CB_SECRET, NP_SECRET, checkout
 
 MAX_BODY = 2048
+SAMPLE_BYTES = 1024  # a refusal keeps at most this much of the body, and of the headers
+# What the intake answers for each refusal reason (Click: HTTP 200 and its own code).
+REFUSAL_STATUS = {
+    "method not allowed": 405,
+    "body too large": 413,
+    "invalid signature": 401,
+    "malformed payload": 400,
+}
+CLICK_SIGN_FAILED, CLICK_BAD_REQUEST = -1, -8
+# Click's code for each reason: a bad signature is −1, anything unreadable −8.
+CLICK_CODE = {
+    "method not allowed": CLICK_BAD_REQUEST,
+    "body too large": CLICK_BAD_REQUEST,
+    "invalid signature": CLICK_SIGN_FAILED,
+    "malformed payload": CLICK_BAD_REQUEST,
+}
 
 
 @pytest.fixture
@@ -57,6 +85,8 @@ def sessions(settings, mp_fake, kiosk_secret, billing, plans, customer, test_pur
 
 
 def _snapshot():
+    """Everything a webhook could change: sessions, audit, money, subscriptions, the event
+    log, alerts, and the stored deliveries."""
     from subscriptions.models import SubscriptionEvent
 
     return (
@@ -68,7 +98,37 @@ def _snapshot():
         PaymentAudit.objects.count(),
         LedgerEntry.objects.count(),
         SubscriptionEvent.objects.count(),
+        Event.objects.count(),
+        Alert.objects.aggregate(raised=Sum("count"))["raised"] or 0,
+        WebhookDelivery.objects.count(),
     )
+
+
+def _refusal_counts() -> dict[int, int]:
+    return dict(WebhookRefusal.objects.values_list("pk", "count"))
+
+
+def _counted_once(before: dict[int, int]) -> WebhookRefusal:
+    """The one refusal row this request was counted on (its count up by exactly one, no
+    other row changed)."""
+    after = _refusal_counts()
+    assert sum(after.values()) == sum(before.values()) + 1, "each refused request counts once"
+    changed = [pk for pk, count in after.items() if count != before.get(pk, 0)]
+    assert len(changed) == 1, changed
+    assert after[changed[0]] == before.get(changed[0], 0) + 1
+    return WebhookRefusal.objects.get(pk=changed[0])
+
+
+def _check_sample(refusal: WebhookRefusal, body: bytes, cap: int = MAX_BODY) -> None:
+    """A refusal keeps the size, at most 1 KB of body and of headers, and (its hour's first)
+    the hash of the body as received (capped) and its first bytes."""
+    head = bytes(refusal.body_head)
+    assert len(head) <= SAMPLE_BYTES and len(refusal.headers_head) <= SAMPLE_BYTES
+    assert refusal.body_size == len(body)
+    if refusal.count == 1:  # repeats within the hour are only counted
+        received = body[:cap]
+        assert refusal.body_sha256 == hashlib.sha256(received).hexdigest()
+        assert head == received[:SAMPLE_BYTES]
 
 
 # --- The endpoints, and a body of each one's real shape ------------------------------------
@@ -205,27 +265,26 @@ def _post(client, name, body: bytes, content_type: str, headers: dict, *, method
     return send(url, data=body, content_type=content_type, headers=headers)
 
 
-def _check_refused(name, response, before, deliveries_before, *, expect=None):
-    """A 4xx (Click: 200 and a negative code), one delivery logged, nothing else changed."""
-    if _is_click(name) and expect is None:
+def _check_refused(name, response, before, refusals_before, *, reason=None):
+    """A 4xx (Click: HTTP 200 and a negative code), no delivery stored, one refusal
+    counted, nothing else changed. `reason`: the one expected (else any refusal of a
+    request that is not the provider's: a bad signature, or unreadable)."""
+    refusal = _counted_once(refusals_before)
+    assert _snapshot() == before, "a refused request changed something (or was stored)"
+    assert refusal.provider == _provider(name)
+    if reason is not None:
+        assert refusal.reason == reason, (refusal.reason, refusal.detail)
+    else:
+        assert refusal.reason in ("invalid signature", "malformed payload"), refusal.reason
+    if _is_click(name):
         assert response.status_code == 200, response.content
         answer = response.json()
-        assert isinstance(answer["error"], int) and answer["error"] < 0, answer
+        assert answer["error"] == CLICK_CODE[refusal.reason], (answer, refusal.detail)
     else:
-        assert 400 <= response.status_code < 500, (response.status_code, response.content)
-        if expect is not None:
-            assert response.status_code == expect
-    new = WebhookDelivery.objects.filter(pk__gt=deliveries_before)
-    assert new.count() == 1, "each request is logged once"
-    delivery = new.get()
-    endpoint = ENDPOINTS[name][1]
-    assert delivery.provider == _provider(name) and delivery.endpoint == endpoint
-    assert delivery.response_status == response.status_code
-    assert delivery.status in (DeliveryStatus.REJECTED, DeliveryStatus.IGNORED), delivery.status
-    assert delivery.signature_valid is not True
-    assert delivery.processed_at is not None
-    assert _snapshot() == before, "a refused request changed something"
-    return delivery
+        assert response.status_code == REFUSAL_STATUS[refusal.reason], response.content
+        assert response.json().get("error") == refusal.reason
+        assert refusal.response_status == response.status_code
+    return refusal
 
 
 def _last_delivery_id() -> int:
@@ -306,25 +365,46 @@ def _cases():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name, category", list(_cases()))
-def test_bad_input_is_refused_logged_and_changes_nothing(client, sessions, name, category):
+def test_bad_input_is_refused_counted_and_changes_nothing(client, sessions, name, category):
     session = sessions[_provider(name)]
     body, content_type, headers = _bad_request(name, session, category)
-    before, last = _snapshot(), _last_delivery_id()
+    before, refusals = _snapshot(), _refusal_counts()
     response = _post(client, name, body, content_type, headers)
-    delivery = _check_refused(
-        name, response, before, last, expect=413 if category == "huge" else None
-    )
-    assert bytes(delivery.body) == body[:MAX_BODY]
-    assert delivery.body_size == len(body)
+    reason = "body too large" if category == "huge" else None
+    if not _is_click(name) and category != "huge":
+        reason = "invalid signature"  # checked first, whatever the body holds
+    refusal = _check_refused(name, response, before, refusals, reason=reason)
+    _check_sample(refusal, body)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", list(ENDPOINTS))
 def test_get_instead_of_post_is_refused(client, sessions, name):
-    before, last = _snapshot(), _last_delivery_id()
+    before, refusals = _snapshot(), _refusal_counts()
     response = _post(client, name, b"", "", {}, method="get")
-    expect = None if _is_click(name) else 405
-    _check_refused(name, response, before, last, expect=expect)
+    refusal = _check_refused(name, response, before, refusals, reason="method not allowed")
+    _check_sample(refusal, b"")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(ENDPOINTS))
+def test_a_forged_64_kb_request_keeps_at_most_4_kb(client, sessions, settings, name):
+    """A forged request as large as the cap allows, with a large header too, is refused
+    (a bad signature) and leaves a compact sample, never its whole body."""
+    settings.WEBHOOK_MAX_BODY_BYTES = cap = 64 * 1024
+    fields = _fields(name, sessions[_provider(name)])
+    field = "error_note" if _is_click(name) else "padding"
+    fields[field] = ""
+    fields[field] = "x" * (cap - len(_encode(name, fields)[0]))
+    body, content_type = _encode(name, fields)
+    assert len(body) == cap
+    headers = {**_wrong_signatures(name), "x-forwarded-note": "h" * 8000}
+    before, refusals = _snapshot(), _refusal_counts()
+    response = _post(client, name, body, content_type, headers)
+    refusal = _check_refused(name, response, before, refusals, reason="invalid signature")
+    _check_sample(refusal, body, cap)
+    kept = len(bytes(refusal.body_head)) + len(refusal.headers_head.encode())
+    assert kept + len(refusal.detail.encode()) <= 4096, kept
 
 
 # --- Hypothesis: anything at all, posted anywhere ------------------------------------------
@@ -382,13 +462,14 @@ content_types = st.sampled_from(
     headers=signature_headers,
 )
 @settings(max_examples=120)
-def test_any_unsigned_request_is_refused_logged_and_changes_nothing(
+def test_any_unsigned_request_is_refused_counted_and_changes_nothing(
     client, sessions, name, body, content_type, headers
 ):
-    before, last = _snapshot(), _last_delivery_id()
+    before, refusals = _snapshot(), _refusal_counts()
     response = _post(client, name, body, content_type, headers)
-    expect = 413 if len(body) > MAX_BODY else None
-    _check_refused(name, response, before, last, expect=expect)
+    reason = "body too large" if len(body) > MAX_BODY else None
+    refusal = _check_refused(name, response, before, refusals, reason=reason)
+    _check_sample(refusal, body)
 
 
 # --- Signed by the provider, but strange -----------------------------------------------------
@@ -405,9 +486,16 @@ odd_values = st.one_of(
 )
 
 
+_event_numbers = itertools.count(int(time.time() * 1000))
+
+
 def _signed(name: str, session, overrides: dict, keep_reference: bool):
+    """A notification signed as the provider signs it. Each carries an event id of its own
+    (unless the overrides set one), so that it is processed rather than answered as a
+    repeat of the previous one."""
     fields = _fields(name, session)
     if name == "coinbase":
+        fields["id"] = fields["event"]["id"] = f"evt-{uuid.uuid4().hex}"
         data = fields["event"]["data"]
         for key, value in overrides.items():
             if key in ("type", "id"):
@@ -420,6 +508,8 @@ def _signed(name: str, session, overrides: dict, keep_reference: bool):
             data["metadata"] = {"reference": "ps_unknown"}
         raw = json.dumps(fields).encode()
         return raw, {"x-cc-webhook-signature": fake_billing.coinbase_sign(raw, CB_SECRET)}
+    if name == "nowpayments":
+        fields["updated_at"] = next(_event_numbers)  # in its event id, with payment_id
     fields.update(overrides)
     if not keep_reference:
         fields["order_id" if name == "nowpayments" else "reference"] = "ps_unknown"
@@ -427,10 +517,14 @@ def _signed(name: str, session, overrides: dict, keep_reference: bool):
         raw = json.dumps(fields).encode()
         tokens = json.loads(raw, parse_float=fake_billing.RawNumber)
         return raw, {"x-nowpayments-sig": fake_billing.nowpayments_sign(tokens, NP_SECRET)}
-    raw = json.dumps(fields)
+    return _kiosk_signed(json.dumps(fields).encode())
+
+
+def _kiosk_signed(raw: bytes) -> tuple[bytes, dict]:
+    """Signed with the Standard Webhooks secret, as the kiosk terminal signs."""
     msg_id, now = f"msg_{uuid.uuid4().hex}", int(time.time())
-    signature = Webhook(KIOSK_SECRET).sign(msg_id, datetime.fromtimestamp(now, UTC), raw)
-    return raw.encode(), {
+    signature = Webhook(KIOSK_SECRET).sign(msg_id, datetime.fromtimestamp(now, UTC), raw.decode())
+    return raw, {
         "webhook-id": msg_id,
         "webhook-timestamp": str(now),
         "webhook-signature": signature,
@@ -472,24 +566,60 @@ def test_signed_but_strange_notifications_never_5xx_nor_regress(
     except TypeError:
         assume(False)  # not JSON-serialisable as the provider would send it
     before = dict(PaymentSession.objects.values_list("pk", "status"))
-    last = _last_delivery_id()
+    last, refusals = _last_delivery_id(), _refusal_counts()
     response = client.post(
         ENDPOINTS[name][0], data=body, content_type="application/json", headers=headers
     )
     assert response.status_code < 500, response.content
-    delivery = WebhookDelivery.objects.get(pk__gt=last)
-    assert delivery.signature_valid is True and delivery.response_status == response.status_code
+    new = WebhookDelivery.objects.filter(pk__gt=last)
+    if response.status_code == 400:
+        # Unreadable (types, encoding): refused at intake, only counted.
+        assert not new.exists(), "a malformed notification is not stored"
+        refusal = _counted_once(refusals)
+        assert (refusal.provider, refusal.reason) == (name, "malformed payload")
+    else:
+        assert response.status_code == 200, response.content
+        result = processed(response)  # the workers process what was accepted
+        assert result.intake["status"] in ("accepted", "ignored", "duplicate"), result.intake
+        if result.intake["status"] == "duplicate":  # an event id the overrides repeated
+            assert not new.exists()
+            assert _counted_once(refusals).reason == "duplicate event"
+            assert WebhookDelivery.objects.filter(pk=result.intake["delivery"]).exists()
+        else:
+            assert _refusal_counts() == refusals
+            delivery = new.get()
+            assert delivery.pk == result.intake["delivery"] and delivery.signature_valid is True
+            settled = (
+                DeliveryStatus.PROCESSED,
+                DeliveryStatus.DUPLICATE,
+                DeliveryStatus.IGNORED,
+                DeliveryStatus.REJECTED,
+            )
+            assert delivery.status in settled, (delivery.status, delivery.error)
+            assert result.json()["status"] == delivery.status
+            assert delivery.response_status is not None and delivery.response_status < 500
+            assert not delivery.traceback, delivery.traceback
     for pk, status in PaymentSession.objects.values_list("pk", "status"):
         assert status == before[pk] or status in PAYMENT_MAY_BECOME[before[pk]]
+
+
+def _check_malformed(name, response, before, refusals, body) -> WebhookRefusal:
+    """A signed notification the intake cannot read: 400, not stored, one refusal
+    ("malformed payload"), nothing else changed."""
+    assert response.status_code == 400, response.content
+    refusal = _check_refused(name, response, before, refusals, reason="malformed payload")
+    _check_sample(refusal, body, len(body))
+    return refusal
 
 
 @pytest.mark.django_db
 def test_coinbase_pricing_local_that_is_not_an_object_is_malformed(client, sessions):
     body, headers = _signed("coinbase", sessions["coinbase"], {"pricing": {"local": "9.99"}}, True)
+    before, refusals = _snapshot(), _refusal_counts()
     response = client.post(
         "/webhooks/coinbase/", data=body, content_type="application/json", headers=headers
     )
-    assert response.status_code == 400
+    _check_malformed("coinbase", response, before, refusals, body)
 
 
 WRONG_TYPES = [
@@ -514,13 +644,41 @@ WRONG_TYPES = [
 def test_signed_fields_of_the_wrong_json_type_are_malformed(client, sessions, name, overrides):
     """A field that must be an object, text or a number arriving as another JSON type (or
     as text the database cannot hold) is a 400 "malformed", never a crash or a lookup."""
-    before, last = _snapshot(), _last_delivery_id()
+    before, refusals = _snapshot(), _refusal_counts()
     body, headers = _signed(name, sessions[name], overrides, True)
     response = client.post(
         ENDPOINTS[name][0], data=body, content_type="application/json", headers=headers
     )
+    _check_malformed(name, response, before, refusals, body)
+
+
+DEPTH = 100_000
+
+
+def _nested_kiosk(session, depth: int) -> tuple[bytes, dict]:
+    """A kiosk notification with a field nested `depth` lists deep, validly signed."""
+    fields = json.dumps(_fields("kiosk", session)).encode()
+    return _kiosk_signed(fields[:-1] + b', "extra": ' + b"[" * depth + b"]" * depth + b"}")
+
+
+@pytest.mark.django_db
+def test_a_signed_notification_nested_100_000_deep_is_malformed_not_a_crash(
+    client, sessions, settings
+):
+    """Nesting deeper than any parser recurses is the sender's fault: 400 (never 500),
+    nothing stored, one refusal whose sample stays within 4 KB."""
+    settings.WEBHOOK_MAX_BODY_BYTES = 4 * DEPTH  # the body fits: it is read and verified
+    body, headers = _nested_kiosk(sessions["kiosk"], DEPTH)
+    before, refusals = _snapshot(), _refusal_counts()
+    response = client.post(
+        "/webhooks/kiosk/", data=body, content_type="application/json", headers=headers
+    )
     assert response.status_code == 400, response.content
-    delivery = WebhookDelivery.objects.get(pk__gt=last)
-    assert delivery.signature_valid is True and delivery.status == DeliveryStatus.REJECTED
-    assert delivery.error.startswith("malformed"), delivery.error
-    assert _snapshot() == before
+    refusal = _check_malformed("kiosk", response, before, refusals, body)
+    assert len(bytes(refusal.body_head)) + len(refusal.headers_head.encode()) <= 4096
+    # The depth alone made it unreadable: the same notification nested 10 deep is taken.
+    body, headers = _nested_kiosk(sessions["kiosk"], 10)
+    response = client.post(
+        "/webhooks/kiosk/", data=body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 200 and response.json()["status"] == "accepted"
