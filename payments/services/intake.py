@@ -62,8 +62,8 @@ def _upsert_sql() -> str:
         f"INSERT INTO {table} ({columns}) "  # noqa: S608
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s) "
         "ON CONFLICT (provider, reason, remote_addr, window_start) DO UPDATE SET "
-        f"count = {table}.count + 1, last_at = excluded.last_at, "
-        "body_size = excluded.body_size RETURNING count"
+        # The sample (size, hash, first bytes) stays the hour's first request's.
+        f"count = {table}.count + 1, last_at = excluded.last_at RETURNING count"
     )
 
 
@@ -145,18 +145,19 @@ def webhook_receive(
     )
 
     def refuse(status: int, reason: str, exc: Exception | None = None) -> Answer:
+        answer = Answer(*adapter.refusal(request if exc else None, status, reason, exc))
         refusal_record(
             provider=provider,
             endpoint=endpoint,
             reason=reason,
-            status=status,
+            status=answer.status,  # what the provider was told (Click: always 200)
             remote_addr=remote_addr,
             body=body,
             body_size=body_size,
             headers=headers,
             detail=f"{exc.__class__.__name__}: {exc}" if exc is not None else "",
         )
-        return Answer(*adapter.refusal(request if exc else None, status, reason, exc))
+        return answer
 
     if method != "POST":
         return refuse(405, "method not allowed")
