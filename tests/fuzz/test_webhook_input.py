@@ -120,12 +120,12 @@ def _counted_once(before: dict[int, int]) -> WebhookRefusal:
 
 
 def _check_sample(refusal: WebhookRefusal, body: bytes, cap: int = MAX_BODY) -> None:
-    """A refusal keeps the size, at most 1 KB of body and of headers, and (its hour's first)
-    the hash of the body as received (capped) and its first bytes."""
+    """A refusal keeps at most 1 KB of body and of headers and, from its hour's first
+    request, the size, the hash of the body as received (capped) and its first bytes."""
     head = bytes(refusal.body_head)
     assert len(head) <= SAMPLE_BYTES and len(refusal.headers_head) <= SAMPLE_BYTES
-    assert refusal.body_size == len(body)
-    if refusal.count == 1:  # repeats within the hour are only counted
+    if refusal.count == 1:  # repeats within the hour are only counted: the sample is the first's
+        assert refusal.body_size == len(body)
         received = body[:cap]
         assert refusal.body_sha256 == hashlib.sha256(received).hexdigest()
         assert head == received[:SAMPLE_BYTES]
