@@ -1,5 +1,6 @@
 """`retry_webhooks`: due failed deliveries are retried with back-off until they succeed
-or go dead (one alert), and never processed twice at once alongside the retry task."""
+or go dead (one alert), and never processed twice at once alongside the retry task (which
+only a person or a script queues: the workers take due retries by themselves)."""
 
 import io
 import json
@@ -16,11 +17,11 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
-from payments.services.retries import delivery_retry
 
 from notifications.models import Alert, Event
 from payments.models import DeliveryStatus, PaymentStatus, WebhookDelivery
 from payments.services import payment_session_create, wallet_account_get
+from payments.services.deliveries import delivery_retry
 from payments.tasks import webhook_delivery_retry
 from tests.factories import UserFactory
 from tests.payments.conftest import mp_fake, post_mp  # noqa: F401 - the fake provider fixture
@@ -39,7 +40,8 @@ def run(*args) -> tuple[int, dict]:
 
 
 def failed_delivery(client, mp_fake) -> WebhookDelivery:  # noqa: F811
-    """A Mercado Pago notification that arrived while the provider's API was down."""
+    """A Mercado Pago notification that arrived while the provider's API was down: stored
+    at intake, then failed by the worker that could not fetch the payment."""
     session = payment_session_create(
         user=UserFactory(),
         purpose="wallet_topup",
@@ -49,8 +51,11 @@ def failed_delivery(client, mp_fake) -> WebhookDelivery:  # noqa: F811
     ).session
     mp_fake.set_status(session.provider_payment_id, "approve")
     mp_fake.outage = True
-    assert post_mp(client, mp_fake.notification(session.provider_payment_id)).status_code == 503
-    return WebhookDelivery.objects.get(status=DeliveryStatus.FAILED)
+    response = post_mp(client, mp_fake.notification(session.provider_payment_id))
+    assert response.status_code == 200 and response.json()["status"] == DeliveryStatus.FAILED
+    delivery = WebhookDelivery.objects.get(status=DeliveryStatus.FAILED)
+    assert (delivery.attempts, delivery.response_status) == (1, 503)
+    return delivery
 
 
 def make_due(delivery):
@@ -109,8 +114,48 @@ def test_a_retry_that_succeeds_completes_the_payment_and_exits_0(client, mp_fake
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("processed", 2, None)
     assert delivery.session.status == PaymentStatus.COMPLETED
     assert wallet_account_get(user=delivery.session.user).balance == Decimal("25.00")
-    # The retry task queued for the same attempt finds nothing left to do.
+    # A retry task run for it afterwards finds nothing left to do.
     assert webhook_delivery_retry.call(delivery_id=delivery.pk) == "skipped"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("processed", 2)
+
+
+@pytest.mark.django_db
+def test_claims_of_a_dead_worker_are_retried_after_their_lease(client, mp_fake):  # noqa: F811
+    """A worker that died holding a claim: the command leaves the delivery alone while the
+    lease lasts, and processes it once when the lease has ended."""
+    from urllib.parse import urlencode
+
+    from payments.services.deliveries import deliveries_claim
+
+    session = payment_session_create(
+        user=UserFactory(),
+        purpose="wallet_topup",
+        provider="mercadopago",
+        amount=Decimal("25.00"),
+        idempotency_key=uuid.uuid4().hex,
+    ).session
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    notification = mp_fake.notification(session.provider_payment_id)
+    intake = client.post(
+        "/webhooks/mercadopago/?" + urlencode(notification["query"]),
+        data=notification["body"],
+        content_type="application/json",
+        headers={k: v for k, v in notification["headers"].items() if k != "content-type"},
+    ).json()
+    assert intake["status"] == "accepted"
+    [delivery] = deliveries_claim(limit=10, worker="dead")  # and never processed
+
+    assert run() == (0, {"retried": 0, "succeeded": 0, "failed": 0, "dead": 0, "rejected": 0})
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.claimed_by) == (DeliveryStatus.RECEIVED, "dead")
+
+    make_due(delivery)  # the lease has ended
+    assert run() == (0, {"retried": 1, "succeeded": 1, "failed": 0, "dead": 0, "rejected": 0})
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PROCESSED, 2)
+    assert wallet_account_get(user=session.user).balance == Decimal("25.00")
+    assert run()[1]["retried"] == 0
 
 
 @pytest.mark.django_db

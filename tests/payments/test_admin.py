@@ -7,8 +7,8 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.utils import timezone
 
-from payments.models import DeliveryStatus, PaymentStatus, WebhookDelivery
-from payments.services import payment_session_create
+from payments.models import DeliveryStatus, LedgerEntry, PaymentStatus, WebhookDelivery
+from payments.services import payment_session_create, wallet_account_get
 from payments.tasks import webhook_delivery_retry
 from tests.factories import UserFactory
 from tests.payments.conftest import post_mp
@@ -64,15 +64,30 @@ def test_admin_pages_render(staff_client, test_purpose, mp_fake):
         assert staff_client.get(url).status_code == 200, url
 
 
-def test_replay_action_and_retry_task_complete_a_failed_delivery(staff_client, client, mp_fake):
-    user = UserFactory()
-    session = payment_session_create(
-        user=user,
+def replay_in_admin(staff_client, delivery) -> list[str]:
+    """Run the admin's Replay action on `delivery`; the messages it showed."""
+    from django.contrib.messages import get_messages
+
+    response = staff_client.post(
+        "/admin/payments/webhookdelivery/",
+        {"action": "replay", ACTION_CHECKBOX_NAME: [delivery.pk]},
+    )
+    assert response.status_code == 302
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def topup():
+    return payment_session_create(
+        user=UserFactory(),
         purpose="wallet_topup",
         provider="mercadopago",
         amount=Decimal("9.00"),
         idempotency_key=uuid.uuid4().hex,
     ).session
+
+
+def test_replay_action_and_retry_task_complete_a_failed_delivery(staff_client, client, mp_fake):
+    session = topup()
     mp_fake.set_status(session.provider_payment_id, "approve")
     mp_fake.outage = True
     post_mp(staff_client, mp_fake.notification(session.provider_payment_id))
@@ -86,38 +101,93 @@ def test_replay_action_and_retry_task_complete_a_failed_delivery(staff_client, c
     assert webhook_delivery_retry.call(delivery_id=delivery.pk) == "skipped"
     WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
     assert webhook_delivery_retry.call(delivery_id=delivery.pk) == "503"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 2)
+
+    # Replayed from the admin once the provider is back: a new delivery, linked to the
+    # original, completes the payment; the original keeps its outcome.
     mp_fake.outage = False
-    staff_client.post(
-        "/admin/payments/webhookdelivery/",
-        {"action": "replay", ACTION_CHECKBOX_NAME: [delivery.pk]},
+    shown = replay_in_admin(staff_client, delivery)
+    replay = WebhookDelivery.objects.get(replay_of=delivery)
+    assert shown == [
+        f"Delivery {delivery.pk} was replayed as delivery {replay.pk}: processed. "
+        "The original keeps its outcome."
+    ]
+    assert (replay.status, replay.attempts, replay.session) == (
+        DeliveryStatus.PROCESSED,
+        1,
+        session,
     )
     delivery.refresh_from_db()
-    assert delivery.status == DeliveryStatus.PROCESSED and delivery.attempts == 3
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 2)
     session.refresh_from_db()
     assert session.status == PaymentStatus.COMPLETED
-    # A retry task that fires after success does nothing.
+
+    # Not due yet, the original's retry task does nothing; due, it finds the payment
+    # already confirmed (a duplicate: nothing twice); after that, nothing is left to do.
     assert webhook_delivery_retry.call(delivery_id=delivery.pk) == "skipped"
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert webhook_delivery_retry.call(delivery_id=delivery.pk) == "200"
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DUPLICATE
+    assert webhook_delivery_retry.call(delivery_id=delivery.pk) == "skipped"
+    assert LedgerEntry.objects.filter(session=session).count() == 1
+    assert session.audits.filter(action="fulfilled").count() == 1
+
+
+def test_replaying_a_processed_delivery_keeps_it_and_fulfils_nothing_twice(staff_client, mp_fake):
+    session = topup()
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    post_mp(staff_client, mp_fake.notification(session.provider_payment_id))
+    original = WebhookDelivery.objects.get()
+    assert original.status == DeliveryStatus.PROCESSED
+    before = original.processed_at
+
+    shown = replay_in_admin(staff_client, original)
+    replay = WebhookDelivery.objects.get(replay_of=original)
+    assert shown == [
+        f"Delivery {original.pk} was replayed as delivery {replay.pk}: duplicate. "
+        "The original keeps its outcome."
+    ]
+    assert replay.status == DeliveryStatus.DUPLICATE and replay.session == session
+    original.refresh_from_db()
+    assert (original.status, original.attempts, original.processed_at) == (
+        DeliveryStatus.PROCESSED,
+        1,
+        before,
+    )
+    assert LedgerEntry.objects.filter(session=session).count() == 1
+    assert session.audits.filter(action="fulfilled").count() == 1
+    assert wallet_account_get(user=session.user).balance == Decimal("9.00")
+
+    # A replay of the replay is linked to the first delivery too.
+    replay_in_admin(staff_client, replay)
+    assert WebhookDelivery.objects.filter(replay_of=original).count() == 2
+    assert LedgerEntry.objects.filter(session=session).count() == 1
 
 
 def test_delivery_becomes_dead_after_the_last_attempt(client, mp_fake, settings):
-    from payments.services.webhooks import delivery_replay
-
     from notifications.models import Event
+    from payments.services.deliveries import deliveries_run
 
     settings.WEBHOOK_RETRY_MAX_ATTEMPTS = 2
-    session = payment_session_create(
-        user=UserFactory(),
-        purpose="wallet_topup",
-        provider="mercadopago",
-        amount=Decimal("9.00"),
-        idempotency_key=uuid.uuid4().hex,
-    ).session
+    session = topup()
     mp_fake.outage = True
     post_mp(client, mp_fake.notification(session.provider_payment_id))
     delivery = WebhookDelivery.objects.get()
-    delivery_replay(delivery_id=delivery.pk)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 1)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert deliveries_run().as_dict()["dead"] == 1
     delivery.refresh_from_db()
-    assert delivery.status == DeliveryStatus.DEAD
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (
+        DeliveryStatus.DEAD,
+        2,
+        None,
+    )
+    assert Event.objects.filter(type="alert.raised", payload__code="webhook.dead").count() == 1
+    # Dead is final: the workers leave it alone, and staff heard about it once.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert deliveries_run().processed == 0
     assert Event.objects.filter(type="alert.raised", payload__code="webhook.dead").count() == 1
 
 

@@ -3,17 +3,20 @@ is down, unreachable or answering something unreadable is ProviderUnavailable (r
 never a crash), classified by the SDK's own exception classes."""
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import requests
+from django.utils import timezone
 from mercadopago.errors import MPConnectionError, MPServerError
 
 from payments.errors import PaymentError, ProviderUnavailable
 from payments.fakes.mercadopago import FakeMercadoPago
-from payments.models import DeliveryStatus, PaymentStatus, WebhookDelivery
+from payments.models import DeliveryStatus, LedgerEntry, PaymentStatus, WebhookDelivery
 from payments.providers.mercadopago import adapter
-from payments.services import payment_session_create
+from payments.services import payment_session_create, wallet_account_get
+from payments.services.deliveries import deliveries_run
 from tests.e2e.stack import free_port
 from tests.factories import UserFactory
 from tests.payments.conftest import mercadopago_fake_running, post_mp
@@ -113,24 +116,87 @@ def test_a_json_refusal_stays_a_refusal(mp):
     assert not isinstance(caught.value, ProviderUnavailable)
 
 
-@pytest.mark.django_db
-def test_a_notification_met_by_a_proxy_error_is_kept_for_a_retry(client, mp):
-    """Through the real webhook URL: Mercado Pago is told to try again (503) and Confirma
-    keeps the delivery for its own retry; nothing is confirmed."""
+def approved_topup(fake, user=None):
     session = payment_session_create(
-        user=UserFactory(),
+        user=user or UserFactory(),
         purpose="wallet_topup",
         provider="mercadopago",
         amount=Decimal("25.00"),
         idempotency_key=uuid.uuid4().hex,
     ).session
-    mp.set_status(session.provider_payment_id, "approve")
+    fake.set_status(session.provider_payment_id, "approve")
+    return session
+
+
+@pytest.mark.django_db
+def test_a_notification_met_by_a_proxy_error_is_kept_for_a_retry(client, mp):
+    """Through the real webhook URL: the notification is stored and Mercado Pago told so
+    (200); the worker that fetches the payment meets the proxy's error page and keeps the
+    delivery failed, for a retry after a back-off; nothing is confirmed."""
+    session = approved_topup(mp)
     mp.proxy_answer = (502, GATEWAY_PAGE, "text/html")
     response = post_mp(client, mp.notification(session.provider_payment_id))
-    assert response.status_code == 503
+    assert response.status_code == 200 and response.intake["status"] == "accepted"
+    assert response.json()["status"] == DeliveryStatus.FAILED
     delivery = WebhookDelivery.objects.get()
-    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.status == DeliveryStatus.FAILED and delivery.response_status == 503
     assert "ProviderUnavailable: Mercado Pago answered 502" in delivery.error
-    assert delivery.next_attempt_at is not None
+    assert delivery.next_attempt_at > timezone.now()
     session.refresh_from_db()
     assert session.status == PaymentStatus.PENDING
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("failure", ["answers 500", "unreachable"])
+def test_a_failed_fetch_backs_off_then_confirms_once_when_due(client, mp, settings, failure):
+    """Mercado Pago answering 500, or not reachable at all, while a worker fetches the
+    payment: the delivery is failed with a back-off. Once the API is back, nothing happens
+    before the back-off ends; when it has, a worker confirms the payment, once."""
+    user = UserFactory()
+    session = approved_topup(mp, user)
+    notification = mp.notification(session.provider_payment_id)
+    api = settings.MERCADOPAGO_API_BASE
+    if failure == "answers 500":
+        mp.proxy_answer = (500, b'{"message": "internal error", "status": 500}', "application/json")
+    else:
+        settings.MERCADOPAGO_API_BASE = f"http://127.0.0.1:{free_port()}"  # nothing listens
+    assert post_mp(client, notification).json()["status"] == DeliveryStatus.FAILED
+    delivery = WebhookDelivery.objects.get()
+    expected = "answered 500" if failure == "answers 500" else "unreachable"
+    assert expected in delivery.error
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 1)
+    wait = (delivery.next_attempt_at - delivery.processed_at).total_seconds()
+    assert wait == pytest.approx(settings.WEBHOOK_RETRY_BASE_SECONDS, abs=1)
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.PENDING
+
+    # The provider recovers; the back-off still holds the delivery.
+    mp.proxy_answer = None
+    settings.MERCADOPAGO_API_BASE = api
+    assert deliveries_run().processed == 0
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 1)
+
+    # Its time has come: processed, the payment confirmed and credited once.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert deliveries_run().as_dict() == {
+        "retried": 1,
+        "succeeded": 1,
+        "failed": 0,
+        "dead": 0,
+        "rejected": 0,
+    }
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (
+        DeliveryStatus.PROCESSED,
+        2,
+        None,
+    )
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED
+    assert LedgerEntry.objects.filter(session=session).count() == 1
+    assert session.audits.filter(action="completed").count() == 1
+    assert wallet_account_get(user=user).balance == Decimal("25.00")
+    assert deliveries_run().processed == 0

@@ -1,19 +1,47 @@
-"""Webhooks: stored first, verified the provider's way, applied through the one path."""
+"""Webhooks: verified the provider's way first, stored once, applied by the workers
+through the one path. A refused request is answered 4xx and only counted."""
 
+import io
 import time
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db.models import Sum
+from django.utils import timezone
 
 from payments.fakes.kiosk import kiosk_notification
-from payments.models import DeliveryStatus, LedgerEntry, PaymentStatus, WebhookDelivery
+from payments.models import (
+    DeliveryStatus,
+    LedgerEntry,
+    PaymentStatus,
+    WebhookDelivery,
+    WebhookRefusal,
+)
 from payments.services import payment_session_create, wallet_account_get
+from payments.services.deliveries import deliveries_run
+from tests.conftest import processed
 from tests.factories import UserFactory
 from tests.payments.conftest import post_kiosk, post_mp
 
 pytestmark = pytest.mark.django_db
+
+
+def refused(reason: str, provider: str | None = None) -> int:
+    """How many requests were refused for `reason` (summed over the hours they fell in)."""
+    rows = WebhookRefusal.objects.filter(reason=reason)
+    if provider:
+        rows = rows.filter(provider=provider)
+    return rows.aggregate(total=Sum("count"))["total"] or 0
+
+
+def make_due(delivery) -> None:
+    """Let a failed delivery's back-off end now."""
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
 
 
 def topup(user, amount="25.00"):
@@ -85,12 +113,15 @@ def test_mercadopago_forged_notifications_are_rejected(client, mp_fake, how):
     mp_fake.set_status(session.provider_payment_id, "approve")
     response = post_mp(client, _forged(mp_fake, session, how))
     assert response.status_code == 401
-    delivery = WebhookDelivery.objects.get()
-    assert delivery.status == DeliveryStatus.REJECTED
-    assert delivery.signature_valid is False
+    # Refused before anything is stored: counted, never kept as a delivery.
+    assert not WebhookDelivery.objects.exists()
+    assert refused("invalid signature", "mercadopago") == 1
     session.refresh_from_db()
     assert session.status == PaymentStatus.PENDING
     assert not LedgerEntry.objects.exists()
+    assert not any(
+        path.endswith(session.provider_payment_id) for _, path, _ in mp_fake.requests_seen
+    )
 
 
 def test_mercadopago_same_notification_five_times_gives_one_ledger_entry(client, mp_fake):
@@ -98,11 +129,36 @@ def test_mercadopago_same_notification_five_times_gives_one_ledger_entry(client,
     session = topup(user)
     mp_fake.set_status(session.provider_payment_id, "approve")
     notification = mp_fake.notification(session.provider_payment_id)
-    codes = [post_mp(client, notification).status_code for _ in range(5)]
-    assert codes == [200] * 5
+    answers = [post_mp(client, notification) for _ in range(5)]
+    assert [answer.status_code for answer in answers] == [200] * 5
+    # The first is stored and processed; the repeats of its event are answered as
+    # duplicates of it and only counted.
+    delivery = WebhookDelivery.objects.get()
+    assert [answer.json() for answer in answers[1:]] == [
+        {"status": "duplicate", "delivery": delivery.pk}
+    ] * 4
+    assert answers[0].json()["status"] == "processed"
+    assert delivery.status == DeliveryStatus.PROCESSED
+    assert refused("duplicate event", "mercadopago") == 4
     assert LedgerEntry.objects.filter(session=session).count() == 1
-    statuses = list(WebhookDelivery.objects.order_by("id").values_list("status", flat=True))
-    assert statuses == ["processed"] + ["duplicate"] * 4
+    assert session.audits.filter(action="fulfilled").count() == 1
+
+
+def test_mercadopago_distinct_notifications_of_one_payment_fulfil_once(client, mp_fake):
+    """Mercado Pago may notify one payment several times under different ids: each is a
+    delivery of its own, and the payment is confirmed once."""
+    user = UserFactory()
+    session = topup(user)
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    statuses = []
+    for number in range(3):
+        notification = mp_fake.notification(session.provider_payment_id)
+        notification["body"] = notification["body"].replace('"id": ', f'"id": 9{number}', 1)
+        statuses.append(post_mp(client, notification).json()["status"])
+    assert statuses == ["processed", "duplicate", "duplicate"]
+    assert WebhookDelivery.objects.count() == 3
+    assert LedgerEntry.objects.filter(session=session).count() == 1
+    assert wallet_account_get(user=user).balance == Decimal("25.00")
 
 
 def test_mercadopago_pending_after_approved_changes_nothing(client, mp_fake):
@@ -127,40 +183,103 @@ def test_mercadopago_rejected_and_expired_close_the_session(client, mp_fake):
     assert expired.status == PaymentStatus.EXPIRED
 
 
-def test_mercadopago_api_down_answers_503_and_a_retry_completes(client, mp_fake):
+def test_mercadopago_api_down_is_kept_failed_and_a_due_retry_completes(client, mp_fake):
+    """The provider's API down while a worker fetches: accepted at intake (stored), the
+    delivery failed with a back-off, nothing confirmed; once the API is back and the
+    back-off has ended, a worker confirms the payment once."""
     user = UserFactory()
     session = topup(user)
     mp_fake.set_status(session.provider_payment_id, "approve")
     mp_fake.outage = True
     response = post_mp(client, mp_fake.notification(session.provider_payment_id))
-    assert response.status_code == 503
+    assert response.status_code == 200
+    assert response.intake["status"] == "accepted"
+    assert response.json()["status"] == DeliveryStatus.FAILED
     delivery = WebhookDelivery.objects.get()
-    assert delivery.status == DeliveryStatus.FAILED
-    assert delivery.next_attempt_at is not None
+    assert delivery.status == DeliveryStatus.FAILED and delivery.response_status == 503
+    assert delivery.next_attempt_at > timezone.now()
     assert "ProviderUnavailable" in delivery.error
     session.refresh_from_db()
     assert session.status == PaymentStatus.PENDING
 
     mp_fake.outage = False
-    call_command("replay_webhooks", "--failed")
+    assert deliveries_run().processed == 0  # not due yet: the back-off holds it
+    make_due(delivery)
+    assert deliveries_run().as_dict()["succeeded"] == 1
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.PROCESSED and delivery.attempts == 2
+    assert delivery.next_attempt_at is None
+    assert wallet_account_get(user=user).balance == Decimal("25.00")
+    assert LedgerEntry.objects.filter(session=session).count() == 1
+    assert deliveries_run().processed == 0  # settled: never taken again
+
+
+def test_replay_command_of_a_failed_delivery_is_a_new_linked_delivery(client, mp_fake):
+    """`replay_webhooks --failed` replays a failed delivery as a new one, linked to it; the
+    original keeps its outcome and, retried later, finds the payment already confirmed."""
+    user = UserFactory()
+    session = topup(user)
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    mp_fake.outage = True
+    post_mp(client, mp_fake.notification(session.provider_payment_id))
+    original = WebhookDelivery.objects.get()
+    assert original.status == DeliveryStatus.FAILED
+
+    mp_fake.outage = False
+    out = io.StringIO()
+    call_command("replay_webhooks", "--failed", stdout=out)
+    replay = WebhookDelivery.objects.get(replay_of=original)
+    assert out.getvalue().strip() == (
+        f"delivery {original.pk}: replayed as delivery {replay.pk}: processed"
+    )
+    assert replay.status == DeliveryStatus.PROCESSED and replay.session == session
+    original.refresh_from_db()
+    assert (original.status, original.attempts) == (DeliveryStatus.FAILED, 1)
+    assert wallet_account_get(user=user).balance == Decimal("25.00")
+
+    make_due(original)
+    deliveries_run()
+    original.refresh_from_db()
+    assert original.status == DeliveryStatus.DUPLICATE
+    assert LedgerEntry.objects.filter(session=session).count() == 1
+    assert session.audits.filter(action="fulfilled").count() == 1
+
+
+def test_replay_command_by_id_leaves_a_processed_delivery_as_it_was(client, mp_fake):
+    user = UserFactory()
+    session = topup(user)
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    post_mp(client, mp_fake.notification(session.provider_payment_id))
+    original = WebhookDelivery.objects.get()
+    out = io.StringIO()
+    call_command("replay_webhooks", "--id", str(original.pk), stdout=out)
+    replay = WebhookDelivery.objects.get(replay_of=original)
+    assert out.getvalue().strip() == (
+        f"delivery {original.pk}: replayed as delivery {replay.pk}: duplicate"
+    )
+    original.refresh_from_db()
+    assert original.status == DeliveryStatus.PROCESSED and original.attempts == 1
+    assert replay.status == DeliveryStatus.DUPLICATE
+    assert LedgerEntry.objects.filter(session=session).count() == 1
     assert wallet_account_get(user=user).balance == Decimal("25.00")
 
 
-def test_mercadopago_retry_task_is_scheduled_with_backoff(
+def test_mercadopago_failed_fetch_backs_off_without_a_task_per_delivery(
     client, mp_fake, settings, django_capture_on_commit_callbacks
 ):
+    """The back-off is the delivery's `next_attempt_at`, which the workers honour; no
+    retry task is queued per delivery (the task remains for a person to run)."""
     from django_tasks_db.models import DBTaskResult
 
     session = topup(UserFactory())
     mp_fake.outage = True
     with django_capture_on_commit_callbacks(execute=True):
         post_mp(client, mp_fake.notification(session.provider_payment_id))
-    task = DBTaskResult.objects.get(task_path="payments.tasks.webhook_delivery_retry")
     delivery = WebhookDelivery.objects.get()
-    assert task.args_kwargs["kwargs"] == {"delivery_id": delivery.pk}
-    assert task.run_after == delivery.next_attempt_at
+    assert delivery.status == DeliveryStatus.FAILED
+    assert not DBTaskResult.objects.filter(
+        task_path="payments.tasks.webhook_delivery_retry"
+    ).exists()
     assert (delivery.next_attempt_at - delivery.processed_at).total_seconds() == pytest.approx(
         settings.WEBHOOK_RETRY_BASE_SECONDS, abs=1
     )
@@ -187,6 +306,8 @@ def test_mercadopago_unsigned_request_is_rejected(client, mp_fake):
         "/webhooks/mercadopago/?data.id=1&type=payment", data="{}", content_type="application/json"
     )
     assert response.status_code == 401
+    assert not WebhookDelivery.objects.exists()
+    assert refused("invalid signature", "mercadopago") == 1
 
 
 def test_mercadopago_unknown_payment_reference_is_ignored(client, mp_fake):
@@ -245,7 +366,8 @@ def test_kiosk_forged_notifications_are_rejected(client, kiosk_secret, test_purp
     assert response.status_code == 401
     session.refresh_from_db()
     assert session.status == PaymentStatus.PENDING
-    assert WebhookDelivery.objects.get().status == DeliveryStatus.REJECTED
+    assert not WebhookDelivery.objects.exists()
+    assert refused("invalid signature", "kiosk") == 1
 
 
 def test_kiosk_duplicate_webhook_id_is_a_duplicate(client, kiosk_secret, test_purpose):
@@ -256,6 +378,8 @@ def test_kiosk_duplicate_webhook_id_is_a_duplicate(client, kiosk_secret, test_pu
         "duplicate",
         "duplicate",
     ]
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.PROCESSED
+    assert refused("duplicate event", "kiosk") == 2
 
 
 def test_kiosk_failed_payment_fails_the_session(client, kiosk_secret, test_purpose):
@@ -284,36 +408,60 @@ def test_kiosk_malformed_but_signed_payload_is_400(client, kiosk_secret):
     }
     response = post_kiosk(client, headers, body.encode())
     assert response.status_code == 400
-    assert WebhookDelivery.objects.get().status == DeliveryStatus.REJECTED
+    assert not WebhookDelivery.objects.exists()
+    assert refused("malformed payload", "kiosk") == 1
 
 
-# --- The log itself ------------------------------------------------------------------------
+# --- What is kept of a refused request ------------------------------------------------------
 
 
-def test_oversized_body_is_refused_with_413_and_still_logged(client, settings, kiosk_secret):
-    settings.WEBHOOK_MAX_BODY_BYTES = 1024
+def test_oversized_body_is_refused_with_413_and_only_a_sample_kept(client, settings, kiosk_secret):
+    settings.WEBHOOK_MAX_BODY_BYTES = 4096
     response = client.post("/webhooks/kiosk/", data=b"x" * 5000, content_type="application/json")
     assert response.status_code == 413
-    delivery = WebhookDelivery.objects.get()
-    assert delivery.status == DeliveryStatus.REJECTED
-    assert delivery.body_size == 5000 and len(bytes(delivery.body)) == 1024
-
-
-def test_wrong_method_is_logged_and_refused(client):
-    assert client.get("/webhooks/kiosk/").status_code == 405
-    assert WebhookDelivery.objects.get().status == DeliveryStatus.REJECTED
-
-
-def test_secret_headers_are_redacted_in_the_log(client, kiosk_secret):
-    client.post(
-        "/webhooks/kiosk/",
-        data="{}",
-        content_type="application/json",
-        headers={"Authorization": "Bearer very-secret-token", "X-Extra": "kept"},
+    assert not WebhookDelivery.objects.exists()
+    refusal = WebhookRefusal.objects.get()
+    assert (refusal.provider, refusal.reason, refusal.response_status) == (
+        "kiosk",
+        "body too large",
+        413,
     )
-    headers = WebhookDelivery.objects.get().headers
-    assert headers["authorization"] == "[redacted]"
-    assert headers["x-extra"] == "kept"
+    # The size and a hash of what was read, and at most its first 1 KB: never the body.
+    assert refusal.body_size == 5000 and len(bytes(refusal.body_head)) == 1024
+    assert len(refusal.body_sha256) == 64
+
+
+def test_wrong_method_is_counted_and_refused(client):
+    assert client.get("/webhooks/kiosk/").status_code == 405
+    assert not WebhookDelivery.objects.exists()
+    assert WebhookRefusal.objects.get().response_status == 405
+    assert refused("method not allowed", "kiosk") == 1
+
+
+def test_repeated_refusals_are_counted_in_one_row_per_hour(client, kiosk_secret):
+    for _ in range(3):
+        response = client.post("/webhooks/kiosk/", data="{}", content_type="application/json")
+        assert response.status_code == 401
+    assert refused("invalid signature", "kiosk") == 3
+    assert WebhookRefusal.objects.count() < 3  # one row an hour (two, across an hour's end)
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_secret_headers_are_redacted_in_the_log(client, kiosk_secret, test_purpose):
+    secret_headers = {"Authorization": "Bearer very-secret-token", "X-Extra": "kept"}
+    # Refused (unsigned): the sample of its headers keeps no secret.
+    client.post(
+        "/webhooks/kiosk/", data="{}", content_type="application/json", headers=secret_headers
+    )
+    sample = WebhookRefusal.objects.get().headers_head
+    assert "very-secret-token" not in sample
+    assert "authorization: [redacted]" in sample and "x-extra: kept" in sample
+    # Accepted (signed): the stored headers keep no secret either.
+    headers, body = kiosk_notification(secret=kiosk_secret, reference=kiosk_session().reference)
+    post_kiosk(client, {**headers, **secret_headers}, body)
+    stored = WebhookDelivery.objects.get().headers
+    assert stored["authorization"] == "[redacted]"
+    assert stored["x-extra"] == "kept"
 
 
 def test_replay_command_validates_its_arguments():
@@ -366,6 +514,8 @@ def test_kiosk_paid_without_a_usable_amount_is_400_and_changes_nothing(
     assert response.status_code == 400
     session.refresh_from_db()
     assert session.status == PaymentStatus.PENDING
+    assert not WebhookDelivery.objects.exists()
+    assert refused("malformed payload", "kiosk") == 1
 
 
 def test_mercadopago_notification_for_an_unknown_payment_is_ignored(client, mp_fake):
@@ -374,18 +524,25 @@ def test_mercadopago_notification_for_an_unknown_payment_is_ignored(client, mp_f
     signature = sign_notification(
         secret=mp_fake.webhook_secret, data_id="123456", request_id="req-404", ts=int(time.time())
     )
-    response = client.post(
-        "/webhooks/mercadopago/?data.id=123456&type=payment",
-        data='{"type": "payment", "data": {"id": "123456"}}',
-        content_type="application/json",
-        headers={"x-signature": signature, "x-request-id": "req-404"},
+    response = processed(
+        client.post(
+            "/webhooks/mercadopago/?data.id=123456&type=payment",
+            data='{"type": "payment", "data": {"id": "123456"}}',
+            content_type="application/json",
+            headers={"x-signature": signature, "x-request-id": "req-404"},
+        )
     )
-    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    assert response.status_code == 200 and response.intake["status"] == "accepted"
+    assert response.json()["status"] == "ignored"
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.IGNORED
 
 
 def test_mercadopago_rejecting_our_token_is_a_retryable_503(client, mp_fake, settings):
     session = topup(UserFactory())
     notification = mp_fake.notification(session.provider_payment_id)
     settings.MERCADOPAGO_ACCESS_TOKEN = "TEST-rotated-token"
-    assert post_mp(client, notification).status_code == 503
-    assert WebhookDelivery.objects.get().status == DeliveryStatus.FAILED
+    response = post_mp(client, notification)
+    assert response.status_code == 200 and response.json()["status"] == DeliveryStatus.FAILED
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.FAILED and delivery.response_status == 503
+    assert delivery.next_attempt_at > timezone.now()  # retried: a rotated token is ours to fix

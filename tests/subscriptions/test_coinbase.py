@@ -4,7 +4,7 @@ body, `event.id` as the idempotency key."""
 import pytest
 
 from payments.fakes.billing import coinbase_event_body
-from payments.models import DeliveryStatus, WebhookDelivery
+from payments.models import DeliveryStatus, WebhookDelivery, WebhookRefusal
 from subscriptions.models import Subscription, SubscriptionEvent
 from tests.subscriptions.conftest import CB_KEY, checkout, post_coinbase
 
@@ -50,11 +50,14 @@ def test_event_id_is_the_idempotency_key(client, session, billing, customer):
         billing, session, "charge:confirmed", event_id="a1b2c3d4-0000-4000-8000-000000000001"
     )
     assert post_coinbase(client, body).json()["status"] == "processed"
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.event_id == "a1b2c3d4-0000-4000-8000-000000000001"
+    # Coinbase's retry of the event (another delivery id, same event id) is answered as a
+    # duplicate of the stored delivery, and only counted.
     retry = dict(body, id="another-delivery-id", attempt_number=2)
-    assert post_coinbase(client, retry).json()["status"] == "duplicate"
-    deliveries = WebhookDelivery.objects.order_by("pk")
-    assert [d.status for d in deliveries] == [DeliveryStatus.PROCESSED, DeliveryStatus.DUPLICATE]
-    assert deliveries[0].event_id == "a1b2c3d4-0000-4000-8000-000000000001"
+    assert post_coinbase(client, retry).json() == {"status": "duplicate", "delivery": delivery.pk}
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.PROCESSED
+    assert WebhookRefusal.objects.get(provider="coinbase", reason="duplicate event").count == 1
     assert SubscriptionEvent.objects.filter(user=customer).count() == 1
 
 
@@ -80,6 +83,9 @@ def test_bad_signatures_change_nothing(client, session, billing, settings):
     assert post_coinbase(client, body).status_code == 401
     session.refresh_from_db()
     assert session.status == "pending"
+    assert not WebhookDelivery.objects.exists()
+    refusals = WebhookRefusal.objects.filter(provider="coinbase", reason="invalid signature")
+    assert sum(refusals.values_list("count", flat=True)) == 4
 
 
 def test_malformed_event_is_rejected(client, session):
@@ -89,3 +95,6 @@ def test_malformed_event_is_rejected(client, session):
         post_coinbase(client, {"event": {"type": "charge:confirmed", "data": {}}}).status_code
         == 400
     )
+    assert not WebhookDelivery.objects.exists()
+    refusals = WebhookRefusal.objects.filter(provider="coinbase", reason="malformed payload")
+    assert sum(refusals.values_list("count", flat=True)) == 3

@@ -41,7 +41,8 @@ def buy(customer, machine, method="pix", minutes=30, key=None):
 def approve(client, mp_fake, payment):
     mp_fake.set_status(payment.provider_payment_id, "approve")
     response = post_mp(client, mp_fake.notification(payment.provider_payment_id))
-    assert response.status_code == 200
+    assert response.status_code == 200 and response.intake["status"] == "accepted"
+    assert response.json()["status"] == "processed", response.json()
     return response
 
 

@@ -7,11 +7,12 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db.models import Sum
 from django.utils import timezone
 
 from notifications.models import Event
 from payments.fakes.billing import RawNumber, nowpayments_serialise, nowpayments_sign
-from payments.models import DeliveryStatus, PaymentSession, WebhookDelivery
+from payments.models import DeliveryStatus, PaymentSession, WebhookDelivery, WebhookRefusal
 from payments.providers.nowpayments import parse_faithful, serialise_sorted, signature_valid
 from subscriptions.models import Subscription, SubscriptionEvent
 from tests.subscriptions.conftest import NP_KEY, NP_SECRET, checkout, post_nowpayments
@@ -93,7 +94,10 @@ def test_forged_or_unsigned_ipn_changes_nothing(client, session, settings):
     assert post_nowpayments(client, ipn(session, "finished")).status_code == 401
     session.refresh_from_db()
     assert session.status == "pending"
-    assert set(WebhookDelivery.objects.values_list("signature_valid", flat=True)) == {False}
+    # Refused before anything is stored: only counted.
+    assert not WebhookDelivery.objects.exists()
+    refusals = WebhookRefusal.objects.filter(provider="nowpayments", reason="invalid signature")
+    assert refusals.aggregate(total=Sum("count"))["total"] == 3
 
 
 def test_repeated_keys_are_refused(client, session):
@@ -104,6 +108,7 @@ def test_repeated_keys_are_refused(client, session):
     assert response.status_code == 401
     session.refresh_from_db()
     assert session.status == "pending"
+    assert not WebhookDelivery.objects.exists()
 
 
 # --- the flow -----------------------------------------------------------------------------
