@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
+from contextlib import contextmanager
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
@@ -39,11 +40,58 @@ PUSH_MESSAGE_TYPE = "event.push"
 PUSH_TIMEOUT_SECONDS = 3.0
 
 
+_deferred = threading.local()
+
+
+@contextmanager
+def events_batched():
+    """Inside this block (in a transaction), events are written together when it ends:
+    one INSERT for all of them, in the order they were published (a batch of webhook
+    deliveries publishes hundreds). Events published in a block that raises are dropped
+    with it."""
+    if getattr(_deferred, "events", None) is not None:
+        yield  # already batching: the outer block writes them
+        return
+    _deferred.events = []
+    try:
+        yield
+        events = _deferred.events
+    finally:
+        _deferred.events = None
+    if events:
+        _write(events)
+
+
+def events_mark() -> int:
+    """Where the batch stands now (0 outside `events_batched()`)."""
+    batch = getattr(_deferred, "events", None)
+    return len(batch) if batch is not None else 0
+
+
+def events_discard_after(mark: int) -> None:
+    """Drop what was published since `mark`: the savepoint it was published in rolled
+    back (outside `events_batched()` the rollback took the events with it already)."""
+    batch = getattr(_deferred, "events", None)
+    if batch is not None:
+        del batch[mark:]
+
+
+def _write(events: list) -> None:
+    # One INSERT for every event (PostgreSQL and SQLite return the ids); bulk_create wraps
+    # itself in a transaction when the caller holds none.
+    Event.objects.bulk_create(events)
+    frames = [(event.audience, event.as_frame()) for event in events]
+    transaction.on_commit(lambda: events_push(frames))
+    for event in events:
+        logger.info("event %s %s -> %s", event.id, event.type, event.audience)
+
+
 def event_publish(*, audience: str | Iterable[str], type: str, payload: dict | None = None):
     """Append one event per audience; push them once the surrounding transaction commits.
 
     Raises InvalidAudience for a malformed audience and NotificationError for a payload
-    that is not a JSON object; nothing is written then.
+    that is not a JSON object; nothing is written then. Inside `events_batched()` the
+    events get their ids when the block ends.
     """
     audiences = [audience] if isinstance(audience, str) else list(dict.fromkeys(audience))
     for name in audiences:
@@ -54,15 +102,12 @@ def event_publish(*, audience: str | Iterable[str], type: str, payload: dict | N
         raise NotificationError("An event payload must be a JSON object.")
     data = json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder))
     now = timezone.now()
-    # One INSERT for every audience (PostgreSQL and SQLite return the ids); bulk_create
-    # wraps itself in a transaction when the caller holds none.
-    events = Event.objects.bulk_create(
-        [Event(audience=name, type=type, payload=data, created_at=now) for name in audiences]
-    )
-    frames = [(event.audience, event.as_frame()) for event in events]
-    transaction.on_commit(lambda: events_push(frames))
-    for event in events:
-        logger.info("event %s %s -> %s", event.id, event.type, event.audience)
+    events = [Event(audience=name, type=type, payload=data, created_at=now) for name in audiences]
+    batch = getattr(_deferred, "events", None)
+    if batch is not None:
+        batch.extend(events)
+    else:
+        _write(events)
     return events
 
 

@@ -32,6 +32,8 @@ import requests
 from payments.fakes.pix import pix_code
 from payments.fakes.server import LoopbackServer
 
+_NOTIFICATION_IDS = itertools.count(int(time.time() * 1000) % 10**12 * 1000)
+
 ACTIONS = {
     "approve": ("approved", "accredited"),
     "reject": ("rejected", "cc_rejected_other_reason"),
@@ -149,7 +151,8 @@ class FakeMercadoPago(LoopbackServer):
         request_id = str(uuid.uuid4())
         ts = int(time.time()) if ts is None else ts
         body = {
-            "id": int(time.time() * 1000) % 10**12,
+            # Unique per notification, as Mercado Pago's are (intake keys repeats on it).
+            "id": next(_NOTIFICATION_IDS),
             "live_mode": False,
             "type": "payment",
             "action": "payment.updated",

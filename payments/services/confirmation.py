@@ -26,7 +26,13 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from notifications.services import alert_raise, event_publish
+from notifications.services import (
+    alert_raise,
+    event_publish,
+    events_batched,
+    events_discard_after,
+    events_mark,
+)
 from payments.errors import FulfilmentRefused, PaymentError, PaymentNotFound
 from payments.models import (
     CLOSED_UNPAID_STATUSES,
@@ -92,17 +98,33 @@ _batch = threading.local()
 
 
 @contextmanager
-def _sessions_locked(references):
+def _sessions_locked(references, payment_ids):
     """Lock the sessions of a batch at once, in primary-key order (two batches sharing
-    sessions never wait on each other in a circle); `_lock` then finds them here."""
+    sessions never wait on each other in a circle); `_lock` then finds them here. Which
+    sessions already hold the batch's provider payment ids is read at once too, and audit
+    rows are written together at the end."""
     asked = set(references)
     sessions = PaymentSession.objects.select_for_update().filter(reference__in=asked)
     _batch.locked = {session.reference: session for session in sessions.order_by("pk")}
     _batch.asked = asked
+    _batch.payment_ids = {pid for pid in payment_ids if pid}
+    _batch.holders = {}
+    providers = {session.provider for session in _batch.locked.values()}
+    if _batch.payment_ids and providers:
+        holders = PaymentSession.objects.filter(
+            provider__in=providers, provider_payment_id__in=_batch.payment_ids
+        )
+        for provider, payment_id, pk in holders.values_list(
+            "provider", "provider_payment_id", "pk"
+        ):
+            _batch.holders.setdefault((provider, payment_id), set()).add(pk)
+    _batch.audits = []
     try:
         yield
+        PaymentAudit.objects.bulk_create(_batch.audits)
     finally:
-        _batch.locked = _batch.asked = None
+        _batch.locked = _batch.asked = _batch.payment_ids = _batch.holders = None
+        _batch.audits = None
 
 
 def _lock(reference: str) -> PaymentSession:
@@ -118,7 +140,7 @@ def _lock(reference: str) -> PaymentSession:
 
 
 def _audit(session, action: str, evidence: Evidence, *, before: str = "", data=None) -> None:
-    PaymentAudit.objects.create(
+    audit = PaymentAudit(
         session=session,
         action=action,
         from_status=before,
@@ -129,6 +151,11 @@ def _audit(session, action: str, evidence: Evidence, *, before: str = "", data=N
         delivery=evidence.delivery,
         data={**evidence.data, **(data or {})},
     )
+    pending = getattr(_batch, "audits", None)
+    if pending is not None:
+        pending.append(audit)  # written with the batch's others
+    else:
+        audit.save()
     logger.info(
         "payment %s %s (%s -> %s) by %s",
         session.reference,
@@ -143,13 +170,20 @@ def _audit(session, action: str, evidence: Evidence, *, before: str = "", data=N
 def _refuse_if_taken(session: PaymentSession, provider_payment_id: str) -> None:
     """A provider payment id belongs to one session of its provider: refuse to give this
     session one that another already holds (caller holds the session lock)."""
-    taken = (
-        PaymentSession.objects.filter(
-            provider=session.provider, provider_payment_id=provider_payment_id
+    batch_ids = getattr(_batch, "payment_ids", None)
+    if batch_ids is not None and provider_payment_id in batch_ids:
+        holders = _batch.holders.setdefault((session.provider, provider_payment_id), set())
+        taken = bool(holders - {session.pk})
+        if not taken:
+            holders.add(session.pk)  # the caller gives it to this session now
+    else:
+        taken = (
+            PaymentSession.objects.filter(
+                provider=session.provider, provider_payment_id=provider_payment_id
+            )
+            .exclude(pk=session.pk)
+            .exists()
         )
-        .exclude(pk=session.pk)
-        .exists()
-    )
     if taken:
         raise PaymentError(
             "This provider payment belongs to another session.", code="provider_payment_taken"
@@ -206,10 +240,12 @@ def _alert(session: PaymentSession, code: str, message: str, **context) -> None:
 
 def _note_hold(session: PaymentSession, reason: str) -> None:
     """Let the purpose record a held or refunded payment in its own history."""
+    mark = events_mark()
     try:
         with transaction.atomic():
             purpose_get(session.purpose).on_hold(session=session, reason=reason)
     except Exception:
+        events_discard_after(mark)
         logger.exception("purpose %s could not note %s", session.purpose, reason)
 
 
@@ -268,10 +304,12 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
     On failure the payment stays completed, the error is kept, and staff are alerted.
     """
     session.fulfilment_attempts += 1
+    mark = events_mark()
     try:
         with transaction.atomic():
             purpose_get(session.purpose).fulfil(session=session)
     except FulfilmentRefused as exc:
+        events_discard_after(mark)
         session.fulfilment_error = f"refused: {exc}"[:2000]
         _audit(
             session, "fulfilment_refused", evidence, before=session.status, data={"error": str(exc)}
@@ -287,6 +325,7 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
         )
         return False
     except Exception as exc:
+        events_discard_after(mark)
         logger.exception("fulfilment of %s failed", session.reference)
         session.fulfilment_error = f"{exc.__class__.__name__}: {exc}"[:2000]
         _audit(
@@ -777,14 +816,18 @@ def notifications_apply(
     """
     for item in items:
         item.evidence.check()
-    with confirmation_transaction(what):
+    with confirmation_transaction(what), events_batched():
         references = [item.notification.reference for item in items if item.notification.reference]
+        payment_ids = [item.notification.provider_payment_id for item in items]
         results: list = []
-        with _sessions_locked(references):
+        with _sessions_locked(references, payment_ids):
             for item in items:
+                events, audits = events_mark(), len(_batch.audits)
                 try:
                     results.append(_dispatch(item))
                 except (PaymentError, PaymentNotFound) as exc:
+                    events_discard_after(events)
+                    del _batch.audits[audits:]
                     results.append(exc)
         if after is not None:
             after(results)

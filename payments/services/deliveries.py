@@ -60,6 +60,7 @@ FINISH_FIELDS = [
     "claimed_by",
 ]
 TRANSIENT = (ProviderUnavailable, OperationalError, InterfaceError, requests.RequestException)
+WAITING = (DeliveryStatus.RECEIVED, DeliveryStatus.FAILED)
 # After processing, these statuses mean the delivery needs nobody any more.
 SETTLED = (DeliveryStatus.PROCESSED, DeliveryStatus.DUPLICATE, DeliveryStatus.IGNORED)
 HTTP_STATUS = {
@@ -120,6 +121,10 @@ class _Item:
     delivery: WebhookDelivery
     adapter: object
     notification: object = None
+    claim: tuple = ()  # (holder, lease end) as claimed: whose it is while processed
+
+    def __post_init__(self) -> None:
+        self.claim = (self.delivery.claimed_by, self.delivery.next_attempt_at)
 
 
 def _set_outcome(delivery, status, *, error="", trace="", session=None) -> None:
@@ -248,8 +253,29 @@ def _evidence(item: _Item) -> Evidence:
     )
 
 
+class StaleClaim(Exception):
+    """A delivery's lease ended while its worker was at it, and another took it over: the
+    slow worker's outcome must not overwrite the other's."""
+
+
+def _still_ours(items: list[_Item]) -> None:
+    """Lock the deliveries being recorded and check each is still this claim's (its
+    holder and lease as claimed); StaleClaim rolls the batch back otherwise."""
+    claims = {item.delivery.pk: item.claim for item in items}
+    current = WebhookDelivery.objects.select_for_update().filter(pk__in=claims)
+    for pk, holder, until, status in current.values_list(
+        "pk", "claimed_by", "next_attempt_at", "status"
+    ):
+        if (holder, until) != claims[pk] or status not in WAITING:
+            raise StaleClaim(f"delivery {pk} was taken over (now {status}, {holder or '-'})")
+
+
 def _record(items: list[_Item], applied: list, results: dict) -> None:
     """The outcome of each applied delivery, saved in the batch's transaction."""
+    _still_ours(items)
+    for result in applied:
+        if isinstance(result, PaymentError):
+            raise result  # refused for a reason a retry may clear: applied alone, failed
     for item, result in zip(items, applied, strict=True):
         delivery, notification = item.delivery, item.notification
         if isinstance(result, PaymentNotFound):
@@ -261,8 +287,6 @@ def _record(items: list[_Item], applied: list, results: dict) -> None:
             _set_outcome(delivery, DeliveryStatus.IGNORED, error="unknown reference")
             results[delivery.pk] = _result(delivery, item=item)
             continue
-        if isinstance(result, PaymentError):
-            raise result  # refused for a reason a retry may clear: applied alone, failed
         outcome = result.outcome if result is not None else ""
         session = result.session if result is not None else None
         if outcome == ConfirmOutcome.ALREADY_PROCESSED:
@@ -296,6 +320,12 @@ def _apply(items: list[_Item], results: dict) -> None:
             after=lambda applied: _record(items, applied, results),
         )
     except Exception as exc:
+        if isinstance(exc, StaleClaim) and len(items) == 1:
+            logger.warning("webhook delivery %s: %s; its outcome stands", items[0].delivery.pk, exc)
+            results[items[0].delivery.pk] = _result(
+                items[0].delivery, item=items[0], error=str(exc)
+            )
+            return
         if len(items) > 1:
             # Isolate the one at fault: each alone, in its own transaction.
             logger.warning(

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from config.logging import redact
 from payments.models import DeliveryStatus, WebhookDelivery, WebhookRefusal
-from payments.providers import InboundRequest, SignatureInvalid, provider_get
+from payments.providers import InboundRequest, MalformedPayload, SignatureInvalid, provider_get
 from payments.services.deliveries import delivery_process_now, lease
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,9 @@ def webhook_receive(
         event_id = adapter.event_id(request)[:120]
         notification = adapter.parse(request)
     except Exception as exc:  # nesting, encoding, types: whatever it is, the sender's fault
-        if not isinstance(exc, ValueError | TypeError | RecursionError | UnicodeError):
+        if not isinstance(
+            exc, MalformedPayload | ValueError | TypeError | RecursionError | UnicodeError
+        ):
             logger.info("webhook %s: unreadable payload", provider, exc_info=True)
         return refuse(400, "malformed payload", exc)
     now = timezone.now()
