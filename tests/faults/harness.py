@@ -6,8 +6,9 @@
   connection at once, on demand or when a statement goes through it;
 - `SlowPrinter`: a loopback ESC/POS printer that takes its time to answer, so that jobs
   are in flight, and can be switched off (port closed) and on again;
-- `FaultStack`: tests/e2e/stack.py's Stack (daphne + db_worker on a database of its own),
-  pointed at the above.
+- `FaultStack`: tests/e2e/stack.py's Stack (daphne, the webhook worker and db_worker on a
+  database of its own), pointed at the above. Every process of the stack gets the same
+  environment: with a proxy, the webhook worker reaches PostgreSQL through it too.
 
 Only processes started here are ever signalled, by their pid.
 """
@@ -395,6 +396,44 @@ class FaultStack(Stack):
         self.worker.send_signal(signal.SIGKILL)
         self.worker.wait(timeout=10)
 
+    def kill_webhook_worker(self) -> None:
+        """SIGKILL the webhook worker (by its pid): the deliveries it had claimed stay
+        claimed until their lease ends."""
+        self.webhooks.send_signal(signal.SIGKILL)
+        self.webhooks.wait(timeout=10)
+
+    def deliveries_waiting(self) -> int:
+        """Deliveries the webhook workers have still to settle: new or claimed ones
+        ('received') and failed ones due for a retry."""
+        return self.sql(
+            "SELECT count(*) FROM payments_webhookdelivery WHERE status IN ('received', 'failed')"
+        )[0][0]
+
+    def wait_drained(self, *, timeout: float = 60) -> None:
+        """Wait until the webhook workers have settled every stored delivery."""
+        assert self.webhooks is not None and self.webhooks.poll() is None, "no webhook worker"
+        wait_until(
+            lambda: self.deliveries_waiting() == 0,
+            timeout=timeout,
+            interval=0.25,
+            what="the webhook workers to settle every delivery",
+        )
+
+    def delivery_status(self, delivery_id: int) -> str | None:
+        rows = self.sql("SELECT status FROM payments_webhookdelivery WHERE id = %s", (delivery_id,))
+        return rows[0][0] if rows else None
+
+    def wait_outcome(self, delivery_id: int, *, timeout: float = 30) -> str:
+        """Wait until the webhook worker has settled one delivery; its status."""
+
+        def settled() -> str | None:
+            status = self.delivery_status(delivery_id)
+            return None if status in (None, "received", "failed") else status
+
+        return wait_until(
+            settled, timeout=timeout, interval=0.1, what=f"delivery {delivery_id} processed"
+        )
+
     def start_server(self) -> None:
         """Stack.start without the task worker (the webhook worker runs: it is what
         confirms what the server's webhooks store)."""
@@ -424,7 +463,8 @@ class FaultStack(Stack):
         return http
 
     def pay(self, http: requests.Session, session: dict, **fields) -> requests.Response:
-        """Post the kiosk terminal's signed "paid" notification for `session`."""
+        """Post the kiosk terminal's signed "paid" notification for `session`; the intake
+        answers as soon as it is stored ("accepted"), the webhook worker confirms it."""
         headers, body = kiosk_notification(
             secret=KIOSK_SECRET,
             reference=session["reference"],
@@ -433,6 +473,15 @@ class FaultStack(Stack):
             **fields,
         )
         return http.post(self.url + "/webhooks/kiosk/", data=body, headers=headers, timeout=30)
+
+    def pay_processed(self, http: requests.Session, session: dict, **fields) -> str:
+        """`pay`, checked to be accepted at intake, then waited for until the webhook
+        worker has processed it; the delivery's status."""
+        response = self.pay(http, session, **fields)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["status"] == "accepted", answer
+        return self.wait_outcome(answer["delivery"])
 
     def sql(self, query: str, params=()) -> list[tuple]:
         with psycopg.connect(self.direct_database_url, autocommit=True) as conn:

@@ -1,9 +1,15 @@
 """Fault: a storm of duplicate notifications, in parallel, over HTTP to a real server.
 
 1 000 kiosk payments, each notification delivered 5 times (the terminal retries), all
-5 000 shuffled and posted by 16 concurrent senders to daphne on PostgreSQL + Redis.
+5 000 shuffled and posted by 16 concurrent senders to daphne on PostgreSQL + Redis. The
+intake stores the first copy of each event (its Standard Webhooks `webhook-id`) and
+answers "accepted"; every other copy is refused by the unique event id and answered
+"duplicate" with the stored delivery's id. The webhook worker then confirms what was
+stored, in batches: exactly one ticket per payment.
 """
 
+import contextlib
+import json
 import random
 import threading
 import time
@@ -26,7 +32,7 @@ SENDERS = 16
 def send_all(url: str, deliveries: list, *, senders: int, deadline: float) -> list:
     """Post every delivery once, from `senders` threads, each on a keep-alive connection
     (http.client: the senders must not eat the CPU the server needs); returns
-    (status or exception name, seconds) per delivery."""
+    (event id, status or exception name, answer, seconds) per delivery."""
     target = urlsplit(url)
     pending, results, lock = deque(deliveries), [], threading.Lock()
 
@@ -37,20 +43,22 @@ def send_all(url: str, deliveries: list, *, senders: int, deadline: float) -> li
                 headers, body = pending.popleft()
             except IndexError:
                 break
-            started = time.monotonic()
+            started, answer = time.monotonic(), None
             try:
                 http = http or HTTPConnection(target.hostname, target.port, timeout=60)
                 http.request("POST", target.path, body=body, headers=headers)
                 response = http.getresponse()
-                response.read()
+                content = response.read()
                 status = response.status
+                with contextlib.suppress(ValueError):
+                    answer = json.loads(content)
             except (OSError, HTTPException) as exc:
                 status = exc.__class__.__name__
                 if http:
                     http.close()
                 http = None
             with lock:
-                results.append((status, time.monotonic() - started))
+                results.append((headers["webhook-id"], status, answer, time.monotonic() - started))
         if http:
             http.close()
 
@@ -66,7 +74,7 @@ def send_all(url: str, deliveries: list, *, senders: int, deadline: float) -> li
 def test_duplicate_storm_fulfils_each_payment_exactly_once(make_stack):
     # Persistent database connections, as a production server would keep them.
     stack = make_stack(env={"CONN_MAX_AGE": "60"})
-    stack.start_server()  # no worker: printing is not what this test is about
+    stack.start_server()  # daphne and the webhook worker; no task worker: no printing
     sessions = stack.ticket_sessions(PAYMENTS)
     since = stack.sql("SELECT coalesce(max(id), 0) FROM notifications_event")[0][0]
 
@@ -86,14 +94,31 @@ def test_duplicate_storm_fulfils_each_payment_exactly_once(make_stack):
         stack.url + "/webhooks/kiosk/", deliveries, senders=SENDERS, deadline=started + 190
     )
     elapsed = time.monotonic() - started
-    statuses = Counter(status for status, _ in results)
-    slowest = max(seconds for _, seconds in results)
+    statuses = Counter(status for _, status, _, _ in results)
+    slowest = max(seconds for *_, seconds in results)
     print(
         f"\nstorm: {len(results)} deliveries in {elapsed:.1f} s "
         f"({len(results) / elapsed:.0f}/s), slowest {slowest:.2f} s, statuses {dict(statuses)}"
     )
     assert len(results) == PAYMENTS * COPIES
     assert statuses == {200: PAYMENTS * COPIES}  # no 5xx, no refused connection
+
+    # At intake: one "accepted" per event; its other copies "duplicate" of that delivery.
+    answers: dict[str, list[dict]] = {}
+    for event, _status, answer, _seconds in results:
+        answers.setdefault(event, []).append(answer)
+    assert len(answers) == PAYMENTS
+    for event, got in answers.items():
+        kinds = Counter(answer and answer.get("status") for answer in got)
+        assert kinds == {"accepted": 1, "duplicate": COPIES - 1}, (event, got)
+        assert len({answer["delivery"] for answer in got}) == 1, (event, got)
+    stored = stack.sql("SELECT event_id, id FROM payments_webhookdelivery WHERE provider = 'kiosk'")
+    assert dict(stored) == {event: got[0]["delivery"] for event, got in answers.items()}
+
+    # The worker confirms what was stored, in batches; wait until nothing is left.
+    drain_started = time.monotonic()
+    stack.wait_drained(timeout=180)
+    print(f"worker done {time.monotonic() - drain_started:.1f} s after the last answer")
 
     # Exactly one completed, fulfilled session and one ticket per payment.
     references = [s["reference"] for s in sessions]
@@ -127,20 +152,25 @@ def test_duplicate_storm_fulfils_each_payment_exactly_once(make_stack):
     for service, count in per_service.items():
         assert sum(len(n) for (s, _), n in numbers.items() if s == service) == count
 
-    # Every delivery is logged: one processed per payment, the other copies duplicates.
+    # One stored delivery per event, processed once (by the worker, at its first attempt);
+    # the other copies only counted as refused duplicates.
     logged = stack.sql(
-        "SELECT status, response_status, signature_valid, count(*) FROM payments_webhookdelivery "
-        "WHERE provider = 'kiosk' GROUP BY 1, 2, 3"
+        "SELECT status, response_status, signature_valid, attempts, count(*) "
+        "FROM payments_webhookdelivery WHERE provider = 'kiosk' GROUP BY 1, 2, 3, 4"
     )
-    assert Counter({row[:3]: row[3] for row in logged}) == {
-        ("processed", 200, True): PAYMENTS,
-        ("duplicate", 200, True): PAYMENTS * (COPIES - 1),
-    }
+    assert Counter({row[:4]: row[4] for row in logged}) == {("processed", 200, True, 1): PAYMENTS}
     processed_per_event = stack.sql(
         "SELECT count(DISTINCT event_id), count(*) FROM payments_webhookdelivery "
         "WHERE provider = 'kiosk' AND status = 'processed'"
     )
     assert processed_per_event == [(PAYMENTS, PAYMENTS)]
+    assert stack.sql(
+        "SELECT sum(count) FROM payments_webhookrefusal "
+        "WHERE provider = 'kiosk' AND reason = 'duplicate event'"
+    ) == [(PAYMENTS * (COPIES - 1),)]
+    assert stack.sql(
+        "SELECT count(*) FROM payments_webhookrefusal WHERE reason <> 'duplicate event'"
+    ) == [(0,)]
 
     # One "ticket.created" event per payment, for the operators and for the customer.
     events = stack.sql(

@@ -33,7 +33,8 @@ class WorkerKilled(BaseException):
 def paid_job(db, kiosk_secret, service, loopback_printer):
     Printer.objects.create(name="Balcão", url=loopback_printer.url)
     session = kiosk_session(service)
-    assert pay_at_kiosk(Client(), kiosk_secret, session).status_code == 200
+    paid = pay_at_kiosk(Client(), kiosk_secret, session)
+    assert (paid.status_code, paid.json()["status"]) == (200, "processed")
     return PrintJob.objects.get()
 
 
@@ -168,7 +169,8 @@ def test_concurrent_sweeps_take_a_job_back_exactly_once(kiosk_secret, service, m
     Printer.objects.create(name="Balcão", url="dummy:")
     jobs = []
     for _ in range(5):
-        pay_at_kiosk(Client(), kiosk_secret, kiosk_session(service))
+        paid = pay_at_kiosk(Client(), kiosk_secret, kiosk_session(service))
+        assert paid.json()["status"] == "processed"
     for job in PrintJob.objects.order_by("pk"):
         die_while_sending(monkeypatch, job)
         age(job, 120)
@@ -236,7 +238,8 @@ def test_a_worker_killed_with_the_ticket_on_paper_reprints_it_once_marked_reprin
         (session,) = stack.ticket_sessions(1)
         stack.start_worker()
         with requests.Session() as http:
-            assert stack.pay(http, session).status_code == 200
+            answer = stack.pay(http, session)
+            assert (answer.status_code, answer.json()["status"]) == (200, "accepted")
         wait_until(printer.holding.is_set, timeout=60, interval=0.01, what="the job on paper")
         stack.kill_worker()
         printer.delay = 0.0
