@@ -15,13 +15,14 @@ Provider money that cannot be delivered is kept, flagged for refund and alerted.
 """
 
 import logging
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -324,28 +325,43 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
             error=str(exc),
         )
         return False
+    except (OperationalError, InterfaceError):
+        if _connection_lost():
+            raise  # not the fulfilment's failure: the whole confirmation did not happen
+        events_discard_after(mark)
+        return _fulfilment_failed(session, evidence, sys.exc_info()[1])
     except Exception as exc:
         events_discard_after(mark)
-        logger.exception("fulfilment of %s failed", session.reference)
-        session.fulfilment_error = f"{exc.__class__.__name__}: {exc}"[:2000]
-        _audit(
-            session,
-            "fulfilment_failed",
-            evidence,
-            before=session.status,
-            data={"error": session.fulfilment_error},
-        )
-        _alert(
-            session,
-            "payment.fulfilment_failed",
-            _("Payment completed but fulfilment failed; it will be retried."),
-            error=session.fulfilment_error,
-        )
-        return False
+        return _fulfilment_failed(session, evidence, exc)
     session.fulfilled_at = timezone.now()
     session.fulfilment_error = ""
     _audit(session, "fulfilled", evidence, before=session.status)
     return True
+
+
+def _connection_lost() -> bool:
+    raw = transaction.get_connection().connection
+    return raw is None or bool(getattr(raw, "closed", False))
+
+
+def _fulfilment_failed(session: PaymentSession, evidence: Evidence, exc: Exception) -> bool:
+    """Keep the payment completed with the error, audited and alerted (retried later)."""
+    logger.error("fulfilment of %s failed", session.reference, exc_info=exc)
+    session.fulfilment_error = f"{exc.__class__.__name__}: {exc}"[:2000]
+    _audit(
+        session,
+        "fulfilment_failed",
+        evidence,
+        before=session.status,
+        data={"error": session.fulfilment_error},
+    )
+    _alert(
+        session,
+        "payment.fulfilment_failed",
+        _("Payment completed but fulfilment failed; it will be retried."),
+        error=session.fulfilment_error,
+    )
+    return False
 
 
 def payment_confirm(

@@ -342,11 +342,28 @@ def _apply(items: list[_Item], results: dict) -> None:
         item.delivery.session = None
         _fail(item.delivery, exc, synchronous=item.adapter.synchronous)
         try:
-            _save([item.delivery])
+            _save_failure(item)
         except DatabaseError:
             # The database itself is down: the lease brings the delivery back.
             logger.exception("could not record the failure of delivery %s", item.delivery.pk)
         results[item.delivery.pk] = _result(item.delivery, item=item, error=str(exc))
+
+
+def _save_failure(item: _Item) -> None:
+    """Record a failure only while the delivery is still this claim's and unsettled: when
+    the batch's COMMIT went through but its reply was lost, or another worker took the
+    delivery over, the outcome recorded with the effects stands."""
+    delivery = item.delivery
+    holder, until = item.claim
+    fields = [*FINISH_FIELDS, "attempts"]
+    updated = WebhookDelivery.objects.filter(
+        pk=delivery.pk, claimed_by=holder, next_attempt_at=until, status__in=WAITING
+    ).update(**{name: getattr(delivery, name) for name in fields})
+    if not updated:
+        logger.warning(
+            "webhook delivery %s: its outcome was recorded meanwhile; the failure is not",
+            delivery.pk,
+        )
 
 
 def deliveries_process(deliveries: list[WebhookDelivery]) -> list[DeliveryResult]:

@@ -108,14 +108,14 @@ def test_connection_dropped_at_intake_or_in_the_worker_applies_each_payment_once
     seen["mid-batch"] = attempts
 
     # 2. The worker's batch committed; the worker never heard so. Applied once, and not
-    #    applied again by whatever the worker does next. (Its recorded outcome should stay
-    #    "processed": see the xfail test below.)
+    #    applied again by whatever the worker does next; its recorded outcome stays
+    #    "processed" (the test below).
     reference, delivery = lost_commit
     pg_proxy.arm(TICKET_INSERT, b"COMMIT", after_reply=True)
     lost_commit_id = accepted(post(stack, delivery))
     assert pg_proxy.tripped.wait(timeout=30), "the worker's commit reply was not cut"
     assert state(stack, reference) == APPLIED
-    assert stack.wait_outcome(lost_commit_id, timeout=30) in ("processed", "duplicate")
+    assert stack.wait_outcome(lost_commit_id, timeout=30) == "processed"
 
     # 3. Intake cut before the INSERT reached PostgreSQL: 5xx, nothing stored; the retry of
     #    the same bytes is stored and applied.
@@ -182,12 +182,6 @@ def test_connection_dropped_at_intake_or_in_the_worker_applies_each_payment_once
     print(f"\nfour drops, each payment applied once: {seen}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="payments/services/deliveries.py _apply: when the batch's COMMIT succeeded but its "
-    "reply was lost, the worker records a failure over the committed outcome (on a new "
-    "connection), and the retry then marks the delivery 'duplicate'",
-)
 def test_a_worker_that_never_hears_its_commit_keeps_the_committed_outcome(make_stack, pg_proxy):
     """The outcome is committed with its effects: a worker that lost the COMMIT's reply
     must not overwrite it, and the delivery is not taken again."""
