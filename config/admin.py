@@ -1,11 +1,35 @@
 from django.contrib import admin
 
-from config.models import WorkerHeartbeat
+from config.models import PeriodicJob, WorkerHeartbeat
 
 
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
     list_display = ("worker_id", "hostname", "pid", "started_at", "last_seen", "tasks_run")
+    readonly_fields = list_display
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PeriodicJob)
+class PeriodicJobAdmin(admin.ModelAdmin):
+    """The periodic jobs as the schedulers of every node claim them: when each last ran,
+    where, how it ended, and when it is due."""
+
+    list_display = (
+        "name",
+        "every_seconds",
+        "last_started_at",
+        "last_finished_at",
+        "last_status",
+        "last_node",
+        "next_due_at",
+        "runs",
+    )
     readonly_fields = list_display
 
     def has_add_permission(self, request):

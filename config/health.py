@@ -7,6 +7,7 @@ from django.utils import timezone
 
 
 def integration_status(*, since=None, gap_limit: int = 50) -> dict:
+    from config.nodes import periodic_overdue, tasks_orphaned
     from config.selectors import worker_health
     from notifications.models import Alert
     from payments.selectors import payments_health, webhooks_health
@@ -25,6 +26,8 @@ def integration_status(*, since=None, gap_limit: int = 50) -> dict:
         "payments": payments_health(since=since),
         "webhooks": webhooks_health(now=now),
         "backlog": backlog(),
+        "periodic_overdue": [job.as_dict() for job in periodic_overdue()],
+        "orphaned_tasks": len(tasks_orphaned()),
         "gaps": {"total": gap_total, "listed": [g.as_dict() for g in gaps]},
         "printers": printers_health(),
         "worker": worker_health(),

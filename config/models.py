@@ -20,3 +20,26 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname}:{self.pid} ({self.worker_id})"
+
+
+class PeriodicJob(models.Model):
+    """One periodic job (settings.PERIODIC_JOBS) as every node's scheduler sees it: each
+    run is claimed by moving `next_due_at` on with a conditional UPDATE, so whatever the
+    number of nodes, the job runs once per period on one of them, and on any that lives."""
+
+    name = models.CharField(_("job"), max_length=100, unique=True)
+    every_seconds = models.PositiveIntegerField(_("every (seconds)"))
+    next_due_at = models.DateTimeField(_("next due at"))
+    last_started_at = models.DateTimeField(_("last started at"), null=True, blank=True)
+    last_finished_at = models.DateTimeField(_("last finished at"), null=True, blank=True)
+    last_node = models.CharField(_("last run on"), max_length=120, blank=True, default="")
+    last_status = models.CharField(_("last result"), max_length=20, blank=True, default="")
+    runs = models.PositiveBigIntegerField(_("runs"), default=0)
+
+    class Meta:
+        verbose_name = _("periodic job")
+        verbose_name_plural = _("periodic jobs")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -191,6 +191,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # /healthz calls the worker healthy when its last heartbeat is younger than this (seconds).
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=30)
 WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=5.0)
+# A task left RUNNING this long (seconds) by a worker without a heartbeat is orphaned:
+# `monitor_payments check --repair` runs it again (idempotent ones) or marks it failed.
+TASK_ORPHAN_SECONDS = env.int("TASK_ORPHAN_SECONDS", default=300)
 # Bearer token that gets /healthz's details (database, channel layer, worker) without a
 # staff session, for monitoring; unset, only staff see them. Anyone gets the status alone.
 HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="")

@@ -10,7 +10,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError
 
+from config.nodes import periodic_overdue, tasks_orphaned, tasks_recover
 from notifications.services import alert_raise
+from payments.services.deliveries import backlog
 from payments.services.monitor import REPAIRABLE, gaps_find, gaps_repair, user_overview
 
 
@@ -80,23 +82,48 @@ class Command(BaseCommand):
                 dedupe_key=reference,
             )
         keys = {g.key for g in gaps}
+        nodes = self._nodes(repair=options["repair"]) if previous is None else None
         if previous is None:
-            self._print_all(options, gaps, total, report)
+            self._print_all(options, gaps, total, report, nodes)
         else:
             self._print_changes(options, gaps, previous, report)
-        failed = bool(report and report.failed)
+        failed = bool(report and report.failed) or bool(nodes and nodes["problems"])
         return (1 if total or failed else 0), keys, gaps
 
-    def _print_all(self, options, gaps, total, report) -> None:
+    @staticmethod
+    def _nodes(*, repair: bool) -> dict:
+        """What dead nodes may leave behind: deliveries waiting too long, tasks left
+        running, periodic jobs overdue (orphaned tasks recovered with --repair)."""
+        from django.conf import settings
+
+        waiting = backlog()
+        orphans = tasks_orphaned()
+        recovered = tasks_recover(orphans) if repair and orphans else {}
+        overdue = periodic_overdue()
+        stuck = waiting["oldest_seconds"] > settings.WEBHOOK_BACKLOG_ALERT_SECONDS
+        unrecovered = [str(t.pk) for t in orphans if str(t.pk) not in recovered]
+        return {
+            "webhook_backlog": {**waiting, "too_old": stuck},
+            "orphaned_tasks": [
+                {"id": str(t.pk), "path": t.task_path, "action": recovered.get(str(t.pk))}
+                for t in orphans
+            ],
+            "periodic_overdue": [job.as_dict() for job in overdue],
+            "problems": bool(stuck or unrecovered or overdue),
+        }
+
+    def _print_all(self, options, gaps, total, report, nodes) -> None:
         if options["json"]:
             payload = {
                 "gaps": [g.as_dict() for g in gaps],
                 "total": total,
                 "repaired": report.repaired if report else [],
                 "repair_failed": report.failed if report else {},
+                "nodes": nodes,
             }
             self.stdout.write(json.dumps(payload, cls=DjangoJSONEncoder))
             return
+        self._print_nodes(nodes)
         if report:
             self.stdout.write(
                 f"repaired {len(report.repaired)}, still failing {len(report.failed)}"
@@ -114,6 +141,22 @@ class Command(BaseCommand):
             self.stdout.write(self._line(gap))
         more = f" ({total - len(gaps)} more not listed)" if total > len(gaps) else ""
         self.stdout.write(f"{total} gap(s){more}")
+
+    def _print_nodes(self, nodes: dict) -> None:
+        waiting = nodes["webhook_backlog"]
+        if waiting["too_old"]:
+            self.stdout.write(
+                f"webhooks: {waiting['waiting']} deliveries waiting, the oldest for "
+                f"{waiting['oldest_seconds']} s: are the webhook workers running?"
+            )
+        for task in nodes["orphaned_tasks"]:
+            action = task["action"] or "left running by a stopped worker (--repair recovers it)"
+            self.stdout.write(f"task {task['id']} ({task['path']}): {action}")
+        for job in nodes["periodic_overdue"]:
+            self.stdout.write(
+                f"periodic job {job['job']!r} overdue by {job['late_seconds']} s "
+                f"(every {job['every_seconds']} s, last on {job['last_node'] or '-'})"
+            )
 
     @staticmethod
     def _line(gap) -> str:
