@@ -49,6 +49,14 @@ class Purpose:
     def fulfil(self, *, session) -> None:
         raise NotImplementedError
 
+    def batch_order(self, *, session) -> tuple:
+        """Where this session's fulfilment goes in a batch of confirmations: batches apply
+        their notifications sorted by purpose, then this key, then arrival, so that rows a
+        fulfilment locks until the batch commits (a service's ticket counter) are always
+        locked in the same order and two workers' batches never wait on each other in a
+        circle. Default: no such rows."""
+        return ()
+
     def on_hold(self, *, session, reason: str) -> None:
         """A payment for this purpose is held for a staff decision (amount mismatch, late
         payment) or was refunded: note it where the customer's history is kept. Database

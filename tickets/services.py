@@ -201,6 +201,11 @@ class TicketPurpose(Purpose):
             _("Ticket: %(service)s") % {"service": service.name},
         )
 
+    def batch_order(self, *, session) -> tuple:
+        # The service's ticket counter is locked until the batch commits.
+        service = session.params.get("service")
+        return (service if isinstance(service, int) else 0,)
+
     def fulfil(self, *, session: PaymentSession) -> None:
         if Ticket.objects.filter(payment_session=session).exists():
             return

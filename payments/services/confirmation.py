@@ -34,7 +34,7 @@ from notifications.services import (
     events_discard_after,
     events_mark,
 )
-from payments.errors import FulfilmentRefused, PaymentError, PaymentNotFound
+from payments.errors import FulfilmentRefused, PaymentError, PaymentNotFound, UnknownPurpose
 from payments.models import (
     CLOSED_UNPAID_STATUSES,
     OPEN_STATUSES,
@@ -325,9 +325,11 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
             error=str(exc),
         )
         return False
-    except (OperationalError, InterfaceError):
-        if _connection_lost():
-            raise  # not the fulfilment's failure: the whole confirmation did not happen
+    except (OperationalError, InterfaceError) as exc:
+        if _connection_lost() or lock_conflict(exc):
+            # Not the fulfilment's failure: the whole confirmation did not happen, and is
+            # tried again (a deadlock or serialization failure passes on a second try).
+            raise
         events_discard_after(mark)
         return _fulfilment_failed(session, evidence, sys.exc_info()[1])
     except Exception as exc:
@@ -337,6 +339,20 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
     session.fulfilment_error = ""
     _audit(session, "fulfilled", evidence, before=session.status)
     return True
+
+
+# PostgreSQL's deadlock, serialization failure and lock-not-available errors.
+LOCK_CONFLICTS = {"40P01", "40001", "55P03"}
+
+
+def lock_conflict(exc: BaseException) -> bool:
+    """True for an error that trying again can clear: two transactions took locks in
+    conflicting orders (PostgreSQL rolled one back)."""
+    while exc is not None:
+        if getattr(exc, "sqlstate", None) in LOCK_CONFLICTS:
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def _connection_lost() -> bool:
@@ -835,19 +851,37 @@ def notifications_apply(
     with confirmation_transaction(what), events_batched():
         references = [item.notification.reference for item in items if item.notification.reference]
         payment_ids = [item.notification.provider_payment_id for item in items]
-        results: list = []
+        results: list = [None] * len(items)
         with _sessions_locked(references, payment_ids):
-            for item in items:
+            for index in _lock_order(items):
+                item = items[index]
                 events, audits = events_mark(), len(_batch.audits)
                 try:
-                    results.append(_dispatch(item))
+                    results[index] = _dispatch(item)
                 except (PaymentError, PaymentNotFound) as exc:
                     events_discard_after(events)
                     del _batch.audits[audits:]
-                    results.append(exc)
+                    results[index] = exc
         if after is not None:
             after(results)
         return results
+
+
+def _lock_order(items: list[Applied]) -> list[int]:
+    """The order a batch applies its items in: by purpose and the purpose's batch key
+    (rows its fulfilment holds locked until commit), then as they arrived."""
+
+    def key(index: int):
+        session = _batch.locked.get(items[index].notification.reference or "")
+        if session is None:
+            return ("", (), index)
+        try:
+            order = purpose_get(session.purpose).batch_order(session=session)
+        except UnknownPurpose:
+            order = ()  # still confirmed: the money is recorded, fulfilment fails (alerted)
+        return (session.purpose, order, index)
+
+    return sorted(range(len(items)), key=key)
 
 
 def notification_apply(notification: Notification, evidence: Evidence) -> ConfirmResult | None:

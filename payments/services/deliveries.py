@@ -43,6 +43,7 @@ from payments.services.confirmation import (
     Applied,
     ConfirmOutcome,
     Evidence,
+    lock_conflict,
     notifications_apply,
 )
 
@@ -310,7 +311,10 @@ def _record(items: list[_Item], applied: list, results: dict) -> None:
     _save([item.delivery for item in items])
 
 
-def _apply(items: list[_Item], results: dict) -> None:
+LOCK_CONFLICT_TRIES = 3
+
+
+def _apply(items: list[_Item], results: dict, *, tries: int = 1) -> None:
     if not items:
         return
     try:
@@ -320,6 +324,12 @@ def _apply(items: list[_Item], results: dict) -> None:
             after=lambda applied: _record(items, applied, results),
         )
     except Exception as exc:
+        if len(items) == 1 and lock_conflict(exc) and tries < LOCK_CONFLICT_TRIES:
+            # Another worker's batch held a lock this one needed: PostgreSQL rolled this
+            # one back; alone, it goes through on another try.
+            logger.info("webhook delivery %s: lock conflict, trying again", items[0].delivery.pk)
+            _apply(items, results, tries=tries + 1)
+            return
         if isinstance(exc, StaleClaim) and len(items) == 1:
             logger.warning("webhook delivery %s: %s; its outcome stands", items[0].delivery.pk, exc)
             results[items[0].delivery.pk] = _result(
