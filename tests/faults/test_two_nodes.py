@@ -28,6 +28,7 @@ from collections import Counter, deque
 from http.client import HTTPConnection, HTTPException
 
 import pytest
+from django.conf import settings
 
 from payments.fakes.kiosk import kiosk_notification
 from tests.e2e.stack import KIOSK_SECRET
@@ -295,3 +296,33 @@ def test_a_node_killed_mid_burst_loses_and_doubles_nothing(cluster, start_node):
         numbers.setdefault(service, []).append(number)
     for service, got in numbers.items():
         assert got == list(range(1, len(got) + 1)), f"service {service}: gaps or duplicates"
+
+    # The periodic jobs: both nodes ran a scheduler, each job ran once per period between
+    # them, and the survivor carries every job on after the kill.
+    since_kill = time.monotonic() - killed
+    ((killed_at,),) = cluster.sql("SELECT now() - make_interval(secs => %s)", (since_kill,))
+    frequent = {
+        " ".join([job["command"], *job.get("args", [])]): job["every"]
+        for job in settings.PERIODIC_JOBS
+        if job["every"] <= 15
+    }
+    deadline = time.monotonic() + 2 * max(frequent.values()) + 5
+    while time.monotonic() < deadline:
+        rows = dict(
+            cluster.sql(
+                "SELECT name, last_started_at FROM config_periodicjob WHERE name = ANY(%s)",
+                (list(frequent),),
+            )
+        )
+        if len(rows) == len(frequent) and all(at > killed_at for at in rows.values()):
+            break
+        time.sleep(0.5)
+    assert len(rows) == len(frequent) and all(at > killed_at for at in rows.values()), rows
+    lifetime = time.monotonic() - begun
+    for name, runs, every in cluster.sql(
+        "SELECT name, runs, every_seconds FROM config_periodicjob WHERE name = ANY(%s)",
+        (list(frequent),),
+    ):
+        # Twice the runs would mean both schedulers ran it each period.
+        assert runs <= lifetime / every + 2, (name, runs, every, lifetime)
+    print(f"periodic jobs after the kill, on the survivor: {sorted(rows)}")
