@@ -83,7 +83,7 @@ def _write(events: list) -> None:
     frames = [(event.audience, event.as_frame()) for event in events]
     transaction.on_commit(lambda: events_push(frames))
     for event in events:
-        logger.info("event %s %s -> %s", event.id, event.type, event.audience)
+        logger.debug("event %s %s -> %s", event.id, event.type, event.audience)
 
 
 def event_publish(*, audience: str | Iterable[str], type: str, payload: dict | None = None):

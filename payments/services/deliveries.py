@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 import requests
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
-from django.db.models import Min, Q
+from django.db.models import Case, F, Min, Q, Value, When
 from django.utils import timezone
 
 from config.logging import redact
@@ -97,13 +97,13 @@ def deliveries_claim(*, limit: int, worker: str = "", only: list[int] | None = N
             waiting = waiting.filter(pk__in=only)
         claimed = list(waiting.order_by("pk")[:limit])
         if claimed:
+            until, holder = now + lease(), worker or worker_name()
+            WebhookDelivery.objects.filter(pk__in=[d.pk for d in claimed]).update(
+                attempts=F("attempts") + 1, next_attempt_at=until, claimed_by=holder
+            )
             for delivery in claimed:
                 delivery.attempts += 1
-                delivery.next_attempt_at = now + lease()
-                delivery.claimed_by = worker or worker_name()
-            WebhookDelivery.objects.bulk_update(
-                claimed, ["attempts", "next_attempt_at", "claimed_by"]
-            )
+                delivery.next_attempt_at, delivery.claimed_by = until, holder
     return claimed
 
 
@@ -128,12 +128,12 @@ class _Item:
         self.claim = (self.delivery.claimed_by, self.delivery.next_attempt_at)
 
 
-def _set_outcome(delivery, status, *, error="", trace="", session=None) -> None:
+def _set_outcome(delivery, status, *, error="", trace="", session=None, at=None) -> None:
     delivery.status = status
     delivery.response_status = HTTP_STATUS.get(status, delivery.response_status)
     delivery.error = redact(error)[:4000]
     delivery.traceback = redact(trace)[:20000]
-    delivery.processed_at = timezone.now()
+    delivery.processed_at = at or timezone.now()
     delivery.claimed_by = ""
     if session is not None:
         delivery.session = session
@@ -141,10 +141,26 @@ def _set_outcome(delivery, status, *, error="", trace="", session=None) -> None:
 
 
 def _save(deliveries) -> None:
+    """Write the outcomes: one UPDATE per distinct outcome (a batch has a few), each
+    delivery's session set by primary key in the same statement."""
     if len(deliveries) == 1:
         deliveries[0].save(update_fields=[*FINISH_FIELDS, "attempts"])
-    elif deliveries:
-        WebhookDelivery.objects.bulk_update(deliveries, [*FINISH_FIELDS, "attempts"])
+        return
+    shared = [name for name in [*FINISH_FIELDS, "attempts"] if name != "session"]
+    groups: dict[tuple, list] = {}
+    for delivery in deliveries:
+        key = tuple(getattr(delivery, name) for name in shared)
+        groups.setdefault(key, []).append(delivery)
+    for key, group in groups.items():
+        values = dict(zip(shared, key, strict=True))
+        sessions = [(d.pk, d.session_id) for d in group if d.session_id is not None]
+        if sessions:
+            values["session_id"] = Case(
+                *(When(pk=pk, then=Value(session)) for pk, session in sessions),
+                default=F("session_id"),
+                output_field=WebhookDelivery._meta.get_field("session").target_field,
+            )
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in group]).update(**values)
 
 
 def _fail(delivery, exc: Exception, *, synchronous: bool = False) -> None:
@@ -277,6 +293,7 @@ def _record(items: list[_Item], applied: list, results: dict) -> None:
     for result in applied:
         if isinstance(result, PaymentError):
             raise result  # refused for a reason a retry may clear: applied alone, failed
+    now = timezone.now()  # one time for the batch: its outcomes are written together
     for item, result in zip(items, applied, strict=True):
         delivery, notification = item.delivery, item.notification
         if isinstance(result, PaymentNotFound):
@@ -285,7 +302,7 @@ def _record(items: list[_Item], applied: list, results: dict) -> None:
                 delivery.pk,
                 (notification.reference or "")[:80],
             )
-            _set_outcome(delivery, DeliveryStatus.IGNORED, error="unknown reference")
+            _set_outcome(delivery, DeliveryStatus.IGNORED, error="unknown reference", at=now)
             results[delivery.pk] = _result(delivery, item=item)
             continue
         outcome = result.outcome if result is not None else ""
@@ -294,7 +311,7 @@ def _record(items: list[_Item], applied: list, results: dict) -> None:
             status = DeliveryStatus.DUPLICATE
         else:
             status = DeliveryStatus.PROCESSED
-        _set_outcome(delivery, status, session=session)
+        _set_outcome(delivery, status, session=session, at=now)
         if notification.alert and result is not None:
             code, message = notification.alert
             alert_raise(
