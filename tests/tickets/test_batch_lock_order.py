@@ -5,6 +5,7 @@ Each batch lists the two services in the opposite order; each worker waits for t
 right after taking its first number (a barrier), which, were the counters locked in the
 batches' own order, makes PostgreSQL kill one batch as a deadlock every time."""
 
+import contextlib
 import threading
 from decimal import Decimal
 
@@ -47,11 +48,10 @@ def test_two_batches_over_the_same_services_never_deadlock(monkeypatch):
         number = real_next(service, day)
         if not getattr(taken, "once", False):
             taken.once = True
-            try:
-                # Both batches hold their first counter here, if they can both get one.
+            # Both batches hold their first counter here, if they can both get one; a
+            # broken barrier means the other batch waits on our counter: the order held.
+            with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait(timeout=3)
-            except threading.BrokenBarrierError:
-                pass  # the other batch waits on our counter: the order held
         return number
 
     monkeypatch.setattr(ticket_services, "_number_next", number_next)
