@@ -53,13 +53,19 @@ def events_batched():
         yield  # already batching: the outer block writes them
         return
     _deferred.events = []
+    frames: list = []
+    in_transaction = transaction.get_connection().in_atomic_block
+    if in_transaction:
+        # Registered first, so the screens are told before any other after-commit work
+        # of the batch (a print task enqueued per ticket commits on its own).
+        transaction.on_commit(lambda: frames and events_push(frames))
     try:
         yield
         events = _deferred.events
     finally:
         _deferred.events = None
     if events:
-        _write(events)
+        frames.extend(_write(events, push=not in_transaction))
 
 
 def events_mark() -> int:
@@ -76,14 +82,18 @@ def events_discard_after(mark: int) -> None:
         del batch[mark:]
 
 
-def _write(events: list) -> None:
+def _write(events: list, *, push: bool = True) -> list:
+    """Insert `events` and (with `push`) push them once the transaction commits; their
+    frames."""
     # One INSERT for every event (PostgreSQL and SQLite return the ids); bulk_create wraps
     # itself in a transaction when the caller holds none.
     Event.objects.bulk_create(events)
     frames = [(event.audience, event.as_frame()) for event in events]
-    transaction.on_commit(lambda: events_push(frames))
+    if push:
+        transaction.on_commit(lambda: events_push(frames))
     for event in events:
         logger.debug("event %s %s -> %s", event.id, event.type, event.audience)
+    return frames
 
 
 def event_publish(*, audience: str | Iterable[str], type: str, payload: dict | None = None):
