@@ -252,6 +252,8 @@ def growth_load(world: World, *, target: int) -> dict:
             "processed_at": "s.completed_at",
             "resolved_at": "NULL",
             "session": "s.id",
+            "replay_of": "NULL",
+            "claimed_by": "''",
         },
         f"FROM payments_paymentsession s WHERE {grown}",
     )

@@ -40,6 +40,14 @@ class Summary:
     elapsed: float = 0.0
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    # What each answer said (its JSON "status", e.g. accepted / duplicate), by count.
+    answers: dict[str, int] = field(default_factory=dict)
+    # When each request in `latencies` was sent (same order), for per-window figures.
+    started: list[float] = field(default_factory=list)
+    # Keys of the requests that succeeded.
+    ok_keys: list[str] = field(default_factory=list)
+    # Open loop only: how late the harness sent requests against their schedule (seconds).
+    send_lag_max: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -60,6 +68,8 @@ class Summary:
             "p99_ms": _round(self.ms(99)),
             "max_ms": _round(max(self.latencies) * 1000 if self.latencies else None),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "answers": dict(sorted(self.answers.items())),
+            "send_lag_max_ms": round(self.send_lag_max * 1000, 1),
         }
 
 
@@ -78,12 +88,33 @@ class Request:
     key: str = ""
 
 
-def _session(base_url: str, limit: int):
+# (sender number, request number) → the loopback address to send from.
+Source = Callable[[int, int], str]
+
+
+def _session(base_url: str, limit: int, *, local_addr: str | None = None, once: bool = False):
     import aiohttp
 
-    connector = aiohttp.TCPConnector(limit=limit, force_close=False)
+    connector = aiohttp.TCPConnector(
+        limit=limit, force_close=once, local_addr=(local_addr, 0) if local_addr else None
+    )
     timeout = aiohttp.ClientTimeout(total=30)
     return aiohttp.ClientSession(base_url=base_url, connector=connector, timeout=timeout)
+
+
+def answer_label(data: bytes) -> str:
+    """What a (small JSON) answer said: its "status", "error" for an error answer, else "-"."""
+    if not data or len(data) > 2048:
+        return "-"
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return "-"
+    if not isinstance(parsed, dict):
+        return "-"
+    if isinstance(parsed.get("status"), str):
+        return parsed["status"][:30]
+    return "error" if "error" in parsed else "-"
 
 
 async def _send(client, request: Request, summary: Summary, ok: Callable[[int], bool]):
@@ -92,7 +123,7 @@ async def _send(client, request: Request, summary: Summary, ok: Callable[[int], 
         async with client.request(
             request.method, request.path, data=request.body, headers=request.headers
         ) as response:
-            await response.read()
+            data = await response.read()
             status = response.status
     except Exception:
         summary.errors += 1
@@ -100,9 +131,14 @@ async def _send(client, request: Request, summary: Summary, ok: Callable[[int], 
         return started, None
     took = time.perf_counter() - started
     summary.statuses[status] = summary.statuses.get(status, 0) + 1
+    label = answer_label(data)
+    summary.answers[label] = summary.answers.get(label, 0) + 1
     if ok(status):
         summary.count += 1
         summary.latencies.append(took)
+        summary.started.append(started)
+        if request.key:
+            summary.ok_keys.append(request.key)
     else:
         summary.errors += 1
     return started, status
@@ -119,22 +155,42 @@ async def closed_loop(
     concurrency: int,
     max_seconds: float,
     ok: Callable[[int], bool] = _ok_2xx,
+    source: Source | None = None,
 ) -> Summary:
     """`concurrency` clients, each sending its next request as soon as the last answered,
-    until the requests run out or `max_seconds` pass. Throughput = answered / elapsed."""
-    summary = Summary()
-    queue = iter(requests)
-    deadline = time.perf_counter() + max_seconds
-    async with _session(base_url, concurrency) as client:
+    until the requests run out or `max_seconds` pass. Throughput = answered / elapsed.
 
-        async def user() -> None:
-            for request in queue:  # the shared iterator bounds the count
-                if time.perf_counter() >= deadline:
-                    return
-                await _send(client, request, summary, ok)
+    With `source`, each client sends from the loopback address `source(client, n)` gives
+    for request n: its own connection per address, a new one whenever the address changes
+    (so an address per request is a connection per request)."""
+    summary = Summary()
+    queue = enumerate(requests)
+    deadline = time.perf_counter() + max_seconds
+    async with _session(base_url, concurrency) as shared:
+
+        async def user(number: int) -> None:
+            address, own = None, None
+            try:
+                for index, request in queue:  # the shared iterator bounds the count
+                    if time.perf_counter() >= deadline:
+                        return
+                    client = shared
+                    if source is not None:
+                        wanted = source(number, index)
+                        if wanted != address or own is None:
+                            if own is not None:
+                                await own.close()
+                            reuse = source(number, index + concurrency) == wanted
+                            own = _session(base_url, 1, local_addr=wanted, once=not reuse)
+                            address = wanted
+                        client = own
+                    await _send(client, request, summary, ok)
+            finally:
+                if own is not None:
+                    await own.close()
 
         started = time.perf_counter()
-        await asyncio.gather(*(user() for _ in range(concurrency)))
+        await asyncio.gather(*(user(i) for i in range(concurrency)))
         summary.elapsed = time.perf_counter() - started
     return summary
 
@@ -164,6 +220,8 @@ async def open_loop(
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            else:
+                summary.send_lag_max = max(summary.send_lag_max, -delay)
             if sent_at is not None and request.key:
                 sent_at[request.key] = time.perf_counter()
             task = asyncio.ensure_future(_send(client, request, summary, ok))
@@ -271,6 +329,43 @@ class SocketPool:
             reader.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
         await self._client.close()
+
+
+def windows(
+    started: Sequence[float],
+    latencies: Sequence[float],
+    *,
+    origin: float,
+    width: float = 1.0,
+    pct: float = 99,
+) -> list[dict]:
+    """Per window of `width` seconds from `origin` (by send time): how many requests were
+    sent in it and their `pct` percentile latency in ms, in window order."""
+    if len(started) != len(latencies):
+        raise ValueError("started and latencies differ in length")
+    if width <= 0:
+        raise ValueError("width must be positive")
+    buckets: dict[int, list[float]] = {}
+    for at, took in zip(started, latencies, strict=True):
+        buckets.setdefault(max(0, math.floor((at - origin) / width)), []).append(took)
+    return [
+        {"window": index, "start_s": round(index * width, 3), "count": len(values),
+         "p_ms": round(percentile(values, pct) * 1000, 1)}
+        for index, values in sorted(buckets.items())
+    ]  # fmt: skip
+
+
+def loopback_address(number: int) -> str:
+    """The `number`-th (from 0) loopback address 127.a.b.c with no octet 0 or 255 (so
+    never a network or broadcast look-alike): 0 → 127.1.1.1, 1 → 127.1.1.2, …"""
+    if number < 0:
+        raise ValueError("number must be at least 0")
+    c = number % 254
+    b = number // 254 % 254
+    a = number // 254 // 254
+    if a >= 254:
+        raise ValueError("beyond the loopback addresses")
+    return f"127.{a + 1}.{b + 1}.{c + 1}"
 
 
 def spread(items: Sequence, count: int) -> list:

@@ -3,6 +3,11 @@ PostgreSQL database and a Redis prefix (and database number) of its own.
 
 The database is created and migrated here and dropped at the end; the Redis keys under
 the prefix are deleted. Processes run in their own session so they are stopped together.
+
+The webhook workers are the one part the harness runs itself: serve.sh is started with
+WEBHOOK_WORKERS=0 and the harness starts the same command (`manage.py process_webhooks
+-v0`, as many as WEBHOOK_WORKERS says, default 2, as serve.sh) beside it, so that a
+benchmark can stop them, let deliveries pile up, and time the workers alone.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 # A Redis database number of its own, so a stray key can never meet the product's.
 DEFAULT_REDIS_DB = 13
+# What serve.sh starts by default.
+DEFAULT_WEBHOOK_WORKERS = 2
 # What a TLS-terminating proxy adds; with DEBUG off Django redirects plain HTTP otherwise.
 PROXY_HEADERS = {"X-Forwarded-Proto": "https", "Host": "127.0.0.1"}
 
@@ -92,6 +99,9 @@ class Stack:
         self.ws_port = free_port_range(self.daphne)
         (workdir / "static").mkdir(parents=True, exist_ok=True)
         self.process: subprocess.Popen | None = None
+        self.webhook_workers = int(os.environ.get("WEBHOOK_WORKERS") or DEFAULT_WEBHOOK_WORKERS)
+        self.workers: list[subprocess.Popen] = []
+        self._watch = None  # a connection of the harness's own, to see who listens
         self.log_path = workdir / f"serve-{label}.log"
         self.kiosk_secret = kiosk_secret
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "BENCH_"))}
@@ -114,6 +124,10 @@ class Stack:
             "HTTP_PORT": str(self.http_port),
             "WS_PORT": str(self.ws_port),
             "DAPHNE_PROCESSES": str(self.daphne),
+            # The harness runs the webhook workers itself (see the module's docstring).
+            "WEBHOOK_WORKERS": "0",
+            # The harness plays the TLS proxy from several loopback addresses.
+            "FORWARDED_ALLOW_IPS": "127.0.0.0/8,::1",
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -185,11 +199,83 @@ class Stack:
             if self.process.poll() is not None:
                 break
             if self._healthy() and all(self._accepts(self.ws_port + i) for i in range(self.daphne)):
+                self.workers_start(
+                    self.webhook_workers, wait=max(10.0, deadline - time.monotonic())
+                )
                 return
             time.sleep(0.25)
         tail = self.log_path.read_text(errors="replace")[-3000:]
         self.stop()
         raise RuntimeError(f"the serving layout did not come up:\n{tail}")
+
+    # --- webhook workers ---------------------------------------------------------------------
+
+    def listening(self) -> int:
+        """How many webhook workers wait on this database's delivery channel now (each
+        LISTENs on a connection of its own before it first looks for work)."""
+        import psycopg
+
+        if self._watch is None or self._watch.closed:
+            self._watch = psycopg.connect(self.env["DATABASE_URL"], autocommit=True)
+        row = self._watch.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query ILIKE 'LISTEN %confirma_deliveries%'"
+        ).fetchone()
+        return row[0]
+
+    def deadlocks(self) -> int:
+        """Deadlocks PostgreSQL has detected in this database so far (its statistics lag
+        by up to a second or so)."""
+        self.listening()
+        row = self._watch.execute(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+        return row[0] or 0
+
+    def workers_start(self, count: int, *, wait: float = 60) -> tuple[float, float]:
+        """Start `count` more webhook workers (`manage.py process_webhooks -v0`); returns
+        (perf_counter when the first of them listened, when all did)."""
+        if count <= 0:
+            now = time.perf_counter()
+            return now, now
+        before = self.listening()
+        log = self.log_path.open("ab")
+        for _ in range(count):
+            worker = subprocess.Popen(
+                [sys.executable, "manage.py", "process_webhooks", "-v0"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+            self.workers.append(worker)
+        log.close()
+        first = None
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            listening = self.listening() - before
+            now = time.perf_counter()
+            if listening > 0 and first is None:
+                first = now
+            if listening >= count:
+                return first, now
+            if any(proc.poll() is not None for proc in self.workers):
+                break
+            time.sleep(0.01)
+        self.workers_stop()
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"the webhook workers did not start listening:\n{tail}")
+
+    def workers_stop(self) -> None:
+        """Stop the webhook workers (each ends after the batch in hand)."""
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        self.workers = []
 
     def _healthy(self) -> bool:
         url = self.http_url + "/healthz"  # always http://127.0.0.1:<port>
@@ -207,10 +293,14 @@ class Stack:
             return probe.connect_ex(("127.0.0.1", port)) == 0
 
     def pids(self) -> dict[str, list[int]]:
-        """Python processes of the layout by role: gunicorn workers, daphne, db_worker."""
+        """Python processes of the layout by role: gunicorn workers, daphne, db_worker, and
+        the webhook workers the harness runs."""
         if not self.process:
             return {}
-        roles: dict[str, list[int]] = {"gunicorn": [], "daphne": [], "db_worker": []}
+        roles: dict[str, list[int]] = {
+            "gunicorn": [], "daphne": [], "db_worker": [],
+            "webhook_worker": [p.pid for p in self.workers if p.poll() is None],
+        }  # fmt: skip
         for pid in _descendants(self.process.pid):
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -225,6 +315,7 @@ class Stack:
         return roles
 
     def stop(self) -> None:
+        self.workers_stop()
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -238,6 +329,10 @@ class Stack:
 
     def close(self) -> None:
         self.stop()
+        if self._watch is not None:
+            with contextlib.suppress(Exception):
+                self._watch.close()
+            self._watch = None
         try:
             self._admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         except Exception as exc:  # never hide the real error behind cleanup
@@ -252,6 +347,54 @@ class Stack:
             client.close()
         except Exception as exc:
             print(f"bench: could not clean Redis prefix {self.prefix}: {exc}", file=sys.stderr)
+
+
+class WaitSampler:
+    """Samples, in a thread of its own, what the database's active backends wait on
+    (pg_stat_activity's wait events; "cpu" when none) every `interval` seconds; `means()`
+    is the mean number of backends per wait event over the samples. A `with` block."""
+
+    QUERY = (
+        "SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu'), count(*)"
+        " FROM pg_stat_activity WHERE datname = current_database()"
+        " AND state = 'active' AND pid <> pg_backend_pid() GROUP BY 1"
+    )
+
+    def __init__(self, database_url: str, interval: float = 0.05) -> None:
+        import collections
+        import threading
+
+        self.url = database_url
+        self.interval = interval
+        self.counts: collections.Counter = collections.Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-waits", daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                while not self._stop.is_set():
+                    self.counts.update(dict(conn.execute(self.QUERY).fetchall()))
+                    self.samples += 1
+                    self._stop.wait(self.interval)
+        except Exception as exc:  # a figure for information: never fail the benchmark
+            print(f"bench: wait sampling stopped: {exc}", file=sys.stderr)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def means(self) -> dict[str, float]:
+        if not self.samples:
+            return {}
+        return {k: round(v / self.samples, 2) for k, v in self.counts.most_common()}
 
 
 def _parent(pid: int) -> int:
