@@ -18,6 +18,7 @@ from django.db import close_old_connections
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from config.throttling import client_ip
 from payments.services.intake import webhook_receive
 
 
@@ -35,9 +36,15 @@ def _receive(request, provider: str, endpoint: str) -> JsonResponse:
         body=body[:cap],
         body_size=max(len(body), declared_size),
         cap=cap,
-        remote_addr=request.META.get("REMOTE_ADDR"),
+        # Behind the proxy (TRUSTED_PROXY_COUNT), the address the proxy saw.
+        remote_addr=client_ip(request),
     )
-    return JsonResponse(answer.body, status=answer.status)
+    response = JsonResponse(answer.body, status=answer.status)
+    if answer.status >= 400:
+        # Refusals are counted and logged once an hour by intake; Django would log a
+        # warning for each one.
+        response._has_been_logged = True
+    return response
 
 
 def _in_own_thread(request, provider: str, endpoint: str) -> JsonResponse:

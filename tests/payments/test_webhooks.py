@@ -24,7 +24,7 @@ from payments.services import payment_session_create, wallet_account_get
 from payments.services.deliveries import deliveries_run
 from tests.conftest import processed
 from tests.factories import UserFactory
-from tests.payments.conftest import post_kiosk, post_mp
+from tests.payments.conftest import KIOSK_SECRET, post_kiosk, post_mp
 
 pytestmark = pytest.mark.django_db
 
@@ -546,3 +546,28 @@ def test_mercadopago_rejecting_our_token_is_a_retryable_503(client, mp_fake, set
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == DeliveryStatus.FAILED and delivery.response_status == 503
     assert delivery.next_attempt_at > timezone.now()  # retried: a rotated token is ours to fix
+
+
+def test_refusals_are_logged_once_an_hour_under_the_clients_address(client, settings, caplog):
+    """Behind the proxy, a refusal is counted under the address the proxy saw; repeats are
+    counted, not logged (neither by intake nor as Django's per-request warning)."""
+    import logging
+
+    from payments.models import WebhookRefusal
+
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.KIOSK_WEBHOOK_SECRET = KIOSK_SECRET
+    caplog.set_level(logging.INFO)
+    for _ in range(5):
+        response = client.post(
+            "/webhooks/kiosk/",
+            data=b'{"forged": true}',
+            content_type="application/json",
+            headers={"webhook-id": "msg_x", "x-forwarded-for": "203.0.113.7"},
+        )
+        assert response.status_code == 401
+    (refusal,) = WebhookRefusal.objects.all()
+    assert (refusal.remote_addr, refusal.count) == ("203.0.113.7", 5)
+    refused = [r for r in caplog.records if "webhook refused" in r.getMessage()]
+    assert len(refused) == 1
+    assert not [r for r in caplog.records if r.name == "django.request"]

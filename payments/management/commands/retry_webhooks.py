@@ -1,5 +1,6 @@
 """`manage.py retry_webhooks`: process webhook deliveries that are due and waiting: failed
-ones whose next attempt has come, and claims whose worker died (their lease ended).
+ones whose next attempt has come, claims whose worker died (their lease ended), and new
+ones no worker has taken yet (it claims like a worker: never one a worker holds).
 
 The webhook workers (`process_webhooks`) do this by themselves; run every 30 seconds
 (settings.PERIODIC_JOBS, or cron) it is their safety net, and it checks the backlog: an
