@@ -24,6 +24,7 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from config.models import PeriodicJob, WorkerHeartbeat
+from config.services import periodic_job_name
 from notifications.services import alert_raise
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,6 @@ class Overdue:
 def periodic_overdue(*, now=None) -> list[Overdue]:
     """Periodic jobs of settings.PERIODIC_JOBS whose last run started more than twice
     their period ago (never run: since the job was first seen)."""
-    from config.services import periodic_job_name
-
     now = now or timezone.now()
     wanted = {periodic_job_name(job): job["every"] for job in settings.PERIODIC_JOBS}
     jobs = {job.name: job for job in PeriodicJob.objects.filter(name__in=wanted)}

@@ -73,8 +73,6 @@ def worker_health() -> dict:
 def webhooks_backlog_health() -> dict:
     """The webhook workers keep up: the oldest waiting delivery is younger than
     WEBHOOK_BACKLOG_ALERT_SECONDS (waiting deliveries and the oldest's age in seconds)."""
-    from django.conf import settings
-
     from payments.services.deliveries import backlog
 
     state = backlog()

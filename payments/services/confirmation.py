@@ -15,7 +15,6 @@ Provider money that cannot be delivered is kept, flagged for refund and alerted.
 """
 
 import logging
-import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -331,7 +330,7 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
             # tried again (a deadlock or serialization failure passes on a second try).
             raise
         events_discard_after(mark)
-        return _fulfilment_failed(session, evidence, sys.exc_info()[1])
+        return _fulfilment_failed(session, evidence, exc)
     except Exception as exc:
         events_discard_after(mark)
         return _fulfilment_failed(session, evidence, exc)

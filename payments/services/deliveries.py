@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 import requests
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
-from django.db.models import Case, F, Min, Q, Value, When
+from django.db.models import Case, Count, F, Min, Q, Value, When
 from django.utils import timezone
 
 from config.logging import redact
@@ -540,10 +540,10 @@ def backlog() -> dict:
     waiting = WebhookDelivery.objects.filter(
         status__in=[DeliveryStatus.RECEIVED, DeliveryStatus.FAILED]
     ).filter(Q(status=DeliveryStatus.RECEIVED) | Q(next_attempt_at__lte=now))
-    summary = waiting.aggregate(oldest=Min("received_at"))
+    summary = waiting.aggregate(waiting=Count("pk"), oldest=Min("received_at"))
     oldest = summary["oldest"]
     return {
-        "waiting": waiting.count(),
+        "waiting": summary["waiting"],
         "oldest_seconds": round((now - oldest).total_seconds(), 1) if oldest else 0.0,
     }
 

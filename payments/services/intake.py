@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from config.logging import redact
@@ -231,14 +230,3 @@ def webhook_receive(
         return Answer(*adapter.answer(delivery_process_now(delivery)))
     status = "ignored" if notification is None else "accepted"
     return Answer(200, {"status": status, "delivery": delivery.pk})
-
-
-def refusals_count(*, since, reason: str | None = None) -> dict[str, int]:
-    """Refused requests per provider since `since` (by the hour they fell in)."""
-    rows = WebhookRefusal.objects.filter(last_at__gte=since)
-    if reason:
-        rows = rows.filter(reason=reason)
-    return {
-        row["provider"]: row["total"]
-        for row in rows.values("provider").annotate(total=Sum("count")).order_by()
-    }

@@ -5,6 +5,7 @@ import json
 import sys
 import time
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -94,8 +95,6 @@ class Command(BaseCommand):
     def _nodes(*, repair: bool) -> dict:
         """What dead nodes may leave behind: deliveries waiting too long, tasks left
         running, periodic jobs overdue (orphaned tasks recovered with --repair)."""
-        from django.conf import settings
-
         waiting = backlog()
         orphans = tasks_orphaned()
         recovered = tasks_recover(orphans) if repair and orphans else {}
