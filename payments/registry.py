@@ -49,6 +49,15 @@ class Purpose:
     def fulfil(self, *, session) -> None:
         raise NotImplementedError
 
+    def fulfil_many(self, *, sessions: list) -> None:
+        """Fulfil several sessions of this purpose at once (a batch of webhook deliveries):
+        the same as `fulfil` for each, in bulk. All or nothing: it runs in one savepoint,
+        and when it raises the confirmation path rolls it back and calls `fulfil` for each
+        session in its own savepoint instead, so one that fails is isolated. A purpose that
+        does not override it is always fulfilled one by one."""
+        for session in sessions:
+            self.fulfil(session=session)
+
     def batch_order(self, *, session) -> tuple:
         """Where this session's fulfilment goes in a batch of confirmations: batches apply
         their notifications sorted by purpose, then this key, then arrival, so that rows a

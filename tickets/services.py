@@ -41,6 +41,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config.errors import ConfirmaError, NotFound
+from config.taskqueue import tasks_enqueue
 from notifications.services import alert_raise, event_publish
 from payments.errors import InvalidParams
 from payments.models import PaymentSession, Provider
@@ -138,22 +139,24 @@ def _lock(ticket_id: int) -> Ticket:
         raise NotFound(_("No such ticket.")) from None
 
 
-def _number_next(service: Service, day) -> int:
-    """The next ticket number of `service` on `day`, in one statement.
+def _numbers_take(service_id: int, day, count: int) -> range:
+    """The next `count` ticket numbers of a service on `day`, in one statement.
 
     The counter row stays locked until the caller's transaction ends, so numbers are
     gapless and never given twice: a concurrent payment waits here for this one to commit
-    (or roll back, giving the number back).
+    (or roll back, giving the numbers back).
     """
     table = connection.ops.quote_name(TicketCounter._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (service_id, day, last_number) VALUES (%s, %s, 1) "  # noqa: S608
-            f"ON CONFLICT (service_id, day) DO UPDATE SET last_number = {table}.last_number + 1 "
+            f"INSERT INTO {table} (service_id, day, last_number) VALUES (%s, %s, %s) "  # noqa: S608
+            f"ON CONFLICT (service_id, day) DO UPDATE "
+            f"SET last_number = {table}.last_number + EXCLUDED.last_number "
             "RETURNING last_number",
-            [service.pk, connection.ops.adapt_datefield_value(day)],
+            [service_id, connection.ops.adapt_datefield_value(day), count],
         )
-        return cursor.fetchone()[0]
+        last = cursor.fetchone()[0]
+    return range(last - count + 1, last + 1)
 
 
 # --- The purpose ---------------------------------------------------------------------------------
@@ -207,23 +210,52 @@ class TicketPurpose(Purpose):
         return (service if isinstance(service, int) else 0,)
 
     def fulfil(self, *, session: PaymentSession) -> None:
-        if Ticket.objects.filter(payment_session=session).exists():
-            return
-        service = Service.objects.get(pk=session.params["service"])
-        paid_at = session.completed_at or timezone.now()
-        day = timezone.localdate(paid_at)
-        ticket = Ticket.objects.create(
-            service=service,
-            day=day,
-            number=_number_next(service, day),
-            paid_at=paid_at,
-            customer_name=session.params.get("customer_name", ""),
-            cpf_masked=session.params.get("cpf", ""),
-            payment_session=session,
+        self.fulfil_many(sessions=[session])
+
+    def fulfil_many(self, *, sessions: list[PaymentSession]) -> None:
+        """A ticket (with its first event and print job) for each session that has none;
+        numbered per service and day in the order given (the batch's lock order)."""
+        done = set(
+            Ticket.objects.filter(payment_session__in=sessions).values_list(
+                "payment_session_id", flat=True
+            )
         )
-        TicketEvent.objects.create(ticket=ticket, type="created", to_status=ticket.status)
-        _tell(ticket, "ticket.created")
-        print_job_create(ticket=ticket, kiosk_id=session.params.get("kiosk"))
+        sessions = [session for session in sessions if session.pk not in done]
+        if not sessions:
+            return
+        services = Service.objects.in_bulk({session.params["service"] for session in sessions})
+        now = timezone.now()
+        tickets = []
+        for session in sessions:
+            service = services.get(session.params["service"])
+            if service is None:
+                raise Service.DoesNotExist(f"No service {session.params['service']}.")
+            paid_at = session.completed_at or now
+            tickets.append(
+                Ticket(
+                    service=service,
+                    day=timezone.localdate(paid_at),
+                    paid_at=paid_at,
+                    customer_name=session.params.get("customer_name", ""),
+                    cpf_masked=session.params.get("cpf", ""),
+                    payment_session=session,
+                )
+            )
+        days: dict[tuple, list[Ticket]] = {}
+        for ticket in tickets:
+            days.setdefault((ticket.service_id, ticket.day), []).append(ticket)
+        for (service_id, day), group in sorted(days.items()):  # counters in one order
+            numbers = _numbers_take(service_id, day, len(group))
+            for ticket, number in zip(group, numbers, strict=True):
+                ticket.number = number
+        Ticket.objects.bulk_create(tickets)
+        TicketEvent.objects.bulk_create(
+            [TicketEvent(ticket=t, type="created", to_status=t.status) for t in tickets]
+        )
+        for ticket in tickets:
+            _tell(ticket, "ticket.created")
+        kiosks = [session.params.get("kiosk") for session in sessions]
+        print_jobs_create(list(zip(tickets, kiosks, strict=True)))
 
     def fulfilled_q(self):
         return Exists(Ticket.objects.filter(payment_session=OuterRef("pk")))
@@ -232,32 +264,46 @@ class TicketPurpose(Purpose):
 # --- Printing -----------------------------------------------------------------------------------
 
 
-def _printer_for(kiosk_id) -> Printer | None:
-    kiosk = (
-        Kiosk.objects.filter(pk=kiosk_id).select_related("printer").first() if kiosk_id else None
-    )
-    if kiosk and kiosk.printer and kiosk.printer.enabled:
-        return kiosk.printer
-    return Printer.objects.filter(enabled=True).order_by("id").first()
+def print_jobs_create(
+    tickets: list[tuple[Ticket, int | None]], *, requested_by=None
+) -> list[PrintJob]:
+    """Render each ticket for the printer of its kiosk (the first enabled printer when the
+    kiosk has none) and queue its job: one INSERT, and the tasks enqueued together when
+    the transaction commits."""
+    kiosk_ids = {kiosk_id for _, kiosk_id in tickets if kiosk_id}
+    kiosks = Kiosk.objects.select_related("printer").in_bulk(kiosk_ids) if kiosk_ids else {}
+    fallback: list[Printer | None] = []
+    jobs = []
+    for ticket, kiosk_id in tickets:
+        kiosk = kiosks.get(kiosk_id)
+        if kiosk and kiosk.printer and kiosk.printer.enabled:
+            printer = kiosk.printer
+        else:
+            if not fallback:
+                fallback.append(Printer.objects.filter(enabled=True).order_by("id").first())
+            printer = fallback[0]
+        jobs.append(_print_job_new(ticket, printer, requested_by=requested_by))
+    return _print_jobs_queue(jobs)
 
 
-def print_job_create(
-    *, ticket: Ticket, kiosk_id=None, requested_by=None, printer: Printer | None = None
-) -> PrintJob:
-    """Render the ticket and queue a job; the task is enqueued when the transaction
-    commits."""
-    printer = printer or _printer_for(kiosk_id)
+def _print_job_new(ticket: Ticket, printer: Printer | None, *, requested_by=None) -> PrintJob:
     profile = printer.profile if printer else "default"
-    job = PrintJob.objects.create(
+    return PrintJob(
         ticket=ticket,
         printer=printer,
         requested_by=requested_by,
         data=ticket_render(ticket, profile=profile),
     )
-    from tickets.tasks import print_job_send
 
-    transaction.on_commit(lambda: print_job_send.enqueue(job_id=job.pk))
-    return job
+
+def _print_jobs_queue(jobs: list[PrintJob]) -> list[PrintJob]:
+    from tickets.tasks import print_job_send  # tasks import this module
+
+    PrintJob.objects.bulk_create(jobs)
+    calls = [{"job_id": job.pk} for job in jobs]
+    # Robust: the jobs are committed; a task lost here is found by print_jobs_recover.
+    transaction.on_commit(lambda: tasks_enqueue(print_job_send, calls), robust=True)
+    return jobs
 
 
 def print_job_run(*, job_id: int) -> str:
@@ -554,9 +600,10 @@ def ticket_reprint(*, ticket_id: int, actor) -> PrintJob:
             to_status=ticket.status,
             actor=actor,
         )
-        return print_job_create(
-            ticket=ticket, requested_by=actor, kiosk_id=ticket.payment_session.params.get("kiosk")
+        (job,) = print_jobs_create(
+            [(ticket, ticket.payment_session.params.get("kiosk"))], requested_by=actor
         )
+        return job
 
 
 # --- The queue ------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from payments.models import (
     PaymentStatus,
 )
 from payments.providers import Notification, PaymentState, own_money
-from payments.registry import purpose_get
+from payments.registry import Purpose, purpose_get
 from payments.services.transactions import (
     TransactionContractError,
     confirmation_transaction,
@@ -124,7 +124,7 @@ def _sessions_locked(references, payment_ids):
         PaymentAudit.objects.bulk_create(_batch.audits)
     finally:
         _batch.locked = _batch.asked = _batch.payment_ids = _batch.holders = None
-        _batch.audits = None
+        _batch.audits = _batch.pending = None
 
 
 def _lock(reference: str) -> PaymentSession:
@@ -334,10 +334,94 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
     except Exception as exc:
         events_discard_after(mark)
         return _fulfilment_failed(session, evidence, exc)
+    _fulfilled(session, evidence)
+    return True
+
+
+def _fulfilled(session: PaymentSession, evidence: Evidence) -> None:
     session.fulfilled_at = timezone.now()
     session.fulfilment_error = ""
     _audit(session, "fulfilled", evidence, before=session.status)
+
+
+def _run_fulfilments(pending: list["_Pending"]) -> list[bool]:
+    """Fulfil the batch's confirmed sessions (caller holds their locks): per purpose, all
+    at once in one savepoint when the purpose can (`Purpose.fulfil_many`); when that
+    fails, or the purpose cannot, each in its own savepoint, so one failing fulfilment
+    never holds back the others. Whether each was fulfilled, in order."""
+    done: dict[int, bool] = {}
+    groups: dict[str, list[int]] = {}
+    for index, item in enumerate(pending):
+        groups.setdefault(item.session.purpose, []).append(index)
+    for name, indexes in groups.items():
+        sessions = [pending[index].session for index in indexes]
+        if len(indexes) > 1 and _fulfil_many(name, sessions):
+            for index in indexes:
+                item = pending[index]
+                item.session.fulfilment_attempts += 1
+                _fulfilled(item.session, item.evidence)
+                done[index] = True
+            continue
+        for index in indexes:
+            done[index] = _run_fulfilment(pending[index].session, pending[index].evidence)
+    return [done[index] for index in range(len(pending))]
+
+
+def _fulfil_many(name: str, sessions: list[PaymentSession]) -> bool:
+    """Whether the purpose fulfilled all of `sessions` at once (False: it cannot, or one
+    of them failed and nothing was kept; they are then fulfilled one by one)."""
+    try:
+        purpose = purpose_get(name)
+    except UnknownPurpose:
+        return False
+    if type(purpose).fulfil_many is Purpose.fulfil_many:
+        return False
+    mark = events_mark()
+    try:
+        with transaction.atomic():
+            purpose.fulfil_many(sessions=sessions)
+    except (OperationalError, InterfaceError) as exc:
+        if _connection_lost() or lock_conflict(exc):
+            raise
+        events_discard_after(mark)
+        return False
+    except Exception:
+        events_discard_after(mark)
+        logger.info("%s: fulfilling %d at once failed; one by one", name, len(sessions))
+        return False
     return True
+
+
+def _sessions_save(sessions: list[PaymentSession]) -> None:
+    """Save OUTCOME_FIELDS of `sessions` (caller holds their locks): on PostgreSQL in one
+    UPDATE … FROM (VALUES …), elsewhere one by one."""
+    if len(sessions) < 2 or transaction.get_connection().vendor != "postgresql":
+        for session in sessions:
+            session.save(update_fields=OUTCOME_FIELDS)
+        return
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    meta = PaymentSession._meta
+    fields = [meta.get_field(name) for name in OUTCOME_FIELDS]
+    row = ", ".join(
+        [f"%s::{meta.pk.rel_db_type(connection)}"]
+        + [f"%s::{field.db_type(connection)}" for field in fields]
+    )
+    names = ", ".join(["id"] + [f"f{i}" for i in range(len(fields))])
+    assignments = ", ".join(f"{quote(field.column)} = v.f{i}" for i, field in enumerate(fields))
+    sql = (
+        f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608 (names, not values)
+        f"FROM (VALUES {', '.join(f'({row})' for _ in sessions)}) AS v({names}) "
+        f"WHERE t.{quote(meta.pk.column)} = v.id"
+    )
+    params = []
+    for session in sessions:
+        params.append(session.pk)
+        params.extend(
+            field.get_db_prep_save(getattr(session, field.attname), connection) for field in fields
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 # PostgreSQL's deadlock, serialization failure and lock-not-available errors.
@@ -530,8 +614,15 @@ def _confirm(
         )
     else:
         outcome = ConfirmOutcome.CONFIRMED
+        if getattr(_batch, "pending", None) is not None:
+            return _Pending(session, evidence)  # fulfilled with the batch's others
         fulfilled = _run_fulfilment(session, evidence)
     session.save(update_fields=OUTCOME_FIELDS)
+    return _confirm_end(session, outcome, fulfilled)
+
+
+def _confirm_end(session: PaymentSession, outcome: ConfirmOutcome, fulfilled: bool):
+    """Tell who waits on `session` how its confirmation ended (session saved)."""
     if outcome != ConfirmOutcome.CONFIRMED:
         _note_hold(session, outcome.value)
     if outcome == ConfirmOutcome.CONFIRMED:
@@ -784,6 +875,14 @@ def _refund(reference, evidence, chargeback, amount, provider_payment_id) -> Con
 
 
 @dataclass(frozen=True)
+class _Pending:
+    """A confirmation whose fulfilment runs with the rest of its batch."""
+
+    session: PaymentSession
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
 class Applied:
     """One notification to apply, with the evidence it is applied on."""
 
@@ -852,8 +951,11 @@ def notifications_apply(
         payment_ids = [item.notification.provider_payment_id for item in items]
         results: list = [None] * len(items)
         with _sessions_locked(references, payment_ids):
+            _batch.pending = {}
             for index in _lock_order(items):
                 item = items[index]
+                if item.notification.reference in _batch.pending:
+                    _pending_finish(results)  # what came first is fulfilled first
                 events, audits = events_mark(), len(_batch.audits)
                 try:
                     results[index] = _dispatch(item)
@@ -861,9 +963,26 @@ def notifications_apply(
                     events_discard_after(events)
                     del _batch.audits[audits:]
                     results[index] = exc
+                if isinstance(results[index], _Pending):
+                    _batch.pending[item.notification.reference] = index
+            _pending_finish(results)
         if after is not None:
             after(results)
         return results
+
+
+def _pending_finish(results: list) -> None:
+    """Fulfil the batch's confirmations waiting for it, save their sessions together and
+    tell who waits on them; their results replace the placeholders in `results`."""
+    indexes = list(_batch.pending.values())
+    _batch.pending.clear()
+    if not indexes:
+        return
+    pending = [results[index] for index in indexes]
+    fulfilled = _run_fulfilments(pending)
+    _sessions_save([item.session for item in pending])
+    for index, item, done in zip(indexes, pending, fulfilled, strict=True):
+        results[index] = _confirm_end(item.session, ConfirmOutcome.CONFIRMED, done)
 
 
 def _lock_order(items: list[Applied]) -> list[int]:

@@ -41,20 +41,20 @@ def test_two_batches_over_the_same_services_never_deadlock(monkeypatch):
     x = [kiosk_session(first), kiosk_session(second)]
     y = [kiosk_session(second), kiosk_session(first)]
     barrier = threading.Barrier(2)
-    real_next = ticket_services._number_next
+    real_take = ticket_services._numbers_take
     taken = threading.local()
 
-    def number_next(service, day):
-        number = real_next(service, day)
+    def numbers_take(service_id, day, count):
+        numbers = real_take(service_id, day, count)
         if not getattr(taken, "once", False):
             taken.once = True
             # Both batches hold their first counter here, if they can both get one; a
             # broken barrier means the other batch waits on our counter: the order held.
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait(timeout=3)
-        return number
+        return numbers
 
-    monkeypatch.setattr(ticket_services, "_number_next", number_next)
+    monkeypatch.setattr(ticket_services, "_numbers_take", numbers_take)
     errors = []
 
     def worker(batch):
