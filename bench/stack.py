@@ -211,25 +211,29 @@ class Stack:
     # --- webhook workers ---------------------------------------------------------------------
 
     def listening(self) -> int:
-        """How many webhook workers wait on this database's delivery channel now (each
-        LISTENs on a connection of its own before it first looks for work)."""
+        """How many webhook workers wait for wake-ups on this stack's Redis channel now
+        (each subscribes before it first looks for work)."""
+        import redis
+
+        channel = f"{self.prefix}:deliveries"  # settings.WEBHOOK_WAKE_CHANNEL of the stack
+        with redis.Redis.from_url(self.redis_url) as client:
+            return dict(client.pubsub_numsub(channel)).get(channel.encode(), 0)
+
+    def _database(self):
         import psycopg
 
         if self._watch is None or self._watch.closed:
             self._watch = psycopg.connect(self.env["DATABASE_URL"], autocommit=True)
-        row = self._watch.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND query ILIKE 'LISTEN %confirma_deliveries%'"
-        ).fetchone()
-        return row[0]
+        return self._watch
 
     def deadlocks(self) -> int:
         """Deadlocks PostgreSQL has detected in this database so far (its statistics lag
         by up to a second or so)."""
-        self.listening()
-        row = self._watch.execute(
-            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
-        ).fetchone()
+        row = (
+            self._database()
+            .execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+            .fetchone()
+        )
         return row[0] or 0
 
     def workers_start(self, count: int, *, wait: float = 60) -> tuple[float, float]:

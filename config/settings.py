@@ -140,6 +140,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels --------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Names in Redis start with this (channel groups, cache keys, the webhook workers' wake-up):
+# deployments sharing one Redis keep apart by it.
+CHANNELS_PREFIX = env.str("CHANNELS_PREFIX", default="confirma")
 if REDIS_URL:
     # Redis pub/sub: one PUBLISH per group message, which every daphne process fans out to
     # its own connections in memory (docs/performance.md). Nothing is queued in Redis: a
@@ -150,7 +153,7 @@ if REDIS_URL:
             "CONFIG": {
                 # Fail fast when Redis is away; pushes are best effort (event log + resume).
                 "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2, "socket_timeout": 5}],
-                "prefix": env.str("CHANNELS_PREFIX", default="confirma"),
+                "prefix": CHANNELS_PREFIX,
             },
         }
     }
@@ -164,7 +167,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env.str("CHANNELS_PREFIX", default="confirma"),
+            "KEY_PREFIX": CHANNELS_PREFIX,
             # Fail fast when Redis is away: throttling then lets requests through.
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
@@ -435,9 +438,17 @@ WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
 # a claim lasts before another worker may take it (longer than any provider call), seconds
 # an idle worker waits for a wake-up before it looks anyway (due retries, ended leases), and
 # the age of the oldest waiting delivery that raises a backlog alert.
+# A refused webhook's repeats are counted in memory and written every this many seconds
+# (payments/services/refusals.py); 0 writes each at once (the tests' default).
+WEBHOOK_REFUSAL_FLUSH_SECONDS = env.float(
+    "WEBHOOK_REFUSAL_FLUSH_SECONDS", default=0.0 if TESTING else 1.0
+)
 WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=100)
 WEBHOOK_LEASE_SECONDS = env.int("WEBHOOK_LEASE_SECONDS", default=120)
 WEBHOOK_WORKER_IDLE_SECONDS = env.float("WEBHOOK_WORKER_IDLE_SECONDS", default=2.0)
+# Where the intake wakes the workers when a delivery is stored: a Redis channel when Redis
+# is there (every node's workers hear it), otherwise PostgreSQL's NOTIFY of this name.
+WEBHOOK_WAKE_CHANNEL = f"{CHANNELS_PREFIX}:deliveries"
 WEBHOOK_BACKLOG_ALERT_SECONDS = env.int("WEBHOOK_BACKLOG_ALERT_SECONDS", default=120)
 # Serve webhooks from a thread pool of their own (in parallel) rather than in the single
 # thread ASGI gives Django's sync views. config/asgi.py turns it on when daphne serves HTTP;

@@ -4,13 +4,12 @@ For each request to a webhook URL (`payments/webhooks.py`):
 
 1. the body is capped, and the provider's adapter verifies the signature first;
 2. a refused request (wrong method, too large, bad signature, unreadable) is answered 4xx
-   at once and only counted (`WebhookRefusal`: one row per provider, reason, address and
-   hour, with a hash and at most the first 1 KB of body and of headers), never stored
-   whole, and logged once per hour rather than line by line;
+   at once and only counted (`payments.services.refusals`: one row per provider, reason,
+   address and hour, with a hash and at most the first 1 KB of body and of headers), never
+   stored whole, and logged once per hour rather than line by line;
 3. a valid one is stored with one INSERT (committed at once; the provider's event id is
    unique per provider, so a repeat is refused by the database and answered as a
-   duplicate). PostgreSQL wakes the workers at commit (a trigger NOTIFYs
-   `confirma_deliveries`) and the provider gets 2xx;
+   duplicate), the workers are woken (`payments.services.wake`) and the provider gets 2xx;
 4. a synchronous protocol (Click), whose answer carries the result, processes its one
    delivery right away through the workers' own code and answers with the result.
 
@@ -18,7 +17,6 @@ Any parse error is a 400, never a 500. What happens next is in
 `payments.services.deliveries`.
 """
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -26,90 +24,19 @@ from urllib.parse import parse_qsl
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from config.logging import redact
-from payments.models import DeliveryStatus, WebhookDelivery, WebhookRefusal
+from payments.models import DeliveryStatus, WebhookDelivery
 from payments.providers import InboundRequest, MalformedPayload, SignatureInvalid, provider_get
 from payments.services.deliveries import delivery_process_now, lease
+from payments.services.refusals import clean_headers, refusal_record
+from payments.services.wake import deliveries_wake
 
 logger = logging.getLogger(__name__)
-
-REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
-SAMPLE_BYTES = 1024  # of the body, and of the headers, kept for the first refusal an hour
 
 
 @dataclass(frozen=True)
 class Answer:
     status: int
     body: dict
-
-
-def _clean_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {
-        name.lower(): ("[redacted]" if name.lower() in REDACTED_HEADERS else str(value)[:2000])
-        for name, value in headers.items()
-    }
-
-
-def _upsert_sql() -> str:
-    table = connection.ops.quote_name(WebhookRefusal._meta.db_table)
-    columns = (
-        "provider, endpoint, reason, response_status, remote_addr, window_start, first_at, "
-        "last_at, count, body_size, body_sha256, body_head, headers_head, detail"
-    )
-    # Only the model's own table name is formatted in; every value is a parameter.
-    return (
-        f"INSERT INTO {table} ({columns}) "  # noqa: S608
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (provider, reason, remote_addr, window_start) DO UPDATE SET "
-        # The sample (size, hash, first bytes) stays the hour's first request's.
-        f"count = {table}.count + 1, last_at = excluded.last_at RETURNING count"
-    )
-
-
-def refusal_record(
-    *,
-    provider: str,
-    endpoint: str,
-    reason: str,
-    status: int,
-    remote_addr: str | None,
-    body: bytes,
-    body_size: int,
-    headers: dict[str, str],
-    detail: str = "",
-) -> None:
-    """Count one refused request (one statement); log it when it is the hour's first."""
-    now = timezone.now()
-    window = now.replace(minute=0, second=0, microsecond=0)
-    header_text = "\n".join(f"{k}: {v}" for k, v in _clean_headers(headers).items())
-    sample = [
-        provider[:20],
-        endpoint[:40],
-        reason[:40],
-        status,
-        (remote_addr or "")[:45],
-        *(connection.ops.adapt_datetimefield_value(value) for value in (window, now, now)),
-        body_size,
-        hashlib.sha256(body).hexdigest(),
-        body[:SAMPLE_BYTES],
-        redact(header_text)[:SAMPLE_BYTES],
-        redact(detail)[:300],
-    ]
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(_upsert_sql(), sample)
-            (count,) = cursor.fetchone()
-    except DatabaseError:
-        logger.exception("could not count a refused %s webhook", provider)
-        return
-    if count == 1:
-        logger.warning(
-            "webhook refused: %s %s from %s (%s); repeats this hour are only counted",
-            provider,
-            reason,
-            remote_addr or "-",
-            redact(detail)[:200],
-        )
 
 
 def _insert(fields: dict) -> WebhookDelivery:
@@ -184,7 +111,7 @@ def webhook_receive(
         "endpoint": endpoint,
         "received_at": request.received_at,
         "remote_addr": remote_addr or None,
-        "headers": _clean_headers(headers),
+        "headers": clean_headers(headers),
         "query_string": query_string[:4000],
         "body": body,
         "body_size": body_size,
@@ -228,5 +155,7 @@ def webhook_receive(
         return Answer(503, {"error": "temporarily unavailable, retry later"})
     if synchronous:
         return Answer(*adapter.answer(delivery_process_now(delivery)))
+    if notification is not None:
+        deliveries_wake()
     status = "ignored" if notification is None else "accepted"
     return Answer(200, {"status": status, "delivery": delivery.pk})

@@ -70,6 +70,15 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.2, what: str = 
         time.sleep(interval)
 
 
+def settled(read, expected, *, timeout: float = 10.0, interval: float = 0.1):
+    """What `read()` returns once it returns `expected`, or when `timeout` seconds are up
+    (for figures a server writes a little later, such as refused requests' repeats)."""
+    deadline = time.monotonic() + timeout
+    while (value := read()) != expected and time.monotonic() < deadline:
+        time.sleep(interval)
+    return value
+
+
 # --- Redis --------------------------------------------------------------------------------------
 
 

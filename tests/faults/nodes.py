@@ -9,8 +9,9 @@ webhook workers, task worker, periodic jobs), sharing one PostgreSQL database an
   the test can SIGKILL the whole node at once, as a machine that loses power.
 
 Each node's database connections carry its name as PostgreSQL's `application_name`, so
-the test sees in `pg_stat_activity` which node's webhook workers are listening and that a
-killed node's connections are gone. Only process groups started here are ever signalled.
+the test sees in `pg_stat_activity` that a killed node's connections are gone; which
+node's webhook workers are listening it sees in Redis (their pub/sub connections are named
+after their process ids). Only process groups started here are ever signalled.
 """
 
 import contextlib
@@ -29,10 +30,10 @@ from urllib.parse import urlparse
 
 import psycopg
 
+from payments.services.wake import LISTENER_NAME
 from tests.e2e.stack import KIOSK_SECRET, ROOT, free_port
 
 SERVE = ROOT / "scripts" / "serve.sh"
-LISTEN = "LISTEN confirma_deliveries"  # what an idle webhook worker last ran (process_webhooks)
 REDIS_DB = 11  # the Redis database number of these tests (the suite's own tests use 0)
 # Sent with every request, as the TLS-terminating proxy in front of serve.sh would.
 PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
@@ -190,6 +191,19 @@ for n in range({count}):
             params.append(query)
         return self.sql(sql, params)[0][0]
 
+    def listening(self) -> set[int]:
+        """Process ids of the webhook workers listening for wake-ups in Redis (their
+        connections are named `confirma-webhook-worker:<host>:<pid>`)."""
+        import redis
+
+        with redis.Redis.from_url(self.redis_url) as client:
+            names = [c.get("name", "") for c in client.client_list(_type="pubsub")]
+        return {
+            int(name.rsplit(":", 1)[1])
+            for name in names
+            if name.startswith(LISTENER_NAME + ":") and name.rsplit(":", 1)[1].isdigit()
+        }
+
     def backends(self) -> list[tuple]:
         """What every connection to the database is doing (for failure messages)."""
         return self.sql(
@@ -272,7 +286,8 @@ class Node:
         return (
             _answers(f"{self.url}/healthz")
             and _answers(f"http://127.0.0.1:{self.ws_port}/healthz")
-            and self.cluster.connections(self.name, LISTEN) >= self.webhook_workers
+            and len(self.cluster.listening() & set(group_members(self.pgid)))
+            >= self.webhook_workers
         )
 
     def wait_ready(self, timeout: float) -> None:

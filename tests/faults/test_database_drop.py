@@ -24,6 +24,7 @@ import requests
 
 from payments.fakes.kiosk import kiosk_notification
 from tests.e2e.stack import KIOSK_SECRET
+from tests.faults.harness import settled
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 
@@ -175,9 +176,13 @@ def test_connection_dropped_at_intake_or_in_the_worker_applies_each_payment_once
     seen["lost commit"] = outcomes.pop(lost_commit_id)
     assert seen["lost commit"] in ("processed", "duplicate")
     assert set(outcomes.values()) == {"processed"}
-    assert stack.sql(
-        "SELECT sum(count) FROM payments_webhookrefusal WHERE reason = 'duplicate event'"
-    ) == [(1,)]
+    duplicates = settled(
+        lambda: stack.sql(
+            "SELECT sum(count) FROM payments_webhookrefusal WHERE reason = 'duplicate event'"
+        ),
+        [(1,)],
+    )
+    assert duplicates == [(1,)]
     assert pg_proxy.cuts == 4
     print(f"\nfour drops, each payment applied once: {seen}")
 

@@ -1,10 +1,10 @@
 """`manage.py process_webhooks`: a webhook worker.
 
 Claims stored deliveries in batches (oldest first, `FOR UPDATE SKIP LOCKED`, with a lease)
-and confirms them through the one confirmation path (`payments.services.deliveries`). On
-PostgreSQL it sleeps on `LISTEN confirma_deliveries` — a trigger NOTIFYs when a delivery is
-committed — so a delivery is taken the moment it is stored; between wake-ups it looks
-every WEBHOOK_WORKER_IDLE_SECONDS anyway, for retries that came due and claims whose
+and confirms them through the one confirmation path (`payments.services.deliveries`). It
+sleeps until the intake wakes it (`payments.services.wake`: a Redis PUBLISH, or PostgreSQL's
+NOTIFY without Redis), so a delivery is taken the moment it is stored; between wake-ups it
+looks every WEBHOOK_WORKER_IDLE_SECONDS anyway, for retries that came due and claims whose
 worker died. On SQLite (the one-command demo) it looks every 0.2 seconds.
 
 Run as many as you like, on any number of nodes: they never take the same delivery.
@@ -15,49 +15,14 @@ import logging
 import signal
 import time
 
-import psycopg
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
 from payments.services.deliveries import deliveries_run, worker_name
+from payments.services.wake import wake_listener
 
 logger = logging.getLogger(__name__)
-
-CHANNEL = "confirma_deliveries"
-SQLITE_POLL_SECONDS = 0.2
-
-
-class _Listener:
-    """Waits for PostgreSQL's NOTIFY on its own autocommit connection."""
-
-    def __init__(self) -> None:
-        self.conn = None
-
-    def connect(self) -> None:
-        if self.conn is None or self.conn.closed:
-            params = connection.get_connection_params()
-            params.pop("cursor_factory", None)
-            params.pop("context", None)
-            self.conn = psycopg.connect(**params, autocommit=True)
-            self.conn.execute(f"LISTEN {CHANNEL}")
-
-    def wait(self, seconds: float) -> None:
-        try:
-            self.connect()
-            for _ in self.conn.notifies(timeout=seconds, stop_after=1):
-                pass
-        except psycopg.Error as exc:
-            logger.warning("webhook worker: cannot listen for deliveries (%s)", exc)
-            self.close()
-            time.sleep(min(seconds, 1.0))
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            finally:
-                self.conn = None
 
 
 class Command(BaseCommand):
@@ -88,12 +53,14 @@ class Command(BaseCommand):
 def work(*, size: int, should_stop, once: bool = False, deadline: float | None = None) -> None:
     """The worker's loop: process what waits, then sleep until woken (or idle time ends)."""
     worker = worker_name()
-    listener = _Listener() if connection.vendor == "postgresql" else None
+    listener = wake_listener()
     idle = settings.WEBHOOK_WORKER_IDLE_SECONDS
     logger.info("webhook worker %s started (batches of %s)", worker, size)
-    if listener is not None:
+    try:
         # Listening before the first look: nothing committed after it is missed.
-        listener.wait(0)
+        listener.start()
+    except Exception as exc:  # Redis or PostgreSQL away: wait() tries again and polls
+        logger.warning("webhook worker: cannot listen yet (%s)", exc)
     try:
         while not should_stop() and (deadline is None or time.monotonic() < deadline):
             try:
@@ -107,11 +74,7 @@ def work(*, size: int, should_stop, once: bool = False, deadline: float | None =
                 break
             if report.processed:
                 continue  # more may be waiting
-            if listener is not None:
-                listener.wait(idle)
-            else:
-                time.sleep(SQLITE_POLL_SECONDS)
+            listener.wait(idle)
     finally:
-        if listener is not None:
-            listener.close()
+        listener.close()
     logger.info("webhook worker %s stopped", worker)

@@ -1,0 +1,116 @@
+"""An idle webhook worker is woken the moment a delivery is stored — through Redis, or
+PostgreSQL's NOTIFY without it — not when its idle time ends; a wake-up that cannot be
+sent never costs the provider its answer."""
+
+import logging
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+from django.db import connection
+
+from payments.management.commands.process_webhooks import work
+from payments.models import WebhookDelivery
+from payments.services.wake import PG_CHANNEL
+from tests.conftest import redis_url
+from tests.payments.test_deliveries import _session, _store
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+IDLE = 60.0  # far longer than the test waits: only a wake-up can make the worker look
+
+
+def _wait(condition, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def idle_worker(settings):
+    settings.WEBHOOK_WORKER_IDLE_SECONDS = IDLE
+    settings.WEBHOOK_WAKE_CHANNEL = f"confirma-test-{uuid.uuid4().hex[:8]}:deliveries"
+    stop = threading.Event()
+
+    def run():
+        try:
+            work(size=100, should_stop=stop.is_set)
+        finally:
+            connection.close()
+
+    def start():
+        thread = threading.Thread(target=run, name="idle-webhook-worker", daemon=True)
+        thread.start()
+        return thread
+
+    threads = []
+    yield lambda: threads.append(start())
+    stop.set()
+    # Only a wake-up ends its wait early: send one so that it sees `stop`.
+    from payments.services.wake import deliveries_wake
+
+    deliveries_wake()
+    for thread in threads:
+        thread.join(timeout=5)
+
+
+def _processed(pk) -> bool:
+    return WebhookDelivery.objects.filter(pk=pk, status="processed").exists()
+
+
+@pytest.mark.redis
+def test_a_stored_delivery_wakes_an_idle_worker_through_redis(
+    client, kiosk_secret, settings, idle_worker
+):
+    settings.REDIS_URL = redis_url()
+    listener = redis.Redis.from_url(settings.REDIS_URL)
+    channel = settings.WEBHOOK_WAKE_CHANNEL.encode()
+    idle_worker()
+    _wait(lambda: dict(listener.pubsub_numsub(channel)).get(channel) == 1, "the worker to listen")
+    time.sleep(0.3)  # past its first look: now it waits for a wake-up (or IDLE seconds)
+
+    delivery = _store(client, kiosk_secret, _session("wake-redis"))
+
+    _wait(lambda: _processed(delivery), "the delivery to be processed")
+
+
+def test_without_redis_a_stored_delivery_wakes_an_idle_worker_through_postgresql(
+    client, kiosk_secret, settings, idle_worker
+):
+    settings.REDIS_URL = ""
+
+    def listening():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query = %s",
+                [f"LISTEN {PG_CHANNEL}"],
+            )
+            return cursor.fetchone()[0] == 1
+
+    idle_worker()
+    _wait(listening, "the worker to listen")
+    time.sleep(0.3)
+
+    delivery = _store(client, kiosk_secret, _session("wake-pg"))
+
+    _wait(lambda: _processed(delivery), "the delivery to be processed")
+
+
+def test_a_wake_up_that_cannot_be_sent_still_answers_and_stores(
+    client, kiosk_secret, settings, caplog, free_tcp_port
+):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_tcp_port}/0"  # nothing listens there
+    caplog.set_level(logging.WARNING, logger="payments.services.wake")
+    from payments.services import wake
+
+    wake._warned[0] = 0.0
+    first = _store(client, kiosk_secret, _session("wake-down-1"))
+    second = _store(client, kiosk_secret, _session("wake-down-2"))
+
+    assert WebhookDelivery.objects.filter(pk__in=[first, second], status="received").count() == 2
+    warnings = [r for r in caplog.records if "cannot wake" in r.getMessage()]
+    assert len(warnings) == 1  # said once, not per request
