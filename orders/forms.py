@@ -75,6 +75,7 @@ class OrderEntryForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if not self.errors and not any(q for _pk, q in self.items()) and not data.get("amount"):
+        unreadable = "amount" in self.errors or any(k.startswith("qty_") for k in self.errors)
+        if not unreadable and not any(q for _pk, q in self.items()) and not data.get("amount"):
             raise forms.ValidationError(_("Add at least one item or an amount."))
         return data
