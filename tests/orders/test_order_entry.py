@@ -11,6 +11,7 @@ from config.errors import PermissionDenied
 from notifications.models import Event
 from orders.models import Order, OrderLine, OrderStatus, Product, Table
 from orders.services import OrderError, order_create
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -281,3 +282,28 @@ def test_the_kitchen_board_shows_notes_and_typed_amounts(client, staff_users, me
     assert "2 × Tacos" in html
     assert "Amount: 20.00" in html
     assert "sin cebolla" in html
+
+
+def test_an_order_added_in_the_admin_records_who_entered_it(client, staff_users, menu):
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    answer = client.post(
+        reverse("admin:orders_order_add"),
+        {
+            "table": menu["table"].pk,
+            "waiter": staff_users["waiter"].pk,
+            "payment_method": "",
+            "currency": "MXN",
+            "notes": "",
+            "lines-TOTAL_FORMS": "1",
+            "lines-INITIAL_FORMS": "0",
+            "lines-0-product": menu["tacos"].pk,
+            "lines-0-quantity": "1",
+            "lines-0-unit_price": "95.00",
+            "proofs-TOTAL_FORMS": "0",
+            "proofs-INITIAL_FORMS": "0",
+        },
+    )
+    assert answer.status_code == 302, answer.context["errors"] if answer.context else answer
+    order = Order.objects.get()
+    assert (order.waiter, order.created_by) == (staff_users["waiter"], admin)
