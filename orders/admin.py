@@ -36,8 +36,22 @@ class PaymentProofInline(ReadOnlyInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("id", "table", "waiter", "status", "payment_method", "rejections", "updated_at")
+    list_display = (
+        "id",
+        "table",
+        "waiter",
+        "status",
+        "payment_method",
+        "rejections",
+        "created_by",
+        "updated_at",
+    )
     list_filter = ("status", "payment_method")
     search_fields = ("id", "table__name", "waiter__username")
-    readonly_fields = ("status", "rejections")
+    readonly_fields = ("status", "rejections", "created_by", "created_at")
     inlines = [OrderLineInline, PaymentProofInline]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user  # who entered it, kept even if the waiter changes
+        super().save_model(request, obj, form, change)

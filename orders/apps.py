@@ -26,7 +26,13 @@ class OrdersConfig(AppConfig):
             )
         )
         page_register(
-            Page("waiter", _("My tables"), _("Collect payments, upload proofs."), ("waiter",), 41)
+            Page(
+                "waiter",
+                _("My tables"),
+                _("Take orders, collect payments, upload proofs."),
+                ("waiter",),
+                41,
+            )
         )
         page_register(Page("kitchen", _("Kitchen"), _("Orders to prepare."), ("kitchen",), 42))
         demo_register(orders_demo)

@@ -26,13 +26,14 @@ def _receipt() -> SimpleUploadedFile:
 
 
 def orders_demo() -> list[str]:
-    from orders.services import proof_submit
+    from orders.services import order_verify, proof_submit
 
     User = get_user_model()
     waiter = User.objects.filter(username="waiter").first()
     if waiter is None:
         return []
-    tables = [Table.objects.get_or_create(name=f"Mesa {n}")[0] for n in range(1, 7)]
+    cashier = User.objects.filter(username="cashier").first()
+    tables = [Table.objects.get_or_create(name=f"Mesa {n}")[0] for n in range(1, 9)]
     products = [
         Product.objects.get_or_create(name=name, defaults={"price": Decimal(price)})[0]
         for name, price in MENU
@@ -49,21 +50,29 @@ def orders_demo() -> list[str]:
         OrderStatus.DELIVERED,
         OrderStatus.DELIVERED,
         OrderStatus.AWAITING_VERIFICATION,
+        OrderStatus.PAID,
     ]
-    for table, status in zip(tables, states, strict=True):
+    # The last table is left free for the waiter's first new order.
+    for table, status in zip(tables, states, strict=False):
         order = Order.objects.create(
             table=table,
             waiter=waiter,
+            created_by=waiter,
             currency=settings.ORDERS_CURRENCY,
-            status=OrderStatus.DELIVERED if status == OrderStatus.AWAITING_VERIFICATION else status,
+            status=OrderStatus.DELIVERED
+            if status in (OrderStatus.AWAITING_VERIFICATION, OrderStatus.PAID)
+            else status,
         )
         for product in products[: 2 + table.pk % 2]:
             OrderLine.objects.create(
                 order=order, product=product, quantity=1 + table.pk % 3, unit_price=product.price
             )
-        if status == OrderStatus.AWAITING_VERIFICATION:
+        if status in (OrderStatus.AWAITING_VERIFICATION, OrderStatus.PAID):
             proof_submit(order_id=order.pk, upload=_receipt(), method="transfer", actor=waiter)
+        if status == OrderStatus.PAID and cashier is not None:
+            order_verify(order_id=order.pk, cashier=cashier)
     return [
-        f"Restaurant: {len(tables)} tables, {len(products)} menu items, 6 orders "
-        "(pending, preparing, ready, delivered ×2, awaiting verification)"
+        f"Restaurant: {len(tables)} tables, {len(products)} menu items, 7 orders "
+        "(pending, preparing, ready, delivered ×2, awaiting verification, paid); "
+        "the waiter takes new ones under My tables → New order"
     ]

@@ -84,6 +84,19 @@ class Order(models.Model):
     )
     rejections = models.PositiveIntegerField(_("rejections"), default=0)
     currency = models.CharField(_("currency"), max_length=3)
+    notes = models.TextField(_("notes"), blank=True, default="")
+    # Who entered the order (the waiter on their page, or staff in the admin); empty for
+    # orders made before it was recorded.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    # The key of the form that created it: a form sent twice makes one order.
+    form_key = models.UUIDField(null=True, blank=True, unique=True, editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -101,8 +114,12 @@ class Order(models.Model):
 
 
 class OrderLine(models.Model):
+    """A menu item, or (without a product) an amount the waiter typed in."""
+
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     quantity = models.PositiveIntegerField(_("quantity"))
     unit_price = models.DecimalField(_("unit price"), max_digits=10, decimal_places=2)
 
@@ -110,11 +127,12 @@ class OrderLine(models.Model):
         verbose_name = _("order line")
         verbose_name_plural = _("order lines")
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="line_quantity_positive")
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="line_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gt=0), name="line_price_positive"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.quantity} × {self.product}"
+        return f"{self.quantity} × {self.product or _('amount')}"
 
 
 class ProofStatus(models.TextChoices):

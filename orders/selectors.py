@@ -1,6 +1,11 @@
-from django.db.models import Prefetch
+from datetime import timedelta
 
-from orders.models import Order, OrderStatus, PaymentProof, ProofStatus
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from orders.models import Order, OrderStatus, PaymentProof, Product, ProofStatus, Table
+
+PAID_SHOWN_FOR = timedelta(hours=12)
 
 
 def _with_lines(queryset):
@@ -8,7 +13,8 @@ def _with_lines(queryset):
 
 
 def orders_awaiting_verification() -> list[Order]:
-    """Each with `open_proof` (the submitted proof under review)."""
+    """Each with `open_proof` (the submitted proof under review) and `rejected_proofs`
+    (the earlier attempts a cashier refused, oldest first, with their reasons)."""
     orders = _with_lines(
         Order.objects.filter(status=OrderStatus.AWAITING_VERIFICATION).order_by("updated_at")
     ).prefetch_related(
@@ -16,7 +22,12 @@ def orders_awaiting_verification() -> list[Order]:
             "proofs",
             queryset=PaymentProof.objects.filter(status=ProofStatus.SUBMITTED),
             to_attr="open_proofs",
-        )
+        ),
+        Prefetch(
+            "proofs",
+            queryset=PaymentProof.objects.filter(status=ProofStatus.REJECTED).order_by("attempt"),
+            to_attr="rejected_proofs",
+        ),
     )
     result = list(orders)
     for order in result:
@@ -29,13 +40,22 @@ def orders_awaiting_count() -> int:
 
 
 def orders_for_waiter(waiter) -> dict[str, list[Order]]:
+    """The waiter's own orders by what they wait for: the kitchen, serving, collecting,
+    the cashier; and those paid in the last PAID_SHOWN_FOR, so an approval shows."""
     mine = _with_lines(Order.objects.filter(waiter=waiter).order_by("-updated_at"))
+    paid_since = timezone.now() - PAID_SHOWN_FOR
     delivered = list(mine.filter(status=OrderStatus.DELIVERED))
     for order in delivered:
         order.last_rejection = (
             order.proofs.filter(status=ProofStatus.REJECTED).order_by("-attempt").first()
         )
     return {
+        "in_kitchen": list(
+            mine.filter(status__in=(OrderStatus.PENDING, OrderStatus.PREPARING)).order_by(
+                "created_at"
+            )
+        ),
+        "paid": list(mine.filter(status=OrderStatus.PAID, updated_at__gte=paid_since)[:20]),
         "ready": list(mine.filter(status=OrderStatus.READY)),
         "to_collect": delivered,
         "awaiting": list(mine.filter(status=OrderStatus.AWAITING_VERIFICATION)),
@@ -50,3 +70,11 @@ def orders_for_kitchen() -> list[Order]:
             )
         )
     )
+
+
+def order_entry_choices() -> dict[str, list]:
+    """What a waiter may put on a new order: the active tables and menu items."""
+    return {
+        "tables": list(Table.objects.filter(active=True)),
+        "products": list(Product.objects.filter(active=True)),
+    }

@@ -8,11 +8,13 @@ Verification goes through the payments core: the proof's session is confirmed by
 
 import logging
 import uuid
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,10 +25,13 @@ from notifications.services import event_publish
 from orders.models import (
     ORDER_TRANSITIONS,
     Order,
+    OrderLine,
     OrderStatus,
     PaymentMethod,
     PaymentProof,
+    Product,
     ProofStatus,
+    Table,
 )
 from orders.uploads import proof_file_clean
 from payments.errors import InvalidParams
@@ -83,6 +88,145 @@ def order_payload(order: Order) -> dict:
 
 def _updated(order: Order) -> None:
     event_publish(audience=STAFF_AUDIENCES, type="order.updated", payload=order_payload(order))
+
+
+# --- Taking an order ---------------------------------------------------------------------------
+
+ORDER_MAX_QUANTITY = 50
+ORDER_MAX_AMOUNT = Decimal("100000.00")
+ORDER_NOTES_MAX = 500
+
+
+def _entry_error(message: str, code: str, field: str | None = None) -> OrderError:
+    return OrderError(message, code=code, field=field)
+
+
+def _clean_quantities(items: Iterable[tuple[int, int]]) -> dict[int, int]:
+    quantities: dict[int, int] = {}
+    for product_id, quantity in items:
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise _entry_error(_("Quantities must be whole numbers."), "invalid_quantity", "items")
+        if not 0 <= quantity <= ORDER_MAX_QUANTITY:
+            raise _entry_error(
+                _("Quantities go from 0 to %(max)s.") % {"max": ORDER_MAX_QUANTITY},
+                "invalid_quantity",
+                "items",
+            )
+        if quantity:
+            quantities[int(product_id)] = quantities.get(int(product_id), 0) + quantity
+    return quantities
+
+
+def _clean_amount(amount) -> Decimal | None:
+    if amount in (None, ""):
+        return None
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        value = None
+    if (
+        value is None
+        or not value.is_finite()
+        or value <= 0
+        or value > ORDER_MAX_AMOUNT
+        or value.as_tuple().exponent < -2
+    ):
+        raise _entry_error(
+            _("The amount must be more than 0 and at most %(max)s, with two decimals at most.")
+            % {"max": ORDER_MAX_AMOUNT},
+            "invalid_amount",
+            "amount",
+        )
+    return value.quantize(Decimal("0.01"))
+
+
+def order_create(
+    *,
+    actor,
+    table_id: int | None,
+    items: Iterable[tuple[int, int]] = (),
+    amount: Decimal | str | None = None,
+    notes: str = "",
+    form_key: uuid.UUID | None = None,
+) -> Order:
+    """A waiter (or staff) takes an order for a table: menu items with quantities (pairs
+    of product id and quantity; 0 is skipped), an amount typed in, or both, and notes for
+    the kitchen. The order is pending, belongs to `actor` and records them as its
+    creator; the kitchen, the cashiers and the waiters are told after commit.
+
+    Bad input raises OrderError (`details["field"]` names the field at fault) and stores
+    nothing. The same `form_key` sent twice by the same user returns the first order.
+    """
+    if not has_role(actor, "waiter"):
+        raise PermissionDenied(_("Only waiters take orders."))
+    if not table_id:
+        raise _entry_error(_("Choose a table."), "table_missing", "table")
+    notes = (notes or "").strip()
+    if len(notes) > ORDER_NOTES_MAX:
+        raise _entry_error(
+            _("Notes can be at most %(max)s characters.") % {"max": ORDER_NOTES_MAX},
+            "notes_too_long",
+            "notes",
+        )
+    quantities = _clean_quantities(items)
+    extra = _clean_amount(amount)
+    if not quantities and extra is None:
+        raise _entry_error(_("Add at least one item or an amount."), "order_empty")
+    if form_key is not None:
+        existing = Order.objects.filter(form_key=form_key).first()
+        if existing is not None:
+            return _same_form(existing, actor)
+    try:
+        with transaction.atomic():
+            order = _order_record(actor, table_id, quantities, extra, notes, form_key)
+    except IntegrityError:
+        existing = Order.objects.filter(form_key=form_key).first() if form_key else None
+        if existing is None:
+            raise
+        return _same_form(existing, actor)
+    logger.info("order %s created by user %s", order.pk, actor.pk)
+    return order
+
+
+def _same_form(order: Order, actor) -> Order:
+    if order.created_by_id != actor.pk:
+        raise _entry_error(_("This form was already used; open a new one."), "form_reused")
+    return order
+
+
+def _order_record(actor, table_id, quantities, extra, notes, form_key) -> Order:
+    table = Table.objects.filter(pk=table_id, active=True).first()
+    if table is None:
+        raise _entry_error(_("Choose a table."), "table_missing", "table")
+    products = Product.objects.in_bulk(list(quantities))
+    gone = [pk for pk in quantities if pk not in products or not products[pk].active]
+    if gone:
+        raise _entry_error(
+            _("An item is no longer on the menu; check the order again."),
+            "product_unavailable",
+            "items",
+        )
+    order = Order.objects.create(
+        table=table,
+        waiter=actor,
+        created_by=actor,
+        currency=settings.ORDERS_CURRENCY,
+        notes=notes,
+        form_key=form_key,
+    )
+    lines = [
+        OrderLine(order=order, product=products[pk], quantity=qty, unit_price=products[pk].price)
+        for pk, qty in sorted(quantities.items())
+    ]
+    if extra is not None:
+        lines.append(OrderLine(order=order, product=None, quantity=1, unit_price=extra))
+    OrderLine.objects.bulk_create(lines)
+    event_publish(
+        audience=STAFF_AUDIENCES,
+        type="order.updated",
+        payload=order_payload(order) | {"action": "created", "waiter": actor.pk},
+    )
+    return order
 
 
 # --- Kitchen and waiter steps ------------------------------------------------------------------

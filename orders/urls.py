@@ -6,6 +6,7 @@ urlpatterns = [
     path("cashier/", views.cashier_dashboard, name="cashier"),
     path("cashier/<int:order_id>/<str:decision>/", views.cashier_decide, name="cashier-decide"),
     path("waiter/", views.waiter_page, name="waiter"),
+    path("waiter/new/", views.waiter_new_order, name="waiter-new-order"),
     path("waiter/<int:order_id>/proof/", views.waiter_upload, name="waiter-upload"),
     path("orders/<int:order_id>/step/<str:to>/", views.order_step, name="order-step"),
     path("kitchen/", views.kitchen_board, name="kitchen"),

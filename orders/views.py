@@ -1,23 +1,31 @@
 """Cashier dashboard, waiter page, kitchen board, and the checked proof file view."""
 
+import uuid
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.errors import ConfirmaError
 from config.roles import has_role
 from config.throttling import throttle_page
+from orders.forms import OrderEntryForm
 from orders.models import PaymentMethod, PaymentProof
 from orders.selectors import (
+    order_entry_choices,
     orders_awaiting_verification,
     orders_for_kitchen,
     orders_for_waiter,
 )
 from orders.services import (
+    OrderError,
     order_advance,
+    order_create,
     order_reject,
     order_verify,
     proof_storage,
@@ -104,6 +112,44 @@ def waiter_upload(request, order_id: int):
     except ConfirmaError as exc:
         messages.error(request, exc.message)
     return redirect("waiter")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def waiter_new_order(request):
+    """The waiter's phone page to take an order; a refused order comes back with its errors
+    (status 400) and nothing stored."""
+    _need(request, "waiter")
+    choices = order_entry_choices()
+    if request.method != "POST":
+        form = OrderEntryForm(initial={"form_key": uuid.uuid4()}, **choices)
+        return render(request, "orders/new_order.html", _entry_context(form))
+    form = OrderEntryForm(request.POST, **choices)
+    if form.is_valid():
+        try:
+            order = order_create(
+                actor=request.user,
+                table_id=form.cleaned_data["table"],
+                items=form.items(),
+                amount=form.cleaned_data["amount"],
+                notes=form.cleaned_data["notes"],
+                form_key=form.cleaned_data["form_key"],
+            )
+        except OrderError as exc:
+            field = exc.details.get("field")
+            form.add_error(field if field in form.fields else None, exc.message)
+        else:
+            messages.success(
+                request,
+                _("Order #%(id)s for %(table)s sent to the kitchen.")
+                % {"id": order.pk, "table": order.table.name},
+            )
+            return redirect("waiter")
+    return render(request, "orders/new_order.html", _entry_context(form), status=400)
+
+
+def _entry_context(form) -> dict:
+    return {"form": form, "currency": settings.ORDERS_CURRENCY}
 
 
 @login_required

@@ -130,6 +130,24 @@ def proof_form(world) -> dict:
     return {"method": "transfer", "file": png_upload()}
 
 
+def new_order_form(world) -> dict:
+    from orders.models import Product, Table
+
+    product = Product.objects.filter(active=True).first()
+    return {
+        "table": Table.objects.filter(active=True).first().pk,
+        f"qty_{product.pk}": "1",
+        "notes": "permission matrix",
+        "form_key": str(uuid.uuid4()),
+    }
+
+
+def new_order_taken(world) -> bool:
+    from orders.models import Order
+
+    return Order.objects.filter(notes="permission matrix").exists()
+
+
 def order_status_is(attr: str, status: str) -> Callable:
     def check(world) -> bool:
         from orders.models import Order
@@ -367,6 +385,15 @@ CASES: list[Case] = [
         effect=order_status_is("awaiting_order", "delivered"),
     ),
     Case("waiter/", "GET", "/waiter/", role_page(OK, "waiter")),
+    Case("waiter/new/", "GET", "/waiter/new/", role_page(OK, "waiter")),
+    Case(
+        "waiter/new/",
+        "POST",
+        "/waiter/new/",
+        role_page(to("/waiter/"), "waiter"),
+        data=new_order_form,
+        effect=new_order_taken,
+    ),
     Case(
         "waiter/<int:order_id>/proof/",
         "POST",

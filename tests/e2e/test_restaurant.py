@@ -1,4 +1,5 @@
-"""Two browsers, a waiter and a cashier: upload, reject, resubmit — all live."""
+"""Browsers for the waiter (on a phone), the kitchen and the cashier: take an order,
+upload, reject, resubmit, approve — all live."""
 
 import time
 
@@ -41,7 +42,11 @@ def test_proof_rejected_and_resubmitted_live(stack, login, tmp_path):
     proof.locator("input[name=reason]").fill("Monto ilegible")
     proof.locator("button.reject").click()
     waiter.wait_for_selector(f"#rejected-{order_id}", timeout=2000)
-    assert "Monto ilegible" in waiter.locator(f"#rejected-{order_id}").inner_text()
+    warning = waiter.locator(f"#rejected-{order_id}")
+    assert "Monto ilegible" in warning.inner_text()
+    # It stands out: a filled, bordered warning box, not a line of text among the others.
+    assert warning.get_attribute("role") == "alert"
+    assert warning.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(254, 240, 199)"
     retry = waiter.locator(f".card.order[data-order='{order_id}'] button.retry")
     assert retry.inner_text() == "Retry payment"
 
@@ -54,3 +59,106 @@ def test_proof_rejected_and_resubmitted_live(stack, login, tmp_path):
     retry.click()
     cashier.wait_for_selector(f".proof[data-order='{order_id}'] .resubmitted", timeout=2000)
     assert "2" in cashier.locator(f".proof[data-order='{order_id}'] .resubmitted").inner_text()
+    # …with the reason the first attempt was refused.
+    earlier = cashier.locator(f"#earlier-rejections-{order_id}")
+    assert "Monto ilegible" in earlier.inner_text()
+    assert earlier.is_visible()
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+@pytest.fixture
+def phone(browser):
+    """Log in on a phone-sized screen (the waiter's device)."""
+    contexts = []
+
+    def _login(stack, username: str, password: str = "confirma-demo"):
+        context = browser.new_context(base_url=stack.url, locale="en-US", **PHONE)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto("/accounts/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", password)
+        page.click("form.form button[type=submit]")
+        page.wait_for_url(stack.url + "/")
+        return page
+
+    yield _login
+    for context in contexts:
+        context.close()
+
+
+def fits_the_screen(page) -> bool:
+    """Nothing wider than the phone (a mobile browser would widen the page to fit it)."""
+    width = PHONE["viewport"]["width"]
+    return page.evaluate(
+        "w => window.innerWidth <= w && document.documentElement.scrollWidth <= w", width
+    )
+
+
+def test_waiter_takes_an_order_on_a_phone_and_the_kitchen_sees_it_live(stack, login, phone):
+    kitchen = login(stack, "kitchen")
+    kitchen.goto("/kitchen/")
+    kitchen.wait_for_selector("#events-status[data-state='connected']", timeout=10000)
+    on_board = kitchen.locator(".card.order").count()
+
+    waiter = phone(stack, "waiter")
+    waiter.goto("/waiter/")
+    waiter.locator("#new-order").tap()
+    waiter.wait_for_url(stack.url + "/waiter/new/")
+    assert fits_the_screen(waiter)
+
+    # Nothing chosen: told why, on the page, and nothing reaches the kitchen.
+    waiter.locator(".entry-submit").tap()
+    waiter.wait_for_selector("#order-errors")
+    assert "Add at least one item or an amount." in waiter.locator("#order-errors").inner_text()
+    assert "Choose a table." in waiter.locator(".field-error").first.inner_text()
+    assert fits_the_screen(waiter)
+
+    waiter.select_option("#id_table", label="Mesa 8")
+    tacos = waiter.locator(".entry-item", has_text="Tacos al pastor")
+    plus = tacos.locator("button[data-step='1']")
+    box = plus.bounding_box()
+    assert box["height"] >= 44 and box["width"] >= 44  # a thumb can hit it
+    plus.tap()
+    plus.tap()
+    waiter.locator("#id_amount").fill("12,50")
+    waiter.locator("#id_notes").fill("Sin cebolla")
+    assert waiter.locator("#entry-total").inner_text() == "202.50"
+    submit = waiter.locator(".entry-submit")
+    assert submit.is_visible()
+    submit.tap()
+    sent = time.monotonic()
+    waiter.wait_for_url(stack.url + "/waiter/")
+    assert "sent to the kitchen" in waiter.locator(".messages").inner_text()
+    order_id = waiter.locator(".in-kitchen", has_text="Mesa 8").get_attribute("data-order")
+    assert fits_the_screen(waiter)
+
+    card = kitchen.locator(f".card.order[data-order='{order_id}']")
+    card.wait_for(timeout=2000)
+    assert time.monotonic() - sent < 3
+    assert kitchen.locator(".card.order").count() == on_board + 1
+    assert "2 × Tacos al pastor" in card.inner_text()
+    assert "Sin cebolla" in card.inner_text()
+
+
+def test_approval_shows_paid_to_the_waiter_live(stack, login, phone):
+    waiter = phone(stack, "waiter")
+    waiter.goto("/waiter/")
+    waiter.wait_for_selector("#events-status[data-state='connected']", timeout=10000)
+    waiting = int(waiter.locator("#waiting-summary").get_attribute("data-count"))
+    assert waiting >= 1  # the demo has one order waiting for the cashier
+
+    cashier = login(stack, "cashier")
+    cashier.goto("/cashier/")
+    proof = cashier.locator(".proof").first
+    order_id = proof.get_attribute("data-order")
+    proof.locator("button.approve").click()
+
+    paid = waiter.locator(f"#paid-{order_id}")
+    paid.wait_for(timeout=2000)
+    assert "Paid" in paid.inner_text()
+    summary = waiter.locator("#waiting-summary")
+    assert int(summary.get_attribute("data-count")) == waiting - 1
+    assert fits_the_screen(waiter)
