@@ -2,7 +2,7 @@
 
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -283,12 +283,14 @@ def _issue(session: PaymentSession) -> dict:
     }
 
 
-def paid_without_ticket(*, limit: int = 100) -> tuple[list[dict], int]:
-    """Completed kiosk sessions with no ticket, whenever paid (oldest first, at most
-    `limit`), and how many there are in all. Refunded ones are not listed: their money
-    went back."""
+def paid_without_ticket(*, since, limit: int = 100) -> tuple[list[dict], int]:
+    """Completed kiosk sessions with no ticket (oldest first, at most `limit`), and how
+    many there are in all: those created since `since`, and those whose fulfilment never
+    succeeded whenever paid (found through the unfulfilled-payments index). Refunded ones
+    are not listed: their money went back."""
     missing = (
         PaymentSession.objects.filter(purpose="ticket", status=PaymentStatus.COMPLETED)
+        .filter(Q(created_at__gte=since) | Q(fulfilled_at__isnull=True))
         .annotate(has_ticket=Exists(Ticket.objects.filter(payment_session=OuterRef("pk"))))
         .filter(has_ticket=False)
     )
@@ -325,7 +327,7 @@ def integration_health(*, since=None, missing_limit: int = 100) -> dict:
     }
     printing = printing_health(since=since, now=now)
     status = _worst(conversion_status, *(t["health"] for t in timings.values()), printing["health"])
-    missing, missing_total = paid_without_ticket(limit=missing_limit)
+    missing, missing_total = paid_without_ticket(since=since, limit=missing_limit)
     return {
         "since": since.isoformat(),
         "totals": {

@@ -131,11 +131,12 @@ def test_the_issues_list_shows_what_staff_need(client, service, dummy_printer):
     lost = lose_ticket(
         paid_ticket(service, customer_name="Iñés Conceição Souza"), error="IntegrityError"
     )
-    # Paid three days ago, still without a ticket: still listed.
+    # Paid three days ago, its fulfilment never succeeded: still listed.
     old = lose_ticket(paid_ticket(service), provider_id="trx-001")
     PaymentSession.objects.filter(pk=old.pk).update(
         created_at=timezone.now() - timedelta(days=3),
         completed_at=timezone.now() - timedelta(days=3),
+        fulfilled_at=None,
     )
     client.force_login(UserFactory(roles=["staff"]))
     body = client.get("/api/integration/status/").json()
