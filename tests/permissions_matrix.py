@@ -374,6 +374,14 @@ CASES: list[Case] = [
     Case("display/", "GET", "/display/", token_page("display_token")),
     Case("display/list/", "GET", "/display/list/", token_page("display_token")),
     Case("integration/", "GET", "/integration/", role_page(OK)),
+    Case(
+        "integration/fix/",
+        "POST",
+        "/integration/fix/",
+        # A session not paid yet: the service refuses with a message, back to the page.
+        role_page(to("/integration/")),
+        data=lambda w: {"reference": w.fmt["kiosk_ref"], "reason": "permission matrix"},
+    ),
     # --- restaurant
     Case("cashier/", "GET", "/cashier/", role_page(OK, "cashier")),
     Case(
@@ -490,6 +498,7 @@ CASES: list[Case] = [
     ],
     Case("api/wallet/", "GET", "/api/wallet/", api(OK)),
     Case("api/integration/status/", "GET", "/api/integration/status/", api(OK, "staff")),
+    Case("api/tickets/", "GET", "/api/tickets/?status=paid,in_queue", api(OK, "operator")),
     Case("api/integration/test/", "POST", "/api/integration/test/", api(OK, "staff")),
     Case(
         "api/orders/<int:order_id>/proof/",

@@ -1,10 +1,18 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from config.admin_tools import ReadOnlyInline
-from config.errors import ConfirmaError
-from tickets.models import Kiosk, Printer, PrintJob, Service, Ticket, TicketEvent
-from tickets.services import kiosk_token_rotate, ticket_reprint
+from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline, ReasonForm, confirm_with_form
+from tickets.desks import ticket_reprint_request
+from tickets.models import (
+    DeskAssignment,
+    Kiosk,
+    Printer,
+    PrintJob,
+    Service,
+    Ticket,
+    TicketEvent,
+)
+from tickets.services import kiosk_token_rotate
 
 
 @admin.register(Service)
@@ -58,14 +66,22 @@ class TicketAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Reprint the selected tickets"), permissions=["change"])
     def reprint(self, request, queryset):
-        for ticket in queryset:
-            try:
-                ticket_reprint(ticket_id=ticket.pk, actor=request.user)
-                self.message_user(
-                    request, _("%(code)s sent to the printer again.") % {"code": ticket.code}
-                )
-            except ConfirmaError as exc:
-                self.message_user(request, f"{ticket.code}: {exc.message}", messages.ERROR)
+        """Any ticket not finished, with a reason kept on its `reprint` event."""
+
+        def apply(ticket, data):
+            ticket_reprint_request(ticket_id=ticket.pk, actor=request.user, reason=data["reason"])
+            self.message_user(
+                request, _("%(code)s sent to the printer again.") % {"code": ticket.code}
+            )
+
+        return confirm_with_form(
+            self,
+            request,
+            queryset,
+            title=_("Reprint the selected tickets"),
+            form_class=ReasonForm,
+            apply=apply,
+        )
 
 
 @admin.register(Printer)
@@ -102,6 +118,13 @@ class PrintJobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(DeskAssignment)
+class DeskAssignmentAdmin(AppendOnlyAdmin):
+    list_display = ("created_at", "operator", "desk", "previous_desk")
+    list_filter = ("desk",)
+    search_fields = ("operator__username", "desk")
 
 
 @admin.register(Kiosk)

@@ -3,17 +3,25 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.authtoken.models import Token
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import error_responses
+from config.errors import ConfirmaError
 from config.roles import has_role
 from config.text import text_storable
+from tickets.models import TicketStatus
+from tickets.selectors import tickets_list
 from tickets.selftest import integration_self_test
+from tickets.serializers import TicketFilterSerializer, TicketSerializer
 
 
 class IsStaff:
@@ -22,6 +30,82 @@ class IsStaff:
 
     def has_object_permission(self, request, view, obj):
         return self.has_permission(request, view)
+
+
+class IsOperator:
+    """Operators, and staff (who hold every role's rights)."""
+
+    def has_permission(self, request, view):
+        return request.user.is_authenticated and has_role(request.user, "operator")
+
+    def has_object_permission(self, request, view, obj):
+        return self.has_permission(request, view)
+
+
+class InvalidFilter(ConfirmaError):
+    code = "invalid_filter"
+
+
+class TicketPagination(LimitOffsetPagination):
+    default_limit = 100
+    max_limit = 500
+
+
+class TicketListApi(ListAPIView):
+    """Tickets in queue order (paid first), filtered by status, service, day and desk;
+    for operators and staff."""
+
+    permission_classes = [IsOperator]
+    serializer_class = TicketSerializer
+    pagination_class = TicketPagination
+
+    def get_queryset(self):
+        params = self.request.query_params
+        raw = {key: params[key] for key in ("service", "day", "desk") if key in params}
+        if "status" in params:
+            raw["status"] = params.getlist("status")
+        filters = TicketFilterSerializer(data=raw)
+        if not filters.is_valid():
+            problems = "; ".join(
+                f"{field}: {' '.join(str(e) for e in errors)}"
+                for field, errors in filters.errors.items()
+            )
+            raise InvalidFilter(
+                _("Invalid filter (%(problems)s).") % {"problems": problems},
+                **{field: [str(e) for e in errors] for field, errors in filters.errors.items()},
+            )
+        data = filters.validated_data
+        return tickets_list(
+            statuses=data.get("status"),
+            service_id=data.get("service"),
+            day=data.get("day"),
+            desk=data.get("desk"),
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status",
+                OpenApiTypes.STR,
+                many=True,
+                explode=False,
+                enum=TicketStatus.values,
+                description=_("One status or several, comma-separated (in_queue,called)."),
+            ),
+            OpenApiParameter(
+                "service", OpenApiTypes.INT, description=_("A service's id (its tickets only).")
+            ),
+            OpenApiParameter(
+                "day",
+                OpenApiTypes.DATE,
+                description=_("The local day the ticket was numbered for (YYYY-MM-DD)."),
+            ),
+            OpenApiParameter("desk", OpenApiTypes.STR, description=_("The desk it was called to.")),
+        ],
+        responses={200: TicketSerializer(many=True), **error_responses(400, 403)},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
 
 class IntegrationStatusApi(APIView):

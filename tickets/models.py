@@ -68,13 +68,18 @@ TICKET_TRANSITIONS: dict[str, set[str]] = {
     # PRINT_ERROR → IN_QUEUE: an attempt given up on came out of the printer after all.
     S.PRINT_ERROR: {S.PRINTING, S.IN_QUEUE, S.CALLED, S.CANCELLED},
     S.IN_QUEUE: {S.CALLED, S.PRINTING, S.CANCELLED},
-    S.CALLED: {S.CALLED, S.IN_PROGRESS, S.NO_SHOW, S.CANCELLED},
+    # CALLED → COMPLETED: the desk called the next customer without pressing Start, so the
+    # one it was calling was served (tickets/desks.py: calling the next finishes the last).
+    S.CALLED: {S.CALLED, S.IN_PROGRESS, S.COMPLETED, S.NO_SHOW, S.CANCELLED},
     S.IN_PROGRESS: {S.COMPLETED},
     S.COMPLETED: set(),
     S.NO_SHOW: set(),
     S.CANCELLED: set(),
 }
 WAITING_STATUSES = (S.PAID, S.PRINTING, S.IN_QUEUE, S.PRINT_ERROR)
+# At a desk: a desk has at most one such ticket (the constraint `ticket_one_per_desk`).
+AT_DESK_STATUSES = (S.CALLED, S.IN_PROGRESS)
+FINISHED_STATUSES = (S.COMPLETED, S.NO_SHOW, S.CANCELLED)
 
 
 class Ticket(models.Model):
@@ -110,6 +115,12 @@ class Ticket(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["service", "day", "number"], name="ticket_number_unique_per_day"
+            ),
+            # The display board shows one number per desk: never two called at once.
+            models.UniqueConstraint(
+                fields=["desk"],
+                condition=Q(status__in=["called", "in_progress"]) & ~Q(desk=""),
+                name="ticket_one_per_desk",
             ),
         ]
         indexes = [
@@ -233,3 +244,29 @@ class Kiosk(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DeskAssignment(models.Model):
+    """Append-only: each time an operator chose a desk. The latest row is the desk the
+    operator works at now, kept across logins and devices."""
+
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("operator"),
+    )
+    desk = models.CharField(_("desk"), max_length=20)
+    previous_desk = models.CharField(_("previous desk"), max_length=20, blank=True, default="")
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("desk assignment")
+        verbose_name_plural = _("desk assignments")
+        indexes = [models.Index(fields=["operator", "-id"], name="desk_assignment_latest")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(desk=""), name="desk_assignment_not_empty")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operator_id} → {self.desk}"

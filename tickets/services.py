@@ -610,25 +610,11 @@ def ticket_reprint(*, ticket_id: int, actor) -> PrintJob:
 
 
 def ticket_call_next(*, operator, desk: str, service_id: int | None = None) -> Ticket | None:
-    """Call the waiting ticket paid first (of one service, or of all); None when empty."""
-    if not desk:
-        raise TicketError(_("Set your desk number first."), code="desk_required")
-    with transaction.atomic():
-        waiting = (
-            Ticket.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("service", "payment_session")
-            .filter(status__in=(TicketStatus.IN_QUEUE, TicketStatus.PRINT_ERROR))
-            .order_by("paid_at", "id")
-        )
-        if service_id:
-            waiting = waiting.filter(service_id=service_id)
-        ticket = waiting.first()
-        if ticket is None:
-            return None
-        ticket.desk, ticket.operator, ticket.called_at = desk[:20], operator, timezone.now()
-        _move(ticket, TicketStatus.CALLED, actor=operator, desk=desk)
-        _tell(ticket, "ticket.called", display=True)
-        return ticket
+    """Call the waiting ticket paid first (of one service, or of all) to `desk`; None when
+    empty. The desk's current ticket is finished first (tickets/desks.py)."""
+    from tickets.desks import desk_call_next
+
+    return desk_call_next(operator=operator, desk=desk, service_id=service_id)
 
 
 def _step(ticket_id: int, to: str, operator, event: str, **fields) -> Ticket:

@@ -20,9 +20,11 @@ urlpatterns = [
     path("display/", views.display_board, name="display"),
     path("display/list/", views.display_list, name="display-list"),
     path("integration/", views.integration_page, name="integration"),
+    path("integration/fix/", views.integration_fix, name="integration-fix"),
 ]
 
 api_urlpatterns = [
+    path("tickets/", apis.TicketListApi.as_view(), name="api-tickets"),
     path("integration/status/", apis.IntegrationStatusApi.as_view(), name="api-integration"),
     path("integration/test/", apis.integration_test, name="api-integration-test"),
 ]

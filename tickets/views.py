@@ -27,7 +27,10 @@ from payments.apis import payment_token
 from payments.models import PaymentSession, Provider
 from payments.services import payment_session_create
 from tickets.cpf import cpf_valid
+from tickets.desks import desk_call_next, operator_desk_set, ticket_reprint_request
+from tickets.desks import operator_desk as desk_of
 from tickets.models import Service, Ticket
+from tickets.repairs import ticket_missing_create
 from tickets.selectors import (
     integration_health,
     tickets_at_desks,
@@ -36,11 +39,9 @@ from tickets.selectors import (
 )
 from tickets.services import (
     kiosk_for_token,
-    ticket_call_next,
     ticket_complete,
     ticket_no_show,
     ticket_recall,
-    ticket_reprint,
     ticket_start,
 )
 
@@ -226,8 +227,17 @@ def _panel_context(request) -> dict:
     return {
         "queues": tickets_waiting_by_service(),
         "at_desks": tickets_at_desks(),
-        "desk": request.session.get("desk", ""),
+        "desk": desk_of(operator=request.user),
+        "reprint_reasons": REPRINT_REASONS,
     }
+
+
+# Suggestions for the reprint reason (the operator may type any other).
+REPRINT_REASONS = (
+    _("Paper jammed or torn"),
+    _("Printout unreadable"),
+    _("Customer lost the ticket"),
+)
 
 
 @login_required
@@ -247,8 +257,13 @@ def operator_panel_fragment(request):
 @login_required
 @require_POST
 def operator_desk(request):
-    _operator(request)
-    request.session["desk"] = request.POST.get("desk", "").strip()[:20]
+    operator = _operator(request)
+    try:
+        desk = operator_desk_set(operator=operator, desk=request.POST.get("desk", ""))
+    except ConfirmaError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("You are at desk %(desk)s.") % {"desk": desk})
     return redirect("operator")
 
 
@@ -258,23 +273,29 @@ def operator_call(request):
     operator = _operator(request)
     service = request.POST.get("service", "")
     try:
-        ticket = ticket_call_next(
+        ticket = desk_call_next(
             operator=operator,
-            desk=request.session.get("desk", ""),
+            desk=desk_of(operator=operator),
             service_id=int(service) if service.isdigit() else None,
         )
-        if ticket is None:
-            messages.info(request, _("Nobody is waiting."))
     except ConfirmaError as exc:
         messages.error(request, exc.message)
+    else:
+        if ticket is None:
+            messages.info(request, _("Nobody is waiting."))
+        else:
+            messages.success(
+                request,
+                _("%(code)s called to desk %(desk)s.") % {"code": ticket.code, "desk": ticket.desk},
+            )
     return redirect("operator")
 
 
 ACTIONS = {
-    "recall": ticket_recall,
-    "start": ticket_start,
-    "complete": ticket_complete,
-    "no_show": ticket_no_show,
+    "recall": (ticket_recall, _("%(code)s called again.")),
+    "start": (ticket_start, _("%(code)s: service started.")),
+    "complete": (ticket_complete, _("%(code)s completed.")),
+    "no_show": (ticket_no_show, _("%(code)s marked as no-show.")),
 }
 
 
@@ -282,15 +303,21 @@ ACTIONS = {
 @require_POST
 def operator_ticket(request, ticket_id: int, action: str):
     operator = _operator(request)
+    if action != "reprint" and action not in ACTIONS:
+        raise Http404
     try:
         if action == "reprint":
-            ticket_reprint(ticket_id=ticket_id, actor=operator)
-        elif action in ACTIONS:
-            ACTIONS[action](ticket_id=ticket_id, operator=operator)
+            ticket = ticket_reprint_request(
+                ticket_id=ticket_id, actor=operator, reason=request.POST.get("reason", "")
+            ).ticket
+            done = _("%(code)s sent to the printer again.")
         else:
-            raise Http404
+            step, done = ACTIONS[action]
+            ticket = step(ticket_id=ticket_id, operator=operator)
     except ConfirmaError as exc:
         messages.error(request, exc.message)
+    else:
+        messages.success(request, done % {"code": ticket.code})
     return redirect("operator")
 
 
@@ -332,10 +359,44 @@ def display_list(request):
 # --- Integration status (staff) -----
 
 
+def _staff(request):
+    if not has_role(request.user, "staff"):
+        raise PermissionDenied
+    return request.user
+
+
 @login_required
 @require_GET
 def integration_page(request):
-    if not has_role(request.user, "staff"):
-        raise PermissionDenied
+    _staff(request)
     template = "tickets/_integration.html" if request.htmx else "tickets/integration.html"
     return render(request, template, {"health": integration_health()})
+
+
+# Where the issues list's buttons come back to: this page, or the operations page that
+# includes the same list.
+FIX_RETURN = {"integration": "integration", "operations": "operations"}
+
+
+@login_required
+@require_POST
+def integration_fix(request):
+    """A fix button of the issues list: make the missing ticket of one paid session."""
+    staff = _staff(request)
+    reference = request.POST.get("reference", "")[:64]
+    try:
+        ticket = ticket_missing_create(
+            reference=reference,
+            actor=staff,
+            reason=request.POST.get("reason", "")[:2000],
+            accept_review=request.POST.get("accept") == "1",
+        )
+    except ConfirmaError as exc:
+        messages.error(request, f"{reference}: {exc.message}")
+    else:
+        messages.success(
+            request,
+            _("%(code)s made for %(ref)s and sent to the printer.")
+            % {"code": ticket.code, "ref": reference},
+        )
+    return redirect(FIX_RETURN.get(request.POST.get("back", ""), "integration"))

@@ -119,3 +119,37 @@ def kiosk_session(service, **params):
         idempotency_key=uuid.uuid4().hex,
         params={"service": service.pk, **params},
     ).session
+
+
+@pytest.fixture
+def dummy_printer(db):
+    """A printer kept in the database (`dummy:`): printing always succeeds, at once."""
+    return Printer.objects.create(name="Demo", url="dummy:")
+
+
+def paid_ticket(service, *, printed: bool = True, **params):
+    """A ticket from a kiosk session confirmed through the one confirmation path; printed
+    (IN_QUEUE) unless `printed` is False (PAID, its job queued)."""
+    from payments.models import AuditSource
+    from payments.services.confirmation import Evidence, payment_confirm
+    from tickets.models import Ticket
+    from tickets.services import print_job_run
+
+    session = kiosk_session(service, **params)
+    payment_confirm(
+        reference=session.reference,
+        amount=session.amount,
+        currency=session.currency,
+        evidence=Evidence(source=AuditSource.SYSTEM, reason="test"),
+    )
+    ticket = Ticket.objects.get(payment_session=session)
+    if printed:
+        for job in ticket.print_jobs.all():
+            print_job_run(job_id=job.pk)
+        ticket.refresh_from_db()
+    return ticket
+
+
+def messages_of(response) -> list[tuple[str, str]]:
+    """The (level, text) of each message a followed response showed."""
+    return [(m.level_tag, str(m)) for m in response.context["messages"]]

@@ -196,12 +196,20 @@ def test_admin_reprint_makes_a_new_job(client, kiosk_secret, service, printer):
 
     pay_at_kiosk(client, kiosk_secret, kiosk_session(service))
     ticket = Ticket.objects.get()
-    Ticket.objects.filter(pk=ticket.pk).update(status=TicketStatus.PRINT_ERROR)
+    # Already called to a desk: still unfinished, so it may be reprinted.
+    Ticket.objects.filter(pk=ticket.pk).update(status=TicketStatus.CALLED, desk="1")
     staff = UserFactory(roles=["staff"], is_staff=True, is_superuser=True)
     client.force_login(staff)
-    client.post("/admin/tickets/ticket/", {"action": "reprint", ACTION_CHECKBOX_NAME: [ticket.pk]})
+    form = {"action": "reprint", ACTION_CHECKBOX_NAME: [ticket.pk]}
+    # The action first asks for a reason; nothing is printed before it is given.
+    asked = client.post("/admin/tickets/ticket/", form)
+    assert asked.status_code == 200 and b'name="reason"' in asked.content
+    assert ticket.print_jobs.count() == 1
+    client.post("/admin/tickets/ticket/", {**form, "apply": "1", "reason": "paper jam"})
     assert ticket.print_jobs.count() == 2
     assert ticket.print_jobs.order_by("-id").first().requested_by == staff
+    event = TicketEvent.objects.filter(ticket=ticket, type="reprint").get()
+    assert (event.actor, event.data) == (staff, {"reason": "paper jam"})
     for url in [
         "/admin/tickets/ticket/",
         f"/admin/tickets/ticket/{ticket.pk}/change/",
@@ -209,6 +217,7 @@ def test_admin_reprint_makes_a_new_job(client, kiosk_secret, service, printer):
         "/admin/tickets/printjob/",
         "/admin/tickets/kiosk/",
         "/admin/tickets/service/",
+        "/admin/tickets/deskassignment/",
     ]:
         assert client.get(url).status_code == 200, url
 
