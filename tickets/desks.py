@@ -26,7 +26,7 @@ from tickets.models import (
     TicketEvent,
     TicketStatus,
 )
-from tickets.services import TicketError, _lock, _move, _tell, print_job_create
+from tickets.services import TicketError, _lock, _move, _tell, print_jobs_create
 
 DESK_MAX_LENGTH = 20
 REASON_MAX_LENGTH = 300
@@ -144,6 +144,7 @@ def ticket_reprint_request(*, ticket_id: int, actor, reason: str) -> PrintJob:
             actor=actor,
             data={"reason": reason},
         )
-        return print_job_create(
-            ticket=ticket, requested_by=actor, kiosk_id=ticket.payment_session.params.get("kiosk")
+        (job,) = print_jobs_create(
+            [(ticket, ticket.payment_session.params.get("kiosk"))], requested_by=actor
         )
+        return job

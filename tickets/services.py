@@ -582,30 +582,6 @@ def print_jobs_recover(*, older_than: float | None = None) -> PrintRecovery:
     return report
 
 
-def ticket_reprint(*, ticket_id: int, actor) -> PrintJob:
-    """A new print job for the ticket (admin action or operator button)."""
-    with transaction.atomic():
-        ticket = _lock(ticket_id)
-        if ticket.status not in (
-            TicketStatus.PRINT_ERROR,
-            TicketStatus.IN_QUEUE,
-            TicketStatus.PAID,
-            TicketStatus.PRINTING,
-        ):
-            raise TicketError(_("Only a waiting ticket can be reprinted."), code="not_waiting")
-        TicketEvent.objects.create(
-            ticket=ticket,
-            type="reprint",
-            from_status=ticket.status,
-            to_status=ticket.status,
-            actor=actor,
-        )
-        (job,) = print_jobs_create(
-            [(ticket, ticket.payment_session.params.get("kiosk"))], requested_by=actor
-        )
-        return job
-
-
 # --- The queue ------------------------------------------------------------------------------------
 
 

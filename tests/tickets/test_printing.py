@@ -11,8 +11,9 @@ from django.db import connection
 from notifications.models import Event
 from tests.factories import UserFactory
 from tests.tickets.conftest import closed_port_url, kiosk_session, pay_at_kiosk
+from tickets.desks import ticket_reprint_request
 from tickets.models import Printer, PrintJob, PrintJobStatus, Ticket, TicketStatus
-from tickets.services import print_job_run, ticket_reprint
+from tickets.services import print_job_run
 
 
 def test_ticket_bytes_reach_the_printer_with_number_service_and_accents(
@@ -87,7 +88,9 @@ def test_unreachable_printer_ends_in_print_error_then_reprint_succeeds(
 
     bad.url = loopback_printer.url
     bad.save()
-    reprint = ticket_reprint(ticket_id=ticket.pk, actor=UserFactory(roles=["operator"]))
+    reprint = ticket_reprint_request(
+        ticket_id=ticket.pk, actor=UserFactory(roles=["operator"]), reason="Paper jammed"
+    )
     assert reprint.pk != job.pk
     assert print_job_run(job_id=reprint.pk) == PrintJobStatus.PRINTED
     ticket.refresh_from_db()
