@@ -192,11 +192,17 @@ def controller_state(request):
 
 
 def _plans_page(request):
+    """The plans, each with the price the customer would pay (after the coupon typed in its
+    form: the coupon field re-fetches this page with `?plan=&coupon=`) and what paying
+    would do to their current plan."""
     return render(
         request,
         "subscriptions/plans.html",
         {
-            "plans": plans_for_checkout(),
+            "plans": plans_for_checkout(
+                user=request.user,
+                coupons={request.GET.get("plan", "")[:40]: request.GET.get("coupon", "")},
+            ),
             "subscription": subscription_get(user=request.user),
             "key": uuid.uuid4().hex,
         },

@@ -402,7 +402,8 @@ def subscription_activate_manually(
     for that payment: user, plan and days default to the payment's, and the payment then
     counts as fulfilled (it never activates a second time). The period follows the same
     rule as a payment (see PlanChange). Writes a `manual_activation` event saying what it
-    did (activated, renewed, upgraded…) and tells the user's pages. Raises
+    did (activated, renewed, upgraded…), kept on the returned row as `activation_event`,
+    and tells the user's pages. Raises
     SubscriptionError (nothing changed) for bad input; PermissionDenied for non-staff.
     """
     reason = _staff_checks(actor, reason)
@@ -429,7 +430,7 @@ def subscription_activate_manually(
         if payment_session is not None:
             subscription.last_payment_at = payment_session.completed_at or now
         subscription.save()
-        _record(
+        subscription.activation_event = _record(
             subscription,
             SubscriptionEventType.MANUAL_ACTIVATION,
             actor_type=ActorType.STAFF,
