@@ -1,15 +1,19 @@
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline, ReasonForm, confirm_with_form
 from config.errors import ConfirmaError
+from payments.admin import PaymentSessionAdmin
 from subscriptions.models import (
     Machine,
     Plan,
@@ -283,6 +287,27 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 user=sub.user, actor=request.user, reason=data["reason"]
             ),
         )
+
+
+@admin.action(
+    description=_("Activate the subscription by hand (opens the form)"),
+    permissions=["change"],
+)
+def activate_subscription_for_payment(modeladmin, request, queryset):
+    """From one selected plan payment to the activation form, filled in from it."""
+    sessions = list(queryset[:2])
+    if len(sessions) != 1 or sessions[0].purpose != "subscription":
+        modeladmin.message_user(
+            request, _("Select exactly one plan payment (purpose: subscription)."), messages.ERROR
+        )
+        return None
+    url = reverse("admin:subscriptions_subscription_add")
+    return redirect(f"{url}?{urlencode({'payment_session': sessions[0].reference})}")
+
+
+# Payments knows none of the apps it pays for: each adds its own staff fixes to the payment
+# session admin, as this one does.
+PaymentSessionAdmin.actions = [*PaymentSessionAdmin.actions, activate_subscription_for_payment]
 
 
 @admin.register(SubscriptionEvent)

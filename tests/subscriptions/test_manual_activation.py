@@ -345,3 +345,38 @@ def test_service_refuses_without_user_or_plan(staff, plans, customer):
             user=customer, plan=plans["uzs"], days=True, actor=staff, reason="r"
         )
     assert not Subscription.objects.exists()
+
+
+def test_from_the_payment_session_admin_to_the_filled_in_form(
+    client, staff, plans, customer, failed_payment
+):
+    client.force_login(staff)
+    changelist = "/admin/payments/paymentsession/"
+    page = client.get(changelist)
+    assert b'value="activate_subscription_for_payment"' in page.content
+    response = client.post(
+        changelist,
+        {"action": "activate_subscription_for_payment", "_selected_action": [failed_payment.pk]},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == f"{ADD_URL}?payment_session={failed_payment.reference}"
+    form = client.get(response["Location"]).context["form"]
+    assert form.initial == {"payment_session": failed_payment.reference, "user": customer.pk}
+    # Two payments, or a payment of another purpose: an error, no form.
+    other = checkout(customer, plans["usd"], "nowpayments")
+    refused = client.post(
+        changelist,
+        {
+            "action": "activate_subscription_for_payment",
+            "_selected_action": [failed_payment.pk, other.pk],
+        },
+        follow=True,
+    )
+    assert b"Select exactly one plan payment" in refused.content
+    assert not Subscription.objects.filter(user=customer).exists()
+
+
+def test_subscriptions_list_offers_activating_any_user(client, staff):
+    client.force_login(staff)
+    page = client.get("/admin/subscriptions/subscription/")
+    assert b'id="activate-user"' in page.content and f'href="{ADD_URL}"'.encode() in page.content
