@@ -14,6 +14,7 @@ from payments.services.confirmation import Evidence, payment_confirm
 from subscriptions.models import Plan, Subscription, SubscriptionEvent
 from subscriptions.services.plans import SubscriptionError, subscription_activate_manually
 from tests.factories import CouponFactory, UserFactory
+from tests.payments.test_throttling import rates
 from tests.subscriptions.conftest import checkout
 
 pytestmark = pytest.mark.django_db
@@ -196,3 +197,23 @@ def test_plans_page_shows_what_paying_would_do(client, billing, plans, pro_uzs, 
     usd = quote(page, "pro-usd")
     assert "plan-refused" in usd and "Choose a plan priced in UZS" in usd
     assert PaymentSession.objects.count() == 1
+
+
+def test_coupon_checks_are_throttled_apart_from_checkout(
+    client, settings, billing, plans, customer
+):
+    rates(settings, payment_session_create="2/hour")
+    CouponFactory(code="HALF", kind="percent", value=50)
+    client.force_login(customer)
+    for _ in range(2):
+        shown = quote(client.get("/billing/?plan=basic-uzs&coupon=HALF"), "basic-uzs")
+        assert 'data-total="24500.00"' in shown
+    shown = quote(client.get("/billing/?plan=basic-uzs&coupon=HALF"), "basic-uzs")
+    assert "Too many attempts" in shown and 'data-total="49000.00"' in shown
+    # Looking did not use up paying.
+    response = client.post(
+        "/billing/checkout/",
+        {"plan": "basic-uzs", "provider": "click", "key": "k1", "coupon": "HALF"},
+    )
+    assert response.status_code == 302
+    assert PaymentSession.objects.get().amount == Decimal("24500.00")
