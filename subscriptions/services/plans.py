@@ -23,7 +23,7 @@ from config.errors import ConfirmaError
 from config.roles import has_role
 from notifications.services import event_publish
 from payments.errors import InvalidParams, UnsupportedProvider
-from payments.models import PaymentSession, PaymentStatus, Provider
+from payments.models import AuditSource, PaymentSession, PaymentStatus, Provider
 from payments.providers import provider_get
 from payments.registry import Purpose, Quote
 from subscriptions.models import (
@@ -266,12 +266,12 @@ class SubscriptionPurpose(Purpose):
         )
 
     def fulfil(self, *, session: PaymentSession) -> None:
-        plan = Plan.objects.get(code=session.params["plan"])
         subscription = _locked(session.user)
         if SubscriptionEvent.objects.filter(
             payment_session=session, type__in=PAYMENT_ACTIVATION_TYPES
         ).exists():
-            return  # this payment already activated it
+            return  # this payment already activated it (or staff did, standing for it)
+        plan = Plan.objects.get(code=session.params["plan"])
         now = timezone.now()
         change = _apply(subscription, plan, plan.period_days, now)
         subscription.last_payment_at = session.completed_at or now
@@ -403,7 +403,9 @@ def subscription_activate_manually(
     counts as fulfilled (it never activates a second time). The period follows the same
     rule as a payment (see PlanChange). Writes a `manual_activation` event saying what it
     did (activated, renewed, upgraded…), kept on the returned row as `activation_event`,
-    and tells the user's pages. Raises
+    and tells the user's pages; with `payment_session`, the payments core then records the
+    payment as delivered (see `_payment_record_delivered`), so call it outside any
+    transaction, like the payment services. Raises
     SubscriptionError (nothing changed) for bad input; PermissionDenied for non-staff.
     """
     reason = _staff_checks(actor, reason)
@@ -447,7 +449,33 @@ def subscription_activate_manually(
             change=change.kind,
             **({"reference": payment_session.reference} if payment_session else {}),
         )
+    if payment_session is not None:
+        _payment_record_delivered(payment_session, actor=actor, reason=reason)
     return subscription
+
+
+def _payment_record_delivered(session: PaymentSession, *, actor, reason: str) -> None:
+    """Tell the payments core that `session` is delivered, as a staff re-run of its
+    fulfilment would (which finds the activation and does nothing else): its fulfilment
+    error is cleared, a review it was held for is accepted, and its own audit says who and
+    why. Runs after the activation committed: a failure here leaves the activation, and is
+    logged (the payment no longer counts as undelivered either way)."""
+    from payments.services import payment_fulfil
+    from payments.services.confirmation import Evidence
+
+    try:
+        payment_fulfil(
+            reference=session.reference,
+            evidence=Evidence(source=AuditSource.STAFF, actor=actor, reason=reason),
+            accept_review=True,
+        )
+    except ConfirmaError as exc:
+        logger.warning(
+            "payment %s activated by hand, not marked delivered: %s",
+            session.reference,
+            exc.message,
+            extra={"reference": session.reference},
+        )
 
 
 def subscription_deactivate(*, user, actor, reason: str) -> Subscription:

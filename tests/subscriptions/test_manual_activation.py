@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from notifications.models import Event
-from payments.models import AuditSource
+from payments.models import AuditSource, PaymentAudit
 from payments.registry import purpose_get
 from payments.services.confirmation import Evidence, payment_confirm, payment_fulfil
 from payments.services.monitor import gaps_find
@@ -122,6 +122,15 @@ def test_admin_activation_from_the_failed_payment(client, staff, plans, customer
     # (the reconciler's repair) does not extend the period a second time.
     assert purpose_get("subscription").is_fulfilled(session=failed_payment)
     assert failed_payment.reference not in _gap_references()
+    failed_payment.refresh_from_db()
+    assert failed_payment.fulfilled_at is not None and failed_payment.fulfilment_error == ""
+    audit = PaymentAudit.objects.filter(session=failed_payment).latest("id")
+    assert (audit.action, audit.source, audit.actor, audit.reason) == (
+        "fulfilled",
+        "staff",
+        staff,
+        "runbook: paid, activation failed",
+    )
     end = subscription.current_period_end
     payment_fulfil(
         reference=failed_payment.reference,
@@ -264,6 +273,11 @@ def test_api_plan_defaults_to_the_paid_plan(client, staff, billing, plans, custo
     assert body["plan"] == "basic-uzs" and body["user"] == customer.pk
     event = SubscriptionEvent.objects.get(user=customer, type="manual_activation")
     assert event.data["days"] == 30 and event.payment_session == session
+    # Activating it by hand accepted the review, on the payment's own audit too.
+    session.refresh_from_db()
+    assert not session.amount_mismatch and session.fulfilled_at is not None
+    accepted = PaymentAudit.objects.get(session=session, action="review_accepted")
+    assert (accepted.actor, accepted.reason) == (staff, "accepted")
 
 
 @pytest.mark.parametrize(
@@ -380,3 +394,18 @@ def test_subscriptions_list_offers_activating_any_user(client, staff):
     client.force_login(staff)
     page = client.get("/admin/subscriptions/subscription/")
     assert b'id="activate-user"' in page.content and f'href="{ADD_URL}"'.encode() in page.content
+
+
+def test_the_user_field_finds_users_as_staff_type(client, staff, customer):
+    client.force_login(staff)
+    found = client.get(
+        "/admin/autocomplete/",
+        {
+            "app_label": "subscriptions",
+            "model_name": "subscription",
+            "field_name": "user",
+            "term": customer.username,
+        },
+    )
+    assert found.status_code == 200
+    assert [r["id"] for r in found.json()["results"]] == [str(customer.pk)]
