@@ -6,11 +6,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config import apis, views
 from orders import urls as order_urls
 from payments import urls as payment_urls
+from subscriptions import urls as subscription_urls
 from tickets import urls as ticket_urls
 
 api_urlpatterns = [
     path("me/", apis.MeApi.as_view(), name="api-me"),
     path("", include(payment_urls.api_urlpatterns)),
+    path("", include(subscription_urls.api_urlpatterns)),
     path("", include(ticket_urls.api_urlpatterns)),
     path("", include(order_urls.api_urlpatterns)),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

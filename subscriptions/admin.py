@@ -1,8 +1,19 @@
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline, ReasonForm, confirm_with_form
+from config.errors import ConfirmaError
+from payments.admin import PaymentSessionAdmin
 from subscriptions.models import (
     Machine,
     Plan,
@@ -12,6 +23,7 @@ from subscriptions.models import (
     UsageEvent,
     UsageSession,
 )
+from subscriptions.selectors import payment_session_by_reference
 from subscriptions.services.machines import (
     machine_device_token_rotate,
     usage_session_end,
@@ -134,6 +146,36 @@ class ActivateForm(ReasonForm):
     field_order = ["plan", "days", "reason"]
 
 
+class ActivateUserForm(ActivateForm):
+    """Activate any user, subscription row or not: the runbook's form."""
+
+    user = forms.ModelChoiceField(
+        label=_("User"),
+        queryset=get_user_model().objects.all(),
+        widget=AutocompleteSelect(Subscription._meta.get_field("user"), admin.site),
+    )
+    payment_session = forms.CharField(
+        label=_("Payment session (reference)"),
+        required=False,
+        max_length=64,
+        help_text=_(
+            "When the user paid and was not activated: the completed payment this activation "
+            "stands for. It then counts as delivered and never activates a second time."
+        ),
+    )
+
+    field_order = ["user", "payment_session", "plan", "days", "reason"]
+
+    def clean_payment_session(self):
+        reference = self.cleaned_data["payment_session"].strip()
+        if not reference:
+            return None
+        session = payment_session_by_reference(reference)
+        if session is None:
+            raise forms.ValidationError(_("There is no payment with this reference."))
+        return session
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     list_display = (
@@ -151,10 +193,70 @@ class SubscriptionAdmin(admin.ModelAdmin):
     actions = ["activate_manually", "deactivate"]
 
     def has_add_permission(self, request):
-        return False  # created with the user's first payment or manual activation
+        # "Add" is the manual activation of any user (rows are made only by services).
+        return self.has_change_permission(request)
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Activate a user manually: user, plan, days and reason (and the payment it stands
+        for, if any). Prefilled from `?user=<id>` and `?payment_session=<reference>`."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            form = ActivateUserForm(request.POST)
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    subscription = subscription_activate_manually(
+                        user=data["user"],
+                        plan=data["plan"],
+                        days=data["days"],
+                        actor=request.user,
+                        reason=data["reason"],
+                        payment_session=data["payment_session"],
+                    )
+                except ConfirmaError as exc:
+                    form.add_error(None, exc.message)
+                else:
+                    self.message_user(
+                        request,
+                        _("%(user)s is active on %(plan)s until %(end)s.")
+                        % {
+                            "user": subscription.user,
+                            "plan": subscription.plan.name,
+                            "end": date_format(
+                                timezone.localtime(subscription.current_period_end),
+                                "DATETIME_FORMAT",
+                            ),
+                        },
+                        messages.SUCCESS,
+                    )
+                    return redirect("admin:subscriptions_subscription_change", subscription.pk)
+        else:
+            form = ActivateUserForm(initial=self._activation_initial(request))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Activate a user manually"),
+            "form": form,
+            "opts": self.model._meta,
+            "media": self.media + form.media,
+        }
+        return render(request, "admin/subscriptions/activate.html", context)
+
+    @staticmethod
+    def _activation_initial(request) -> dict:
+        initial = {}
+        session = payment_session_by_reference(request.GET.get("payment_session", ""))
+        if session is not None and session.purpose == "subscription":
+            plan = Plan.objects.filter(code=session.params.get("plan")).first()
+            initial.update(payment_session=session.reference, user=session.user_id)
+            if plan is not None:
+                initial.update(plan=plan.pk, days=plan.period_days)
+        if request.GET.get("user", "").isdigit():
+            initial["user"] = int(request.GET["user"])
+        return initial
 
     @admin.action(description=_("Activate manually (plan, days, reason)"), permissions=["change"])
     def activate_manually(self, request, queryset):
@@ -185,6 +287,27 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 user=sub.user, actor=request.user, reason=data["reason"]
             ),
         )
+
+
+@admin.action(
+    description=_("Activate the subscription by hand (opens the form)"),
+    permissions=["change"],
+)
+def activate_subscription_for_payment(modeladmin, request, queryset):
+    """From one selected plan payment to the activation form, filled in from it."""
+    sessions = list(queryset[:2])
+    if len(sessions) != 1 or sessions[0].purpose != "subscription":
+        modeladmin.message_user(
+            request, _("Select exactly one plan payment (purpose: subscription)."), messages.ERROR
+        )
+        return None
+    url = reverse("admin:subscriptions_subscription_add")
+    return redirect(f"{url}?{urlencode({'payment_session': sessions[0].reference})}")
+
+
+# Payments knows none of the apps it pays for: each adds its own staff fixes to the payment
+# session admin, as this one does.
+PaymentSessionAdmin.actions = [*PaymentSessionAdmin.actions, activate_subscription_for_payment]
 
 
 @admin.register(SubscriptionEvent)

@@ -238,6 +238,9 @@ class Subscription(models.Model):
 class SubscriptionEventType(models.TextChoices):
     ACTIVATED = "activated", _("activated")
     RENEWED = "renewed", _("renewed")
+    UPGRADED = "upgraded", _("upgraded")
+    DOWNGRADED = "downgraded", _("downgraded")
+    PLAN_CHANGED = "plan_changed", _("plan changed")
     EXPIRED = "expired", _("expired")
     CANCELLED = "cancelled", _("cancelled")
     MANUAL_ACTIVATION = "manual_activation", _("manual activation")
@@ -254,8 +257,16 @@ class ActorType(models.TextChoices):
     CUSTOMER = "customer", _("customer")
 
 
-# Event types that a payment session may cause at most once.
-PAYMENT_ACTIVATION_TYPES = (SubscriptionEventType.ACTIVATED, SubscriptionEventType.RENEWED)
+# Event types that a payment session may cause at most once: what a paid plan did to the
+# subscription, or the staff activation that stood in for it.
+PAYMENT_ACTIVATION_TYPES = (
+    SubscriptionEventType.ACTIVATED,
+    SubscriptionEventType.RENEWED,
+    SubscriptionEventType.UPGRADED,
+    SubscriptionEventType.DOWNGRADED,
+    SubscriptionEventType.PLAN_CHANGED,
+    SubscriptionEventType.MANUAL_ACTIVATION,
+)
 
 
 class SubscriptionEvent(models.Model):
@@ -296,7 +307,7 @@ class SubscriptionEvent(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["payment_session"],
-                condition=Q(type__in=["activated", "renewed"]),
+                condition=Q(type__in=[str(t) for t in PAYMENT_ACTIVATION_TYPES]),
                 name="subscription_one_activation_per_payment",
             ),
         ]

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.utils import timezone
 
@@ -168,13 +169,78 @@ RETURN_REFERENCE_PARAMS = ("reference", "session_id", "order_id", "merchant_tran
 RETURN_PAYMENT_ID_PARAMS = ("payment_id", "NP_id")
 
 
-def plans_for_checkout() -> list:
+@dataclass(frozen=True)
+class CheckoutQuote:
+    """What the customer will pay for a plan and what paying does, shown before they pay."""
+
+    plan: object
+    price: Decimal
+    discount: Decimal
+    total: Decimal
+    coupon_code: str = ""
+    coupon_error: str = ""
+    change: object = None  # subscriptions.services.plans.PlanChange
+    refused: str = ""  # why checkout would refuse this plan now
+
+
+def plan_checkout_quote(*, user, plan, subscription=None, coupon_code: str = "") -> CheckoutQuote:
+    """The price after `coupon_code` (checked as checkout checks it, nothing held) and the
+    plan change paying now would make for `user`'s `subscription`."""
+    from django.db import transaction
+
+    from config.errors import ConfirmaError
+    from payments.services.coupons import coupon_apply
+    from subscriptions.services.plans import plan_change_check, plan_change_for
+
+    discount, coupon_error = Decimal("0.00"), ""
+    coupon_code = (coupon_code or "").strip()[:40]
+    if coupon_code:
+        try:
+            with transaction.atomic():
+                _coupon, discount = coupon_apply(
+                    code=coupon_code,
+                    purpose="subscription",
+                    amount=plan.price,
+                    currency=plan.currency,
+                )
+        except ConfirmaError as exc:
+            coupon_error = exc.message
+    refused = ""
+    try:
+        plan_change_check(user=user, plan=plan)
+    except ConfirmaError as exc:
+        refused = exc.message
+    return CheckoutQuote(
+        plan=plan,
+        price=plan.price,
+        discount=discount,
+        total=plan.price - discount,
+        coupon_code=coupon_code if not coupon_error else "",
+        coupon_error=coupon_error,
+        change=plan_change_for(
+            subscription=subscription, plan=plan, days=plan.period_days, now=timezone.now()
+        ),
+        refused=refused,
+    )
+
+
+def plans_for_checkout(*, user=None, coupons: dict | None = None) -> list:
+    """The plans on sale, each with its providers and, for `user`, its CheckoutQuote
+    (`coupons`: plan code → coupon code the customer typed)."""
     from subscriptions.models import Plan
     from subscriptions.services.plans import plan_providers
 
+    subscription = subscription_get(user=user) if user is not None else None
     plans = list(Plan.objects.filter(active=True))
     for plan in plans:
         plan.providers = plan_providers(plan)
+        if user is not None:
+            plan.quote = plan_checkout_quote(
+                user=user,
+                plan=plan,
+                subscription=subscription,
+                coupon_code=(coupons or {}).get(plan.code, ""),
+            )
     return plans
 
 
@@ -277,3 +343,30 @@ def subscription_user_section(*, user, limit: int = 50) -> dict:
             for u in usage.select_related("machine")
         ],
     }
+
+
+def payment_session_by_reference(reference: str) -> PaymentSession | None:
+    """The payment session with this public reference (any user's: for staff)."""
+    reference = (reference or "").strip()
+    if not reference or not text_storable(reference) or len(reference) > 64:
+        return None
+    return PaymentSession.objects.select_related("user").filter(reference=reference).first()
+
+
+def user_find(who) -> "object | None":
+    """A user by id, username or e-mail (an e-mail only when one user has it)."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.all()
+    if isinstance(who, int) and not isinstance(who, bool):
+        return users.filter(pk=who).first()
+    who = str(who or "").strip()
+    if not who or not text_storable(who) or len(who) > 254:
+        return None
+    user = users.filter(pk=int(who)).first() if who.isdigit() and len(who) < 19 else None
+    if user is None:
+        user = users.filter(username=who).first()
+    if user is None:
+        matches = list(users.filter(email__iexact=who)[:2])
+        user = matches[0] if len(matches) == 1 else None
+    return user

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscriptions import views
+from subscriptions import apis, views
 
 urlpatterns = [
     path("", views.machine_list, name="machines"),
@@ -10,4 +10,12 @@ urlpatterns = [
     path("<slug:code>/state/", views.machine_state, name="machine-state"),
     path("<slug:code>/start/", views.machine_start, name="machine-start"),
     path("<slug:code>/cancel/", views.machine_cancel, name="machine-cancel"),
+]
+
+api_urlpatterns = [
+    path(
+        "subscriptions/activations/",
+        apis.ActivationApi.as_view(),
+        name="api-subscription-activate",
+    ),
 ]

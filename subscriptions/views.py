@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import ConfirmaError
-from config.throttling import throttle_page
+from config.throttling import throttle_check, throttle_message, throttle_page
 from notifications.selectors import event_latest_id
 from payments.errors import InsufficientCredit
 from payments.services import wallet_account_get
@@ -192,11 +192,27 @@ def controller_state(request):
 
 
 def _plans_page(request):
+    """The plans, each with the price the customer would pay (after the coupon typed in its
+    form: the coupon field re-fetches this page with `?plan=&coupon=`) and what paying
+    would do to their current plan."""
+    coupons, coupon_refused = {}, ""
+    if request.method == "GET" and request.GET.get("coupon", "").strip():
+        # Each check tells whether a code exists: counted like checkouts (which tell the
+        # same), on a counter of its own so that looking never uses up paying.
+        retry_after = throttle_check(
+            request, "payment_session_create", ident=f"coupon-check:{request.user.pk}"
+        )
+        if retry_after is None:
+            coupons = {request.GET.get("plan", "")[:40]: request.GET["coupon"]}
+        else:
+            coupon_refused = throttle_message(retry_after)
     return render(
         request,
         "subscriptions/plans.html",
         {
-            "plans": plans_for_checkout(),
+            "plans": plans_for_checkout(user=request.user, coupons=coupons),
+            "coupon_plan": request.GET.get("plan", "")[:40],
+            "coupon_refused": coupon_refused,
             "subscription": subscription_get(user=request.user),
             "key": uuid.uuid4().hex,
         },

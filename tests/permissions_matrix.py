@@ -168,6 +168,16 @@ def has_new_proof(attr: str) -> Callable:
     return check
 
 
+def subscription_is_active(attr: str) -> Callable:
+    def check(world) -> bool:
+        from subscriptions.models import Subscription
+
+        return Subscription.objects.filter(user_id=world.fmt[attr], status="active").exists()
+
+    check.__name__ = f"{attr}_subscription_is_active"
+    return check
+
+
 # --- Checks on an allowed answer's content -----------------------------------------------------
 
 
@@ -497,6 +507,20 @@ CASES: list[Case] = [
         )
     ],
     Case("api/wallet/", "GET", "/api/wallet/", api(OK)),
+    Case(
+        "api/subscriptions/activations/",
+        "POST",
+        "/api/subscriptions/activations/",
+        api(CREATED, "staff"),
+        body="json",
+        data=lambda w: {
+            "user": str(w.fmt["other_customer"]),
+            "plan": w.fmt["plan"],
+            "days": 5,
+            "reason": "permission matrix",
+        },
+        effect=subscription_is_active("other_customer"),
+    ),
     Case("api/integration/status/", "GET", "/api/integration/status/", api(OK, "staff")),
     Case("api/tickets/", "GET", "/api/tickets/?status=paid,in_queue", api(OK, "operator")),
     Case("api/integration/test/", "POST", "/api/integration/test/", api(OK, "staff")),

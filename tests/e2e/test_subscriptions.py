@@ -53,3 +53,17 @@ def test_unknown_return_lists_recent_payments(stack, login):
     page = login(stack, "customer")
     page.goto("/billing/return/")
     assert page.locator("#return-unknown").is_visible()
+
+
+def test_the_price_after_a_coupon_shows_before_paying(stack, login):
+    page = login(stack, "customer")
+    page.goto("/billing/")
+    form = page.locator("form.plan[data-plan='pro-uzs']")
+    assert form.locator(".quote").get_attribute("data-total") == "99000.00"
+    form.locator("input[name=coupon]").fill("DEMO10")
+    page.wait_for_selector("#quote-pro-uzs[data-total='89100.00']", timeout=5000)
+    assert "You pay 89100.00 UZS" in form.locator(".quote").inner_text()
+    form.locator("input[name=coupon]").fill("NOPE")
+    page.wait_for_selector("#quote-pro-uzs[data-total='99000.00'] .coupon-error", timeout=5000)
+    assert "Unknown coupon code." in form.locator(".coupon-error").inner_text()
+    assert page.url.endswith("/billing/")  # still choosing: nothing was paid or opened

@@ -735,6 +735,7 @@ def test_subscriptions_extend_from_the_later_of_now_and_period_end(actions):
     )
     from subscriptions.services.plans import (
         SubscriptionError,
+        plan_change_credit,
         subscription_activate_manually,
         subscription_deactivate,
         subscription_for,
@@ -768,9 +769,11 @@ def test_subscriptions_extend_from_the_later_of_now_and_period_end(actions):
             name = action[0]
             subscription.refresh_from_db()
             status, end = subscription.status, subscription.current_period_end
+            plan_before = subscription.plan
             events = SubscriptionEvent.objects.filter(subscription=subscription).count()
             t0 = timezone.now()
             days = None  # days the action should add, when it activates or renews
+            plan = None  # the plan it gives
             raised = False
             try:
                 if name == "pay":
@@ -806,7 +809,7 @@ def test_subscriptions_extend_from_the_later_of_now_and_period_end(actions):
                     subscription_activate_manually(
                         user=user, plan=plans["usd"], days=action[1], actor=staff, reason="gift"
                     )
-                    days = action[1]
+                    days, plan = action[1], plans["usd"]
                 elif name == "deactivate":
                     subscription_deactivate(user=user, actor=staff, reason=action[1])
                 elif name == "expire_due":
@@ -824,7 +827,14 @@ def test_subscriptions_extend_from_the_later_of_now_and_period_end(actions):
             if days is not None and not raised:
                 assert subscription.status == SubscriptionStatus.ACTIVE
                 running = status == SubscriptionStatus.ACTIVE and end is not None and end > t1
-                if running:
+                if running and plan.tier != plan_before.tier:
+                    # A plan change: a new period from now, the unused time credited.
+                    low = t0 + timedelta(days=days)
+                    low += plan_change_credit(old=plan_before, new=plan, remaining=end - t1)
+                    high = t1 + timedelta(days=days)
+                    high += plan_change_credit(old=plan_before, new=plan, remaining=end - t0)
+                    assert low <= subscription.current_period_end <= high, f"{step} {action}"
+                elif running:
                     assert subscription.current_period_end == end + timedelta(days=days)
                 else:
                     assert (
