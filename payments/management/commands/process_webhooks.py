@@ -76,7 +76,7 @@ class Command(ConfirmaCommand):
         )
 
     def handle(self, *args, batch, once, max_seconds, **options):
-        size = batch or settings.WEBHOOK_BATCH_SIZE
+        size = settings.WEBHOOK_BATCH_SIZE if batch is None else batch
         if size < 1:
             raise usage_error("--batch must be at least 1.")
         connection.ensure_connection()  # unreachable at start: status 2, not a silent wait
