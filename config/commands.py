@@ -7,13 +7,15 @@
   for their own checks and `problems_found()` (or exit 1) for findings.
 - **Quiet scheduled runs:** run by `run_periodic` (or with `-v 0`, for cron) a command
   prints nothing; `summary()` logs what the run did through the logging configuration
-  (JSON in production), under the job's name, and only when something happened.
+  (JSON in production), only when something happened. Every record logged during a quiet
+  run — the command's and the services' it calls — carries the job's name in `job`.
 - **Progress on a terminal:** `Progress` redraws one line in place while a long command
   works, only when stdout is a terminal; `rows_watched()` reports the rows each batch of a
   service changed, without the service having to know.
 """
 
 import argparse
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +31,41 @@ EXIT_UNUSABLE = 2
 
 # Every scheduled run reports here, with the job's name in `job`.
 jobs_logger = logging.getLogger("confirma.jobs")
+
+
+_current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "confirma_job", default=None
+)
+_job_field_installed = False
+
+
+def _install_job_field() -> None:
+    """Give every log record made while a job runs (in its thread) a `job` field."""
+    global _job_field_installed
+    if _job_field_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        job = _current_job.get()
+        if job is not None:
+            record.job = job
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _job_field_installed = True
+
+
+@contextmanager
+def job_context(name: str) -> Iterator[None]:
+    """Within the block, this thread's log records carry `job=name`."""
+    _install_job_field()
+    token = _current_job.set(name)
+    try:
+        yield
+    finally:
+        _current_job.reset(token)
 
 
 def usage_error(message: str) -> CommandError:
@@ -81,6 +118,12 @@ class ConfirmaCommand(BaseCommand):
     def execute(self, *args, **options):
         self.job = options.get("job") or None
         self.verbosity = options.get("verbosity", 1)
+        if self.quiet:
+            with job_context(self.job_name):
+                return self._execute(*args, **options)
+        return self._execute(*args, **options)
+
+    def _execute(self, *args, **options):
         try:
             return super().execute(*args, **options)
         except DatabaseError as exc:
@@ -111,18 +154,13 @@ class ConfirmaCommand(BaseCommand):
         if not self.quiet:
             self.stdout.write(message)
         elif happened or level >= logging.WARNING:
-            jobs_logger.log(
-                level,
-                "%s: %s",
-                self.job_name,
-                message,
-                extra={"job": self.job_name, "counts": counts},
-            )
+            with job_context(self.job_name):
+                jobs_logger.log(level, "%s: %s", self.job_name, message, extra={"counts": counts})
 
-    def detail(self, message: str) -> None:
-        """A line for `-v 2` and more (per batch, per item); never in a quiet run."""
+    def batch_line(self, progress: "Progress", message: str) -> None:
+        """A line per batch, shown at `-v 2` and more (never in a quiet run)."""
         if not self.quiet and self.verbosity >= 2:
-            self.stdout.write(message)
+            progress.line(message)
 
     def progress(self, *, label: str, total: int | None = None) -> "Progress":
         """A progress line on stdout, drawn only when stdout is a terminal (never in a

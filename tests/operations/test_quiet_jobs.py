@@ -67,7 +67,7 @@ def test_what_a_job_did_is_logged_once_under_its_name(settings, caplog):
     assert PaymentSession.objects.filter(status="expired").count() == 3
 
 
-def test_the_log_line_is_json_in_production(settings, caplog):
+def test_the_log_line_is_json_in_production(settings):
     """Through settings.LOGGING as production configures it (LOG_FORMAT=json)."""
     config = copy.deepcopy(django_settings.LOGGING)
     stream = io.StringIO()
@@ -86,6 +86,12 @@ def test_the_log_line_is_json_in_production(settings, caplog):
     assert job_lines[0]["job"] == "expire_payment_sessions"
     assert job_lines[0]["level"] == "INFO"
     assert job_lines[0]["counts"] == {"expired": 2, "batches": 1}
+    # What the service logged meanwhile carries the job's name too.
+    service = [line for line in lines if line.get("logger") == "payments.services.expiry"]
+    assert service and {line["job"] for line in service} == {"expire_payment_sessions"}
+    # Outside a job, records have no job.
+    record = logging.getLogRecordFactory()("x", logging.INFO, __file__, 1, "after", None, None)
+    assert not hasattr(record, "job")
 
 
 def test_a_job_that_cannot_run_is_a_warning_with_its_name(settings, caplog):

@@ -68,8 +68,7 @@ class Command(ConfirmaCommand):
 
             def on_delete(rows: int) -> None:
                 progress.add(rows)
-                if self.verbosity >= 2 and not self.quiet:
-                    progress.line(f"{key}: deleted {rows} (total {progress.done})")
+                self.batch_line(progress, f"{key}: deleted {rows} (total {progress.done})")
 
             with rows_watched(table=model._meta.db_table, verb="DELETE", on_rows=on_delete):
                 return prune(older_than=age, batch_size=batch_size)

@@ -28,6 +28,7 @@ from config.commands import (
     EXIT_PROBLEMS,
     EXIT_UNUSABLE,
     ConfirmaCommand,
+    job_context,
     jobs_logger,
     problems_found,
     usage_error,
@@ -86,19 +87,21 @@ class Command(ConfirmaCommand):
     def _maybe_run(self, job, node: str) -> str | None:
         """Run `job` if it is due and this node claims it; how it ended, None when not run."""
         name = periodic_job_name(job)
+        with job_context(name):
+            return self._claim_and_run(job, name, node)
+
+    def _claim_and_run(self, job, name: str, node: str) -> str | None:
         try:
             if not periodic_claim(name=name, every=job["every"], node=node):
                 return None  # not due, or another node has this period's run
         except DatabaseError as exc:
-            jobs_logger.warning(
-                "%s: cannot claim (%s)", name, exc.__class__.__name__, extra={"job": name}
-            )
+            jobs_logger.warning("%s: cannot claim (%s)", name, exc.__class__.__name__)
             return "unreachable"
         status = self._run(job, name)
         try:
             periodic_finish(name=name, status=status)
         except DatabaseError:
-            jobs_logger.exception("%s: cannot record its end", name, extra={"job": name})
+            jobs_logger.exception("%s: cannot record its end", name)
         return status
 
     def _run(self, job, name: str) -> str:
@@ -122,7 +125,7 @@ class Command(ConfirmaCommand):
             level = logging.WARNING
             reason = f"{'found problems' if found else 'could not run'}: {exc}"
         except Exception:
-            jobs_logger.exception("%s: failed", name, extra={"job": name})
+            jobs_logger.exception("%s: failed", name)
             status = FAILED
         text = output.getvalue().strip()
         if reason or text:
@@ -133,6 +136,6 @@ class Command(ConfirmaCommand):
                 "%s: %s",
                 name,
                 "; ".join(part for part in (reason, text) if part),
-                extra={"job": name, "status": status},
+                extra={"status": status},
             )
         return status

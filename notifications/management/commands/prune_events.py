@@ -35,8 +35,7 @@ class Command(ConfirmaCommand):
 
             def on_delete(rows: int) -> None:
                 progress.add(rows)
-                if self.verbosity >= 2 and not self.quiet:
-                    progress.line(f"deleted {rows} events (total {progress.done})")
+                self.batch_line(progress, f"deleted {rows} events (total {progress.done})")
 
             with rows_watched(table=Event._meta.db_table, verb="DELETE", on_rows=on_delete):
                 deleted = events_prune(older_than=age, batch_size=batch_size)

@@ -40,8 +40,9 @@ class Command(ConfirmaCommand):
                 nonlocal batches
                 batches += 1
                 progress.add(rows)
-                if self.verbosity >= 2 and not self.quiet:
-                    progress.line(f"batch {batches}: expired {rows} (total {progress.done})")
+                self.batch_line(
+                    progress, f"batch {batches}: expired {rows} (total {progress.done})"
+                )
 
             # Each batch of the service is one UPDATE of the sessions it expires.
             table = PaymentSession._meta.db_table
