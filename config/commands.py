@@ -7,15 +7,19 @@
   for their own checks and `problems_found()` (or exit 1) for findings.
 - **Quiet scheduled runs:** run by `run_periodic` (or with `-v 0`, for cron) a command
   prints nothing; `summary()` logs what the run did through the logging configuration
-  (JSON in production), only when something happened. Every record logged during a quiet
-  run — the command's and the services' it calls — carries the job's name in `job`.
+  (JSON in production), only when something happened. Whatever a command writes to stdout
+  anyway is logged too: at DEBUG after a run that went well, at WARNING after one that
+  found problems or could not run. Every record logged during a quiet run — the
+  command's and the services' it calls — carries the job's name in `job`.
 - **Progress on a terminal:** `Progress` redraws one line in place while a long command
   works, only when stdout is a terminal; `rows_watched()` reports the rows each batch of a
   service changed, without the service having to know.
 """
 
 import argparse
+import collections
 import contextvars
+import io
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -118,10 +122,22 @@ class ConfirmaCommand(BaseCommand):
     def execute(self, *args, **options):
         self.job = options.get("job") or None
         self.verbosity = options.get("verbosity", 1)
-        if self.quiet:
-            with job_context(self.job_name):
-                return self._execute(*args, **options)
-        return self._execute(*args, **options)
+        if not self.quiet:
+            return self._execute(*args, **options)
+        output = _LastLines()
+        went_well = False
+        with job_context(self.job_name):
+            try:
+                result = self._execute(*args, **{**options, "stdout": output})
+                went_well = True
+                return result
+            except SystemExit as exc:
+                went_well = exc.code in (0, None)
+                raise
+            finally:
+                if text := output.text():
+                    level = logging.DEBUG if went_well else logging.WARNING
+                    jobs_logger.log(level, "%s: %s", self.job_name, text)
 
     def _execute(self, *args, **options):
         try:
@@ -166,6 +182,27 @@ class ConfirmaCommand(BaseCommand):
         """A progress line on stdout, drawn only when stdout is a terminal (never in a
         quiet run); per-item lines go through `Progress.line()` so that both fit."""
         return Progress(self.stdout, label=label, total=total, enabled=not self.quiet)
+
+
+class _LastLines(io.TextIOBase):
+    """Where a quiet run's stdout goes: the last lines written, kept for the log (a
+    long-running worker never fills memory with them)."""
+
+    def __init__(self, keep: int = 200) -> None:
+        super().__init__()
+        self._lines: collections.deque[str] = collections.deque(maxlen=keep)
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *complete, self._partial = (self._partial + text).split("\n")
+        self._lines.extend(line for line in complete if line.strip())
+        return len(text)
+
+    def text(self) -> str:
+        return "\n".join([*self._lines, self._partial] if self._partial.strip() else self._lines)
 
 
 class Progress:

@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from config.models import PeriodicJob
+from config.services import periodic_job_name
 from payments.models import PaymentSession
 from tests.operations.test_expiry import insert_sessions
 
@@ -42,12 +43,26 @@ def jobs_records(caplog) -> list[logging.LogRecord]:
 
 
 def test_nothing_to_do_prints_and_logs_nothing(settings, caplog):
-    settings.PERIODIC_JOBS = JOBS
+    """Every periodic job as shipped, three rounds: not one line printed or logged."""
     caplog.set_level(logging.DEBUG, logger="confirma.jobs")
     for _ in range(3):
         assert run_periodic(settings) == ("", "")
     assert [r for r in jobs_records(caplog) if r.levelno >= logging.INFO] == []
-    assert set(PeriodicJob.objects.values_list("last_status", flat=True)) == {"ok"}
+    names = {periodic_job_name(job) for job in django_settings.PERIODIC_JOBS}
+    assert dict(PeriodicJob.objects.values_list("name", "last_status")) == dict.fromkeys(
+        names, "ok"
+    )
+    assert PeriodicJob.objects.filter(runs=3).count() == len(names)
+
+
+def test_what_a_command_prints_anyway_is_logged_at_debug(caplog):
+    caplog.set_level(logging.DEBUG, logger="confirma.jobs")
+    out = io.StringIO()
+    call_command("retry_webhooks", "-v", "0", stdout=out)
+    assert out.getvalue() == ""
+    (record,) = jobs_records(caplog)
+    assert (record.levelno, record.job) == (logging.DEBUG, "retry_webhooks")
+    assert record.getMessage().startswith("retry_webhooks: retried 0 webhook deliveries")
 
 
 def test_what_a_job_did_is_logged_once_under_its_name(settings, caplog):
