@@ -293,7 +293,8 @@ def test_an_unreachable_database_exits_2():
         timeout=60,
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "Could not expire payment sessions: OperationalError" in done.stderr
+    assert "expire_payment_sessions could not run: the database is unreachable" in done.stderr
+    assert "OperationalError" in done.stderr
 
 
 def test_it_runs_every_minute():

@@ -178,7 +178,8 @@ def test_an_unreachable_database_exits_2():
         timeout=60,
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "Could not prune: OperationalError" in done.stderr
+    assert "prune could not run: the database is unreachable" in done.stderr
+    assert "OperationalError" in done.stderr
 
 
 def test_prune_replaces_prune_events_in_the_periodic_jobs():

@@ -1,18 +1,20 @@
 """`manage.py db_worker`: django-tasks-db's worker, plus a heartbeat /healthz can read.
 
 The heartbeat is written from the worker's own loop (before each task and while idle), so
-a worker that is stuck or dead stops beating and /healthz turns to 503.
+a worker that is stuck or dead stops beating and /healthz turns to 503. Exit status 0 when
+it stops, 2 when it could not run (bad option, database unavailable).
 """
 
 import os
 import time
 
 from django.conf import settings
-from django.core.management.base import CommandError
+from django.db import connection
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
-from django_tasks_db.management.commands.db_worker import Command as BaseCommand
+from django_tasks_db.management.commands.db_worker import Command as WorkerCommand
 from django_tasks_db.management.commands.db_worker import Worker
 
+from config.commands import ConfirmaCommand, usage_error
 from config.services import worker_heartbeat_beat
 
 
@@ -49,7 +51,7 @@ class HeartbeatWorker(Worker):
         self.beat(force=True)
 
 
-class Command(BaseCommand):
+class Command(ConfirmaCommand, WorkerCommand):
     help = "Run a database background worker that writes a heartbeat."
 
     def handle(
@@ -71,7 +73,8 @@ class Command(BaseCommand):
         queue_names = queue_name.split(",")
         excluded = exclude_queues.split(",") if exclude_queues else []
         if excluded and "*" not in queue_names:
-            raise CommandError("--exclude-queues can only be used with --queue-name=*")
+            raise usage_error("--exclude-queues can only be used with --queue-name=*")
+        connection.ensure_connection()  # unreachable: status 2 now, not a worker that dies
         worker = HeartbeatWorker(
             keep_running=not batch,
             poll_interval=interval,

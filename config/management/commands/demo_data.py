@@ -1,12 +1,15 @@
+"""`manage.py demo_data`: demo users and data (development only; idempotent). Exit status
+0, or 2 when it could not run (DEBUG off without --force, database unavailable)."""
+
 import os
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
 
+from config.commands import ConfirmaCommand, usage_error
 from config.demo import demo_builders, demo_users_ensure
 
 
-class Command(BaseCommand):
+class Command(ConfirmaCommand):
     help = "Create demo users (one per role, a customer and a superuser) and print the logins."
 
     def add_arguments(self, parser):
@@ -15,7 +18,11 @@ class Command(BaseCommand):
             default=None,
             help="password for new demo users (default: $DEMO_PASSWORD or confirma-demo)",
         )
-        parser.add_argument("--reset-passwords", action="store_true")
+        parser.add_argument(
+            "--reset-passwords",
+            action="store_true",
+            help="set the password of demo users that already exist too",
+        )
         parser.add_argument(
             "--force",
             action="store_true",
@@ -24,7 +31,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, password, reset_passwords, force, **options):
         if not settings.DEBUG and not force:
-            raise CommandError("Refusing to create demo users with DEBUG off (use --force).")
+            raise usage_error("Refusing to create demo users with DEBUG off (use --force).")
         password = password or os.environ.get("DEMO_PASSWORD") or "confirma-demo"
         logins = demo_users_ensure(password=password, reset_passwords=reset_passwords)
         self.stdout.write(f"Demo logins (password for new users: {password}):")

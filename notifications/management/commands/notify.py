@@ -1,12 +1,16 @@
+"""`manage.py notify`: publish an event to audiences, live. Exit status 0 when published,
+2 when nothing was (bad input, or the database or the channel layer unreachable: a retry
+never publishes twice)."""
+
 import json
 
-from django.core.management.base import BaseCommand, CommandError
-
+from config.commands import ConfirmaCommand, usage_error
 from config.errors import ConfirmaError
+from config.selectors import channel_layer_health
 from notifications.services import event_publish
 
 
-class Command(BaseCommand):
+class Command(ConfirmaCommand):
     help = "Publish an event to an audience (e.g. role:cashier) from the command line."
 
     def add_arguments(self, parser):
@@ -24,12 +28,18 @@ class Command(BaseCommand):
         try:
             payload = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise CommandError(f"--data is not valid JSON: {exc.msg}") from exc
+            raise usage_error(f"--data is not valid JSON: {exc.msg}") from exc
         if not isinstance(payload, dict):
-            raise CommandError("--data must be a JSON object")
+            raise usage_error("--data must be a JSON object")
+        layer = channel_layer_health()
+        if not layer["ok"]:
+            raise usage_error(
+                f"the channel layer is unreachable ({layer.get('error', '')}): nothing "
+                "published, as it could not reach anyone live"
+            )
         try:
             events = event_publish(audience=audience, type=type, payload=payload)
         except ConfirmaError as exc:
-            raise CommandError(exc.message) from exc
+            raise usage_error(exc.message) from exc
         for event in events:
             self.stdout.write(f"published event {event.id} {event.type} to {event.audience}")

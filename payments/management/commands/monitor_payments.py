@@ -2,15 +2,15 @@
 paid for. Cron-friendly: exit 0 healthy, 1 gaps or failures found, 2 could not run."""
 
 import json
+import logging
 import sys
 import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError
 
+from config.commands import ConfirmaCommand, usage_error
 from config.nodes import periodic_overdue, tasks_orphaned, tasks_recover
 from notifications.services import alert_raise
 from payments.services.deliveries import backlog
@@ -29,7 +29,7 @@ def _age(seconds: int | None) -> str:
     return f"{seconds // 86400}d"
 
 
-class Command(BaseCommand):
+class Command(ConfirmaCommand):
     help = (
         "Payments completed but not fulfilled, held for a staff decision, or one user's "
         "story. `check` lists gaps, `watch` repeats and prints changes, `user` reports one "
@@ -37,30 +37,35 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        sub = parser.add_subparsers(dest="action", required=True)
+        sub = parser.add_subparsers(dest="action", required=True, help="what to do")
+        helps = {
+            "check": "list the gaps once",
+            "watch": "check repeatedly, printing only what changed",
+        }
         for name in ("check", "watch"):
-            cmd = sub.add_parser(name)
+            cmd = sub.add_parser(name, help=helps[name])
             cmd.add_argument("--repair", action="store_true", help="re-run fulfilment for gaps")
             cmd.add_argument("--json", action="store_true", help="machine-readable output")
             cmd.add_argument("--limit", type=int, default=1000, help="gaps listed at most")
             if name == "watch":
-                cmd.add_argument("--interval", type=float, default=10.0, help="seconds")
+                cmd.add_argument(
+                    "--interval", type=float, default=10.0, help="seconds between rounds"
+                )
                 cmd.add_argument("--count", type=int, default=0, help="rounds (0: forever)")
-        cmd = sub.add_parser("user")
+        cmd = sub.add_parser("user", help="one user's payments, subscription and events")
         cmd.add_argument("who", help="user id, username or e-mail")
-        cmd.add_argument("--json", action="store_true")
-        cmd.add_argument("--limit", type=int, default=50)
+        cmd.add_argument("--json", action="store_true", help="machine-readable output")
+        cmd.add_argument(
+            "--limit", type=int, default=50, help="rows listed per section (default 50)"
+        )
 
     def handle(self, *args, **options):
-        try:
-            if options["action"] == "user":
-                code = self._user(options)
-            elif options["action"] == "watch":
-                code = self._watch(options)
-            else:
-                code = self._round(options, previous=None)[0]
-        except DatabaseError as exc:
-            raise CommandError(f"could not run: {exc.__class__.__name__}", returncode=2) from exc
+        if options["action"] == "user":
+            code = self._user(options)
+        elif options["action"] == "watch":
+            code = self._watch(options)
+        else:
+            code = self._round(options, previous=None)[0]
         if code:
             sys.exit(code)
 
@@ -68,7 +73,7 @@ class Command(BaseCommand):
 
     def _round(self, options, previous: set | None):
         if options["limit"] < 1:
-            raise CommandError("--limit must be at least 1", returncode=2)
+            raise usage_error("--limit must be at least 1")
         gaps, total = gaps_find(limit=options["limit"])
         report = gaps_repair(gaps) if options["repair"] else None
         if report and report.repaired:
@@ -84,7 +89,9 @@ class Command(BaseCommand):
             )
         keys = {g.key for g in gaps}
         nodes = self._nodes(repair=options["repair"]) if previous is None else None
-        if previous is None:
+        if previous is None and self.quiet:
+            self._summarise(gaps, total, report, nodes)
+        elif previous is None:
             self._print_all(options, gaps, total, report, nodes)
         else:
             self._print_changes(options, gaps, previous, report)
@@ -140,6 +147,24 @@ class Command(BaseCommand):
             self.stdout.write(self._line(gap))
         more = f" ({total - len(gaps)} more not listed)" if total > len(gaps) else ""
         self.stdout.write(f"{total} gap(s){more}")
+
+    def _summarise(self, gaps, total, report, nodes) -> None:
+        """A scheduled check: one log line when it found or repaired something."""
+        repaired = len(report.repaired) if report else 0
+        failing = len(report.failed) if report else 0
+        problems = bool(total or failing or nodes["problems"])
+        self.summary(
+            f"{total} gap(s), {repaired} repaired, {failing} still failing; "
+            f"{len(nodes['orphaned_tasks'])} orphaned task(s), "
+            f"{len(nodes['periodic_overdue'])} overdue periodic job(s), webhook backlog "
+            f"{'too old' if nodes['webhook_backlog']['too_old'] else 'fine'}",
+            happened=bool(problems or repaired),
+            level=logging.WARNING if problems else logging.INFO,
+            gaps=[g.as_dict() for g in gaps[:20]],
+            total=total,
+            repaired=report.repaired if report else [],
+            repair_failed=report.failed if report else {},
+        )
 
     def _print_nodes(self, nodes: dict) -> None:
         waiting = nodes["webhook_backlog"]
@@ -222,7 +247,7 @@ class Command(BaseCommand):
             user = users.filter(pk=int(who)).first()
         user = user or users.filter(username=who).first() or users.filter(email__iexact=who).first()
         if user is None:
-            raise CommandError(f"no user {who[:60]!r}", returncode=2)
+            raise usage_error(f"no user {who[:60]!r}")
         overview = user_overview(user=user, limit=options["limit"])
         if options["json"]:
             self.stdout.write(json.dumps(overview, cls=DjangoJSONEncoder))

@@ -8,7 +8,8 @@ looks every WEBHOOK_WORKER_IDLE_SECONDS anyway, for retries that came due and cl
 worker died. On SQLite (the one-command demo) it looks every 0.2 seconds.
 
 Run as many as you like, on any number of nodes: they never take the same delivery.
-SIGTERM or Ctrl+C stops it after the batch in hand.
+SIGTERM or Ctrl+C stops it after the batch in hand. Exit status 0 when it stops, 2 when it
+could not start (bad option, database unreachable).
 """
 
 import logging
@@ -16,16 +17,16 @@ import signal
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
+from config.commands import ConfirmaCommand, usage_error
 from payments.services.deliveries import deliveries_run, worker_name
 from payments.services.wake import wake_listener
 
 logger = logging.getLogger(__name__)
 
 
-class Command(BaseCommand):
+class Command(ConfirmaCommand):
     help = "Process webhook deliveries as they arrive (a webhook worker; run one or more)."
 
     def add_arguments(self, parser):
@@ -40,9 +41,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, batch, once, max_seconds, **options):
-        size = batch or settings.WEBHOOK_BATCH_SIZE
+        size = settings.WEBHOOK_BATCH_SIZE if batch is None else batch
         if size < 1:
-            raise CommandError("--batch must be at least 1.", returncode=2)
+            raise usage_error("--batch must be at least 1.")
+        connection.ensure_connection()  # unreachable at start: status 2, not a silent wait
         stopping = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopping.append(True))

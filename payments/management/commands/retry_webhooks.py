@@ -15,13 +15,14 @@ import json
 import sys
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from config.commands import ConfirmaCommand, usage_error
 from payments.services.deliveries import backlog_check, deliveries_run
 
 
-class Command(BaseCommand):
+class Command(ConfirmaCommand):
     help = "Retry failed webhook deliveries that are due, with back-off, until they go dead."
 
     def add_arguments(self, parser):
@@ -32,7 +33,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, limit, **options):
         if limit < 1:
-            raise CommandError("--limit must be at least 1.", returncode=2)
+            raise usage_error("--limit must be at least 1.")
         try:
             report = deliveries_run(
                 limit=min(limit, settings.WEBHOOK_BATCH_SIZE),

@@ -1,16 +1,23 @@
-from django.core.management.base import BaseCommand
+"""`manage.py complete_machine_sessions`: end machine sessions whose time is up and
+expire unpaid ones. Run every 5 seconds. Exit status 0, or 2 when it could not run
+(database unavailable)."""
 
+from config.commands import ConfirmaCommand
 from subscriptions.services.machines import (
     usage_sessions_complete_due,
     usage_sessions_expire_unpaid,
 )
 
 
-class Command(BaseCommand):
+class Command(ConfirmaCommand):
     help = "Complete machine sessions whose time is up; expire unpaid ones."
 
     def handle(self, *args, **options):
         completed = usage_sessions_complete_due()
         expired = usage_sessions_expire_unpaid()
-        if completed or expired or options["verbosity"] > 1:
-            self.stdout.write(f"completed {completed}, expired {expired} machine sessions")
+        self.summary(
+            f"completed {completed}, expired {expired} machine sessions",
+            happened=bool(completed or expired),
+            completed=completed,
+            expired=expired,
+        )

@@ -1,11 +1,13 @@
-from django.core.management.base import BaseCommand
+"""`manage.py expire_subscriptions`: end subscriptions whose period is over. Run every
+minute. Exit status 0, or 2 when it could not run (database unavailable)."""
 
+from config.commands import ConfirmaCommand
 from subscriptions.services.plans import subscriptions_expire_due
 
 
-class Command(BaseCommand):
+class Command(ConfirmaCommand):
     help = "Expire subscriptions whose period has ended (event and notification each)."
 
     def handle(self, *args, **options):
         count = subscriptions_expire_due()
-        self.stdout.write(f"{count} subscription(s) expired")
+        self.summary(f"{count} subscription(s) expired", happened=bool(count), expired=count)

@@ -3,17 +3,18 @@
 Run every 15 seconds (settings.PERIODIC_JOBS, or cron). A job left `sending` longer than
 an attempt can last may already have come out of the printer: it is re-queued marked
 REPRINT, the operators told (or, after its last attempt, failed and alerted); a `queued`
-job whose task was lost is queued again, unmarked. Exit status 0, or 2 when the database
-is unavailable.
+job whose task was lost is queued again, unmarked. Exit status 0, 1 when a job had to be
+failed (its ticket is in PRINT_ERROR, staff alerted), 2 when it could not run (bad
+option, database unavailable).
 """
 
-from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+import logging
 
+from config.commands import ConfirmaCommand, problems_found, usage_error
 from tickets.services import print_jobs_recover, print_lease_seconds
 
 
-class Command(BaseCommand):
+class Command(ConfirmaCommand):
     help = "Re-queue or fail print jobs abandoned by a worker that stopped mid-job."
 
     def add_arguments(self, parser):
@@ -27,15 +28,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, older_than, **options):
         if older_than is not None and older_than <= 0:
-            raise CommandError("--older-than must be positive.", returncode=2)
-        try:
-            report = print_jobs_recover(older_than=older_than)
-        except DatabaseError as exc:
-            raise CommandError(
-                f"Could not recover print jobs: {exc.__class__.__name__}: {exc}", returncode=2
-            ) from exc
+            raise usage_error("--older-than must be positive.")
+        report = print_jobs_recover(older_than=older_than)
         lease = print_lease_seconds() if older_than is None else older_than
-        self.stdout.write(
+        requeued, failed = len(report.requeued), len(report.failed)
+        self.summary(
             f"print jobs abandoned for more than {lease:g} s: "
-            f"{len(report.requeued)} re-queued, {len(report.failed)} failed"
+            f"{requeued} re-queued, {failed} failed",
+            happened=bool(requeued or failed),
+            level=logging.WARNING if failed else logging.INFO,
+            requeued=requeued,
+            failed=failed,
         )
+        if failed:
+            raise problems_found(f"{failed} print job(s) failed after their last attempt.")
