@@ -293,7 +293,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Confirma API",
-    "DESCRIPTION": "Payment sessions, confirmations and the live state of what was paid for.",
+    "DESCRIPTION": "Payment sessions, confirmations and the live state of what was paid for. "
+    "The events pushed live on the WebSocket /ws/events/ are described in the "
+    "[AsyncAPI catalogue](/api/events/asyncapi.json).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
