@@ -560,8 +560,11 @@ def asyncapi_document() -> dict:
             "events": {
                 "address": "/ws/events/",
                 "title": "Events",
-                "description": "Query: `since` (last id seen), `token` (signed token of a "
-                "kiosk, display or machine).",
+                "description": "Query: `since` (the last id the client has: missed events "
+                "are replayed first), `token` (the signed token of a kiosk, display or "
+                "machine), and, with `since`, `from` (the id the client started listening "
+                "at) with `seen` (ids it holds, comma-separated, at most 500) to get events "
+                "that committed late between the two.",
                 "messages": messages,
                 "bindings": {
                     "ws": {
@@ -570,6 +573,8 @@ def asyncapi_document() -> dict:
                             "properties": {
                                 "since": {"type": "string", "pattern": "^[0-9]{1,18}$"},
                                 "token": {"type": "string"},
+                                "from": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                                "seen": {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"},
                             },
                         },
                         "bindingVersion": "0.1.0",

@@ -119,6 +119,26 @@ def test_examples_match_their_own_schemas(document):
             assert list(validator.iter_errors(example["payload"])) == [], key
 
 
+def test_every_reference_in_the_document_resolves(document):
+    def refs(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                yield node["$ref"]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    found = list(refs(document))
+    assert len(found) == len(document["channels"]["events"]["messages"]) + 2
+    for ref in found:
+        node = document
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+        assert isinstance(node, dict), ref
+
+
 def test_the_old_names_businesses_used_point_to_confirma_events(document):
     old = {name: entry.type for entry in EVENTS for name in entry.old_names}
     assert old == {
