@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import error_responses
-from config.event_catalogue import asyncapi_document
+from config.asyncapi import asyncapi_document
 from config.roles import user_roles
 from notifications.audiences import user_audiences
 

@@ -1,4 +1,4 @@
-"""The catalogue of the events Confirma publishes, and the AsyncAPI 3.0 document built from it.
+"""The catalogue of the events Confirma publishes (config/asyncapi.py makes it a document).
 
 Every event reaches a screen as one JSON frame on the WebSocket `/ws/events/`:
 `{"id": <cursor>, "type": "<event type>", "payload": {…}, "at": "<ISO 8601 time>"}`. An
@@ -7,7 +7,8 @@ payload, an example, and the names front ends used for it before Confirma. The t
 events through the real services and check every one against these schemas, and fail when
 code publishes a type this catalogue does not list (tests/notifications/test_event_catalogue.py).
 
-The document is served at /api/events/asyncapi.json, beside the OpenAPI schema.
+The AsyncAPI document built from it is served at /api/events/asyncapi.json, beside the
+OpenAPI schema.
 """
 
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from payments.models import PaymentStatus
 from subscriptions.models import SubscriptionStatus, UsageStatus
 from tickets.models import TicketStatus
 
-ASYNCAPI_VERSION = "3.0.0"
 CATALOGUE_VERSION = "1.0.0"
 
 
@@ -31,7 +31,7 @@ class EventEntry:
     old_names: tuple[str, ...] = ()
 
 
-def _object(required: dict, optional: dict | None = None) -> dict:
+def object_schema(required: dict, optional: dict | None = None) -> dict:
     return {
         "type": "object",
         "required": list(required),
@@ -40,7 +40,7 @@ def _object(required: dict, optional: dict | None = None) -> dict:
     }
 
 
-def _enum(values, description: str = "") -> dict:
+def enum_schema(values, description: str = "") -> dict:
     schema = {"type": "string", "enum": [str(value) for value in values]}
     return {**schema, "description": description} if description else schema
 
@@ -66,8 +66,8 @@ PURPOSES = ("wallet_topup", "machine_session", "subscription", "ticket", "order"
 PAYMENT_AUDIENCES = ("user:<id>", "payment:<reference>")
 _PAYMENT = {
     "reference": {**TEXT, "description": "The payment session's public reference."},
-    "purpose": _enum(PURPOSES, "What the payment pays for."),
-    "status": _enum(PaymentStatus.values),
+    "purpose": enum_schema(PURPOSES, "What the payment pays for."),
+    "status": enum_schema(PaymentStatus.values),
     "amount": DECIMAL,
     "currency": CURRENCY,
 }
@@ -90,7 +90,7 @@ def _payment_event(type_, summary, status, extra=None, optional=None, example=No
         audiences=PAYMENT_AUDIENCES,
         summary=summary + " Sent to the paying user (when logged in) and to whoever holds "
         "the payment's token (a kiosk or a waiting page).",
-        payload=_object({**_PAYMENT, **(extra or {})}, optional),
+        payload=object_schema({**_PAYMENT, **(extra or {})}, optional),
         example=_payment_example(status, **(example or {})),
         **kw,
     )
@@ -116,7 +116,7 @@ PAYMENT_EVENTS = [
         "Money arrived but needs staff before anything is delivered: a wrong amount, a "
         "second payment for a completed session, or a payment after the session closed.",
         "completed",
-        extra={"reason": _enum(["mismatch", "duplicate_payment", "late"])},
+        extra={"reason": enum_schema(["mismatch", "duplicate_payment", "late"])},
         example={"reason": "mismatch"},
     ),
     _payment_event(
@@ -124,7 +124,7 @@ PAYMENT_EVENTS = [
         "A completed payment was refunded or charged back; `credit_returned` when wallet "
         "credit went back to the wallet.",
         "refunded",
-        optional={"reason": _enum(["credit_returned"])},
+        optional={"reason": enum_schema(["credit_returned"])},
     ),
     _payment_event("payment.failed", "The provider refused or failed the payment.", "failed"),
     _payment_event("payment.cancelled", "The payment was cancelled.", "cancelled"),
@@ -139,14 +139,14 @@ ORDER_EVENTS = [
         audiences=("role:cashier", "role:waiter", "role:kitchen"),
         summary="An order changed: its status, or its payment method. Dashboards re-fetch "
         "the order.",
-        payload=_object(
+        payload=object_schema(
             {
                 "order": ID,
-                "status": _enum(OrderStatus.values),
+                "status": enum_schema(OrderStatus.values),
                 "table": TEXT,
                 "total": DECIMAL,
                 "currency": CURRENCY,
-                "method": _enum(["", *PaymentMethod.values], "Empty until a proof is sent."),
+                "method": enum_schema(["", *PaymentMethod.values], "Empty until a proof is sent."),
                 "at": WHEN,
             }
         ),
@@ -166,14 +166,14 @@ ORDER_EVENTS = [
         audiences=("role:cashier",),
         summary="A waiter sent a payment proof for an order: the cashier verifies it. "
         "`action` is `resubmitted` (and `attempt` above 1) when it follows a rejection.",
-        payload=_object(
+        payload=object_schema(
             {
                 "order": ID,
                 "table": TEXT,
-                "method": _enum(PaymentMethod.values),
+                "method": enum_schema(PaymentMethod.values),
                 "total": DECIMAL,
                 "currency": CURRENCY,
-                "action": _enum(["submitted", "resubmitted"]),
+                "action": enum_schema(["submitted", "resubmitted"]),
                 "attempt": COUNT,
                 "proof": ID,
             }
@@ -194,7 +194,7 @@ ORDER_EVENTS = [
         type="payment.rejected",
         audiences=("user:<id>",),
         summary="The cashier rejected a payment proof; sent to the order's waiter.",
-        payload=_object({"order": ID, "table": TEXT, "reason": TEXT, "attempt": COUNT}),
+        payload=object_schema({"order": ID, "table": TEXT, "reason": TEXT, "attempt": COUNT}),
         example={"order": 41, "table": "Mesa 4", "reason": "Amount does not match", "attempt": 1},
     ),
 ]
@@ -202,7 +202,7 @@ ORDER_EVENTS = [
 # --- Subscriptions and machines ------------------------------------------------------------------
 
 _SUBSCRIPTION = {
-    "status": _enum(SubscriptionStatus.values),
+    "status": enum_schema(SubscriptionStatus.values),
     "plan": {"type": ["string", "null"], "description": "The plan's code."},
     "plan_name": {"type": ["string", "null"]},
     "tier": TEXT,
@@ -224,7 +224,7 @@ def _subscription_event(type_, summary, extra=None, optional=None, example=None)
         type=type_,
         audiences=("user:<id>",),
         summary=summary,
-        payload=_object({**_SUBSCRIPTION, **(extra or {})}, optional),
+        payload=object_schema({**_SUBSCRIPTION, **(extra or {})}, optional),
         example={**_SUBSCRIPTION_EXAMPLE, **(example or {})},
     )
 
@@ -234,7 +234,7 @@ _USAGE = {
     "machine": {**TEXT, "description": "The machine's code."},
     "machine_name": TEXT,
     "minutes": COUNT,
-    "status": _enum(UsageStatus.values),
+    "status": enum_schema(UsageStatus.values),
     "started_at": MAYBE_WHEN,
     "ends_at": MAYBE_WHEN,
 }
@@ -254,7 +254,7 @@ def _usage_event(type_, summary, extra=None, example=None):
         type=type_,
         audiences=("user:<id>",),
         summary=summary,
-        payload=_object({**_USAGE, **(extra or {})}),
+        payload=object_schema({**_USAGE, **(extra or {})}),
         example={**_USAGE_EXAMPLE, **(example or {})},
     )
 
@@ -264,7 +264,7 @@ SUBSCRIPTION_EVENTS = [
         "subscription.activated",
         "A payment (or staff) activated or extended the user's subscription; `kind` is "
         "`activated`, `renewed` (extended from its current end) or `manual` (by staff).",
-        extra={"kind": _enum(["activated", "renewed", "manual"])},
+        extra={"kind": enum_schema(["activated", "renewed", "manual"])},
         optional={"reference": {**TEXT, "description": "The payment, unless manual."}},
         example={"kind": "activated", "reference": "ps_8kQ2vX7mN4rT1wZ9"},
     ),
@@ -300,14 +300,16 @@ SUBSCRIPTION_EVENTS = [
         type="machine.activate",
         audiences=("machine:<id>",),
         summary="Sent to the machine's controller: switch on until `ends_at`.",
-        payload=_object({"usage_session": ID, "ends_at": WHEN}),
+        payload=object_schema({"usage_session": ID, "ends_at": WHEN}),
         example={"usage_session": 310, "ends_at": "2026-12-06T10:30:00+00:00"},
     ),
     EventEntry(
         type="machine.deactivate",
         audiences=("machine:<id>",),
         summary="Sent to the machine's controller: switch off now.",
-        payload=_object({"usage_session": ID, "reason": _enum(["time_up", "ended_by_staff"])}),
+        payload=object_schema(
+            {"usage_session": ID, "reason": enum_schema(["time_up", "ended_by_staff"])}
+        ),
         example={"usage_session": 310, "reason": "time_up"},
     ),
 ]
@@ -319,7 +321,7 @@ _TICKET = {
     "code": {**TEXT, "description": "What the ticket and the display board show (A-007)."},
     "service": TEXT,
     "service_id": ID,
-    "status": _enum(TicketStatus.values),
+    "status": enum_schema(TicketStatus.values),
     "desk": {**TEXT, "description": "Where the customer goes; empty until called."},
     "reference": {**TEXT, "description": "The reference of the payment it was bought with."},
 }
@@ -340,7 +342,7 @@ def _ticket_event(type_, summary, status, audiences=TICKET_AUDIENCES, **example)
         type=type_,
         audiences=audiences,
         summary=summary,
-        payload=_object(_TICKET),
+        payload=object_schema(_TICKET),
         example={**_TICKET_EXAMPLE, "status": status, **example},
     )
 
@@ -369,7 +371,7 @@ TICKET_EVENTS = [
         audiences=("role:operator",),
         summary="A print attempt broke off after the printer may have printed part of the "
         "ticket: it is sent again marked REPRINT.",
-        payload=_object({**_TICKET, "job": ID, "attempt": COUNT}),
+        payload=object_schema({**_TICKET, "job": ID, "attempt": COUNT}),
         example={**_TICKET_EXAMPLE, "status": "printing", "job": 88, "attempt": 1},
     ),
 ]
@@ -385,7 +387,7 @@ ALERT_EVENTS = [
         "receive the printer failures of their queue, with the ticket's code.",
         payload={
             "oneOf": [
-                _object(
+                object_schema(
                     {
                         "code": TEXT,
                         "message": TEXT,
@@ -394,7 +396,9 @@ ALERT_EVENTS = [
                         "count": COUNT,
                     }
                 ),
-                _object({"code": {"const": "ticket.print_error"}, "ticket": TEXT, "error": TEXT}),
+                object_schema(
+                    {"code": {"const": "ticket.print_error"}, "ticket": TEXT, "error": TEXT}
+                ),
             ]
         },
         example={
@@ -421,7 +425,7 @@ CONTROL_FRAMES = {
     "live": (
         "The connection's live updates are degraded (the page shows it is reconnecting "
         "and the log is read instead) or ok again.",
-        {"state": _enum(["ok", "degraded"])},
+        {"state": enum_schema(["ok", "degraded"])},
         {"type": "live", "state": "degraded", "at": "2026-12-06T10:00:00+00:00"},
     ),
     "resync": (
@@ -440,160 +444,3 @@ CONTROL_FRAMES = {
         {"type": "pong", "at": "2026-12-06T10:00:00+00:00"},
     ),
 }
-
-
-def frame_schema(entry: EventEntry) -> dict:
-    """The JSON Schema of the whole frame that carries an event of `entry`."""
-    return {
-        "type": "object",
-        "required": ["id", "type", "payload", "at"],
-        "properties": {
-            "id": {**ID, "description": "The event's cursor: resume with ?since=<id>."},
-            "type": {"const": entry.type},
-            "payload": entry.payload,
-            "at": WHEN,
-        },
-        "additionalProperties": False,
-    }
-
-
-def _message_key(name: str) -> str:
-    return name.replace(".", "_")
-
-
-def _event_message(entry: EventEntry) -> dict:
-    audiences = ", ".join(f"`{audience}`" for audience in entry.audiences)
-    message = {
-        "name": entry.type,
-        "title": entry.type,
-        "summary": entry.summary,
-        "description": f"Audiences: {audiences}."
-        + (
-            " Front ends written before Confirma called it "
-            + ", ".join(f"`{name}`" for name in entry.old_names)
-            + "."
-            if entry.old_names
-            else ""
-        ),
-        "contentType": "application/json",
-        "payload": frame_schema(entry),
-        "examples": [
-            {
-                "name": _message_key(entry.type),
-                "payload": {
-                    "id": 1042,
-                    "type": entry.type,
-                    "payload": entry.example,
-                    "at": "2026-12-06T10:00:00.123456+00:00",
-                },
-            }
-        ],
-        "x-audiences": list(entry.audiences),
-    }
-    if entry.old_names:
-        message["x-old-names"] = list(entry.old_names)
-    return message
-
-
-def _control_message(kind: str) -> dict:
-    summary, extra, example = CONTROL_FRAMES[kind]
-    return {
-        "name": kind,
-        "title": kind,
-        "summary": summary,
-        "contentType": "application/json",
-        "payload": _object({"type": {"const": kind}, **extra, "at": WHEN}),
-        "examples": [{"name": kind, "payload": example}],
-    }
-
-
-def asyncapi_document() -> dict:
-    """The AsyncAPI 3.0 document of the events WebSocket: every event type and control
-    frame as a message Confirma sends, and the `ping` it answers."""
-    messages = {_message_key(entry.type): _event_message(entry) for entry in EVENTS}
-    messages |= {kind: _control_message(kind) for kind in CONTROL_FRAMES}
-    messages["ping"] = {
-        "name": "ping",
-        "title": "ping",
-        "summary": "Sent by the client; Confirma answers `pong`.",
-        "contentType": "application/json",
-        "payload": _object({"type": {"const": "ping"}}),
-        "examples": [{"name": "ping", "payload": {"type": "ping"}}],
-    }
-    channel_ref = {"$ref": "#/channels/events"}
-    sent = [key for key in messages if key != "ping"]
-    return {
-        "asyncapi": ASYNCAPI_VERSION,
-        "info": {
-            "title": "Confirma events",
-            "version": CATALOGUE_VERSION,
-            "description": (
-                "What Confirma tells screens as it happens. One WebSocket, `/ws/events/`, "
-                "carries every event to the audiences the connection may see, decided by "
-                "the server: a logged-in user (session cookie) gets `user:<id>` and "
-                "`role:<role>` for each role held (staff get every role); a signed `token=` "
-                "adds `payment:<reference>` (a kiosk or a waiting page), `display:<name>` "
-                "(a public board) or `machine:<id>` (a machine's controller).\n\n"
-                "Each event is a frame `{id, type, payload, at}`; `id` grows. Reconnect with "
-                "`?since=<last id>` to get what was missed, in order; de-duplicate by `id`. "
-                "Amounts are decimal strings, times ISO 8601 with offset. Payloads may gain "
-                "keys in later versions; names never change meaning.\n\n"
-                "Staff may also publish announcements of their own (`manage.py notify`), "
-                "whose type and payload they choose."
-            ),
-        },
-        "defaultContentType": "application/json",
-        "servers": {
-            "confirma": {
-                "host": "{host}",
-                "protocol": "wss",
-                "description": "Confirma itself (ws:// on a development machine).",
-                "variables": {
-                    "host": {
-                        "default": "confirma.example.com",
-                        "description": "Where Confirma is served.",
-                    }
-                },
-            }
-        },
-        "channels": {
-            "events": {
-                "address": "/ws/events/",
-                "title": "Events",
-                "description": "Query: `since` (the last id the client has: missed events "
-                "are replayed first), `token` (the signed token of a kiosk, display or "
-                "machine), and, with `since`, `from` (the id the client started listening "
-                "at) with `seen` (ids it holds, comma-separated, at most 500) to get events "
-                "that committed late between the two.",
-                "messages": messages,
-                "bindings": {
-                    "ws": {
-                        "query": {
-                            "type": "object",
-                            "properties": {
-                                "since": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-                                "token": {"type": "string"},
-                                "from": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-                                "seen": {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"},
-                            },
-                        },
-                        "bindingVersion": "0.1.0",
-                    }
-                },
-            }
-        },
-        "operations": {
-            "sendEvents": {
-                "action": "send",
-                "channel": channel_ref,
-                "title": "Events and control frames Confirma sends",
-                "messages": [{"$ref": f"#/channels/events/messages/{key}"} for key in sent],
-            },
-            "receivePing": {
-                "action": "receive",
-                "channel": channel_ref,
-                "title": "A client's ping",
-                "messages": [{"$ref": "#/channels/events/messages/ping"}],
-            },
-        },
-    }

@@ -58,7 +58,7 @@ PLACEHOLDER = re.compile(r"<[a-z]+>")
 
 @pytest.fixture(scope="module")
 def document():
-    from config.event_catalogue import asyncapi_document
+    from config.asyncapi import asyncapi_document
 
     return json.loads(json.dumps(asyncapi_document()))
 
