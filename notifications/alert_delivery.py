@@ -137,6 +137,29 @@ def _send_apprise(url: str, alert: Alert, raised_at: str) -> _Attempt:
     return _Attempt(label, "" if sent else _apprise_problem(captured.getvalue()))
 
 
+def _send(url: str, alert: Alert, raised_at: str) -> _Attempt:
+    scheme = url.partition("://")[0].lower()
+    send = _send_confirma_json if scheme in CONFIRMA_SCHEMES else _send_apprise
+    return send(url, alert, raised_at)
+
+
+def alert_targets_try() -> list[tuple[str, str]]:
+    """Send a test message to every alert URL now, from this process: no task, no retry,
+    no alert recorded. Returns (label, problem) per URL, the problem empty when the URL
+    took the message."""
+    alert = Alert(
+        code="alerts.test",
+        message="A test message from Confirma: alerts reach this place.",
+        context={"test": True},
+    )
+    raised_at = timezone.now().isoformat()
+    results = []
+    for target in alert_targets():
+        result = _send(target.url, alert, raised_at)
+        results.append((result.label, result.problem))
+    return results
+
+
 def alert_deliver(*, alert_id: int, raised_at: str, attempt: int = 1, target: str = "") -> str:
     """Send one alert to the alert URL whose key is `target`; on failure queue the next
     attempt with back-off, up to settings.ALERT_WEBHOOK_MAX_ATTEMPTS. Returns "sent",
@@ -156,9 +179,7 @@ def alert_deliver(*, alert_id: int, raised_at: str, attempt: int = 1, target: st
     alert = Alert.objects.filter(pk=alert_id).first()
     if found is None or alert is None:
         return "skipped"
-    scheme = found.url.partition("://")[0].lower()
-    send = _send_confirma_json if scheme in CONFIRMA_SCHEMES else _send_apprise
-    result = send(found.url, alert, raised_at)
+    result = _send(found.url, alert, raised_at)
     if not result.problem:
         logger.info("alert %s sent to %s (attempt %d)", alert.code, result.label, attempt)
         return "sent"

@@ -354,9 +354,10 @@ def alert_summary(alert: Alert, *, raised_at: str) -> tuple[str, str]:
         f"code: {alert.code}",
         f"raised at: {raised_at}",
         f"times raised: {alert.count}",
-        f"alert id: {alert.pk}",
     ]
-    if settings.PUBLIC_BASE_URL:
+    if alert.pk is not None:  # a test message has no alert to open
+        lines.append(f"alert id: {alert.pk}")
+    if alert.pk is not None and settings.PUBLIC_BASE_URL:
         path = reverse("admin:notifications_alert_change", args=[alert.pk])
         lines.append(f"resolve it at: {settings.PUBLIC_BASE_URL.rstrip('/')}{path}")
     lines += ["", json.dumps(alert.context, indent=2, sort_keys=True)]

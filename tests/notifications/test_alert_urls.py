@@ -6,6 +6,7 @@ to their own hosts, so their tests point Apprise's endpoint for them at the loca
 the payload is the one Slack and Discord receive.
 """
 
+import io
 import json
 import logging
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from apprise.plugins.discord import NotifyDiscord
 from apprise.plugins.slack import NotifySlack
 from django.core.checks import run_checks
+from django.core.management import CommandError, call_command
 from django_tasks_db.models import DBTaskResult
 
 from config.logging import redact
@@ -370,3 +372,25 @@ def test_alert_urls_are_read_from_the_environment_separated_by_spaces_or_commas(
         "mailtos://u:p@x.example?to=a@x.example,b@x.example",
         "json://127.0.0.1:8080/p",
     ]
+
+
+# --- Trying the URLs ------------------------------------------------------------------------
+
+
+def test_send_test_alert_tries_every_url_now_and_records_nothing(alerts_to, receiver):
+    alerts_to(f"json://{receiver.base}/{TOKEN}", f"jsons://127.0.0.1:9/{TOKEN}")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 2 alert URLs did not get the message"):
+        call_command("send_test_alert", stdout=out)
+    assert out.getvalue().splitlines() == [
+        f"JSON {receiver.base}: sent",
+        "JSON 127.0.0.1:9: failed (connection error)",
+    ]
+    [post] = receiver.received
+    assert post["body"]["title"].startswith("alerts.test: A test message from Confirma")
+    assert "alert id" not in post["body"]["message"]
+    assert not Alert.objects.exists() and queued() == []
+
+    alerts_to()
+    with pytest.raises(CommandError, match="No alert URL is configured"):
+        call_command("send_test_alert")
