@@ -335,12 +335,12 @@ def _alert_announce(alert: Alert, now) -> None:
     keys = [target.key for target in alert_targets()]
     if keys:
         alert_id = alert.pk
-        transaction.on_commit(
-            lambda: [
-                alert_webhook_enqueue(alert_id=alert_id, raised_at=raised_at, target=key)
-                for key in keys
-            ]
-        )
+        transaction.on_commit(lambda: _alert_enqueue_each(alert_id, raised_at, keys))
+
+
+def _alert_enqueue_each(alert_id: int, raised_at: str, keys: list[str]) -> None:
+    for key in keys:
+        alert_webhook_enqueue(alert_id=alert_id, raised_at=raised_at, target=key)
 
 
 def alert_summary(alert: Alert, *, raised_at: str) -> tuple[str, str]:
