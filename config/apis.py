@@ -1,9 +1,12 @@
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import error_responses
+from config.asyncapi import asyncapi_document
 from config.roles import user_roles
 from notifications.audiences import user_audiences
 
@@ -35,3 +38,16 @@ class MeApi(APIView):
                 "audiences": user_audiences(user),
             }
         )
+
+
+class EventCatalogueApi(APIView):
+    """The AsyncAPI document of the events on /ws/events/ (config/event_catalogue.py);
+    public, like the OpenAPI schema."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        return Response(asyncapi_document())

@@ -8,8 +8,10 @@ wrote it and wherever in the record they travel: the message and its arguments, 
 fields (nested dictionaries and lists too), exception and stack text.
 """
 
+import functools
 import logging
 import re
+from urllib.parse import unquote
 
 from pythonjsonlogger.json import JsonEncoder
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
@@ -24,9 +26,10 @@ _SECRET_SETTINGS = (
     "COINBASE_COMMERCE_API_KEY",
     "COINBASE_COMMERCE_WEBHOOK_SECRET",
     "KIOSK_WEBHOOK_SECRET",
-    "ALERT_WEBHOOK_URL",
     "HEALTH_TOKEN",
 )
+# Settings holding URLs with tokens inside (alert URLs): the URLs and their token-like parts.
+_SECRET_URL_SETTINGS = ("ALERT_URLS", "ALERT_WEBHOOK_URL")
 _PATTERNS = [
     # Bearer / token credentials in headers or URLs.
     (re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 [redacted]"),
@@ -48,6 +51,55 @@ REDACTED = "[redacted]"
 _MAX_DEPTH = 8
 
 
+_URL = re.compile(r"^[A-Za-z0-9+.-]+://(?P<netloc>[^/?#]*)(?P<rest>.*)$", re.S)
+_HOST_NAME = re.compile(r"^(?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+$|^localhost$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+def _token_like(part: str) -> bool:
+    # Long enough, and with a digit or too long to be a word: "services" or "alerts" stay.
+    return len(part) >= 6 and (any(c.isdigit() for c in part) or len(part) >= 16)
+
+
+def url_secrets(url: str) -> set[str]:
+    """`url` and its parts that may be tokens: the password, and every part of the user
+    name, host (unless it is a host name or an address), path, query and fragment that
+    looks like a token. Services quote these parts on their own (Discord's webhook token
+    in https://discord.com/api/webhooks/… for discord://id/token)."""
+    url = url.strip()
+    secrets = {url} if len(url) >= 6 else set()
+    match = _URL.match(url)
+    if not match:
+        return secrets
+    userinfo, _, hostport = match["netloc"].rpartition("@")
+    user, _, password = userinfo.partition(":")
+    if len(password) >= 4:
+        secrets.add(password)
+    host = hostport.rsplit(":", 1)[0] if hostport.rsplit(":", 1)[-1].isdigit() else hostport
+    if not _HOST_NAME.match(host):
+        # Not a host name: Slack, Discord and Telegram put tokens here.
+        secrets.update(part for part in {hostport, *hostport.split(":")} if len(part) >= 6)
+    parts = [user, *re.split(r"[/?&=#;,]+", match["rest"])]
+    for part in parts:
+        for form in {part, unquote(part)}:
+            if _token_like(form):
+                secrets.add(form)
+    return secrets
+
+
+@functools.lru_cache(maxsize=16)
+def _url_secrets_longest_first(urls: tuple[str, ...]) -> tuple[str, ...]:
+    found = set().union(*(url_secrets(url) for url in urls)) if urls else set()
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def _secret_urls(settings) -> tuple[str, ...]:
+    urls = []
+    for name in _SECRET_URL_SETTINGS:
+        value = getattr(settings, name, "")
+        urls += [value] if isinstance(value, str) else list(value or ())
+    return tuple(url for url in urls if url)
+
+
 def redact(text: str) -> str:
     """Return `text` with every known secret and sensitive number masked."""
     from django.conf import settings
@@ -57,6 +109,9 @@ def redact(text: str) -> str:
     for name in _SECRET_SETTINGS:
         value = getattr(settings, name, "")
         if value and len(value) >= 6 and value in text:
+            text = text.replace(value, REDACTED)
+    for value in _url_secrets_longest_first(_secret_urls(settings)):
+        if value in text:
             text = text.replace(value, REDACTED)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)

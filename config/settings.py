@@ -296,7 +296,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Confirma API",
-    "DESCRIPTION": "Payment sessions, confirmations and the live state of what was paid for.",
+    "DESCRIPTION": "Payment sessions, confirmations and the live state of what was paid for. "
+    "The events pushed live on the WebSocket /ws/events/ are described in the "
+    "[AsyncAPI catalogue](/api/events/asyncapi.json).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -388,7 +390,8 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT if LOG_FORMAT in ("text", "json") else "text",
             "filters": ["redact"],
-        }
+        },
+        "null": {"class": "logging.NullHandler"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -396,6 +399,10 @@ LOGGING = {
         "daphne": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         # Failed logins and lockouts are warnings; every successful login would be 4 lines.
         "axes": {"level": "WARNING"},
+        # Alert URLs hold tokens, which Apprise's messages and urllib3's debug lines quote:
+        # Confirma logs each alert attempt itself (notifications/alert_delivery.py).
+        "apprise": {"handlers": ["null"], "level": "WARNING", "propagate": False},
+        "urllib3": {"level": "INFO"},
     },
 }
 
@@ -487,9 +494,18 @@ PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private")
 # --- Operations ---
 # Seconds during which a repeat of the same alert (code + context) only counts, unannounced.
 ALERT_DEDUPE_SECONDS = env.int("ALERT_DEDUPE_SECONDS", default=900)
-# URL that receives every alert as a JSON POST; it may carry a secret token (never logged).
+# Where alerts are sent: Apprise URLs (slack://…, discord://…, tgram://…, workflows://…,
+# mailtos://…, json://…) separated by spaces or commas. They hold tokens: never logged.
+# A separator followed by no scheme:// belongs to the URL (mailtos://…?to=a@x.com,b@x.com).
+ALERT_URLS = [
+    url.strip(" ,;")
+    for url in re.split(r"[\s,;]+(?=[A-Za-z0-9+.-]+://)", env.str("ALERT_URLS", default=""))
+    if url.strip(" ,;")
+]
+# Deprecated: one URL that receives Confirma's own JSON; sent to as if ALERT_URLS held
+# confirmas://… (https) or confirma://… (http) with the same address.
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
-# Attempts to deliver one alert to ALERT_WEBHOOK_URL (waits doubling from 30 s).
+# Attempts to deliver one alert to each alert URL (waits doubling from 30 s).
 ALERT_WEBHOOK_MAX_ATTEMPTS = env.int("ALERT_WEBHOOK_MAX_ATTEMPTS", default=5)
 # Days resolved alerts are kept before `manage.py prune` deletes them.
 ALERT_RETENTION_DAYS = env.int("ALERT_RETENTION_DAYS", default=90)

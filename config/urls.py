@@ -17,6 +17,7 @@ api_urlpatterns = [
     path("", include(order_urls.api_urlpatterns)),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("events/asyncapi.json", apis.EventCatalogueApi.as_view(), name="api-events-asyncapi"),
 ]
 
 handler404 = views.page_not_found

@@ -27,8 +27,10 @@ from django.conf import settings
 from django.core.mail import mail_admins
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from notifications.alert_targets import alert_targets
 from notifications.audiences import audience_group, audience_validate
 from notifications.errors import NotificationError
 from notifications.models import Alert, Event
@@ -269,9 +271,10 @@ def alert_raise(
     its alert is open, a raise within settings.ALERT_DEDUPE_SECONDS of the last time staff
     were told only counts (count, last_raised_at). Otherwise staff are told: an ERROR log
     line now; and, when the surrounding transaction commits, an `alert.raised` event to
-    `role:staff`, mail to settings.ADMINS (if any) and a POST to ALERT_WEBHOOK_URL (if set,
-    by a retrying task). Safe inside or outside a transaction and under concurrency; a
-    raise in a transaction that rolls back leaves no alert and tells nobody but the log.
+    `role:staff`, mail to settings.ADMINS (if any) and, by one retrying task per URL, a
+    message to each alert URL (settings.ALERT_URLS, notifications/alert_targets.py).
+    Safe inside or outside a transaction and under concurrency; a raise in a transaction
+    that rolls back leaves no alert and tells nobody but the log.
     """
     if not code or len(code) > 100:
         raise NotificationError("An alert needs a code of at most 100 characters.")
@@ -310,7 +313,7 @@ def alert_raise(
 
 
 def _alert_announce(alert: Alert, now) -> None:
-    """Publish the staff event and arrange mail and webhook for after commit.
+    """Publish the staff event and arrange mail and alert URLs for after commit.
 
     Caller holds the transaction that recorded `alert`.
     """
@@ -325,30 +328,40 @@ def _alert_announce(alert: Alert, now) -> None:
             "count": alert.count,
         },
     )
+    raised_at = now.isoformat()
     if settings.ADMINS:
-        code, (subject, body) = alert.code, _alert_mail_body(alert, now)
+        code, (subject, body) = alert.code, alert_summary(alert, raised_at=raised_at)
         transaction.on_commit(lambda: _alert_mail_send(code, subject, body))
-    if settings.ALERT_WEBHOOK_URL:
-        alert_id, raised_at = alert.pk, now.isoformat()
-        transaction.on_commit(lambda: alert_webhook_enqueue(alert_id=alert_id, raised_at=raised_at))
+    keys = [target.key for target in alert_targets()]
+    if keys:
+        alert_id = alert.pk
+        transaction.on_commit(lambda: _alert_enqueue_each(alert_id, raised_at, keys))
 
 
-def _alert_mail_body(alert: Alert, now) -> tuple[str, str]:
+def _alert_enqueue_each(alert_id: int, raised_at: str, keys: list[str]) -> None:
+    for key in keys:
+        alert_webhook_enqueue(alert_id=alert_id, raised_at=raised_at, target=key)
+
+
+def alert_summary(alert: Alert, *, raised_at: str) -> tuple[str, str]:
+    """The title (one line, at most 150 characters) and the text that tell staff of
+    `alert`, by mail or through an alert URL."""
     # Header values may not contain newlines; a long message belongs in the body.
-    subject = " ".join(f"{alert.code}: {alert.message}".split())[:150]
-    body = "\n".join(
-        [
-            alert.message,
-            "",
-            f"code: {alert.code}",
-            f"raised at: {now.isoformat()}",
-            f"times raised: {alert.count}",
-            f"alert id: {alert.pk}",
-            "",
-            json.dumps(alert.context, indent=2, sort_keys=True),
-        ]
-    )
-    return subject, body
+    title = " ".join(f"{alert.code}: {alert.message}".split())[:150]
+    lines = [
+        alert.message,
+        "",
+        f"code: {alert.code}",
+        f"raised at: {raised_at}",
+        f"times raised: {alert.count}",
+    ]
+    if alert.pk is not None:  # a test message has no alert to open
+        lines.append(f"alert id: {alert.pk}")
+    if alert.pk is not None and settings.PUBLIC_BASE_URL:
+        path = reverse("admin:notifications_alert_change", args=[alert.pk])
+        lines.append(f"resolve it at: {settings.PUBLIC_BASE_URL.rstrip('/')}{path}")
+    lines += ["", json.dumps(alert.context, indent=2, sort_keys=True)]
+    return title, "\n".join(lines)
 
 
 def _alert_mail_send(code: str, subject: str, body: str) -> None:
@@ -359,16 +372,19 @@ def _alert_mail_send(code: str, subject: str, body: str) -> None:
         logger.warning("alert %s: mail to admins failed (%s)", code, exc.__class__.__name__)
 
 
-def alert_webhook_enqueue(*, alert_id: int, raised_at: str, attempt: int = 1, run_after=None):
-    """Queue one delivery attempt of an alert to ALERT_WEBHOOK_URL; never raises."""
+def alert_webhook_enqueue(
+    *, alert_id: int, raised_at: str, target: str, attempt: int = 1, run_after=None
+):
+    """Queue one delivery attempt of an alert to the alert URL whose key is `target`
+    (notifications.alert_targets); never raises."""
     from notifications.tasks import alert_webhook_send
 
     task = alert_webhook_send.using(run_after=run_after) if run_after else alert_webhook_send
     try:
-        task.enqueue(alert_id=alert_id, raised_at=raised_at, attempt=attempt)
+        task.enqueue(alert_id=alert_id, raised_at=raised_at, attempt=attempt, target=target)
     except Exception as exc:
         logger.warning(
-            "alert %s: could not queue webhook attempt %d (%s)",
+            "alert %s: could not queue delivery attempt %d (%s)",
             alert_id,
             attempt,
             exc.__class__.__name__,

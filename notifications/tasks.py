@@ -1,6 +1,6 @@
 from django_tasks import task
 
-from notifications.alert_webhook import alert_webhook_post
+from notifications.alert_delivery import alert_deliver
 from notifications.services import event_publish
 
 
@@ -12,6 +12,7 @@ def event_publish_task(*, audience: list[str], type: str, payload: dict) -> list
 
 
 @task()
-def alert_webhook_send(*, alert_id: int, raised_at: str, attempt: int = 1) -> str:
-    """Deliver one alert to the alert webhook; a failed attempt queues the next one."""
-    return alert_webhook_post(alert_id=alert_id, raised_at=raised_at, attempt=attempt)
+def alert_webhook_send(*, alert_id: int, raised_at: str, attempt: int = 1, target: str = "") -> str:
+    """Deliver one alert to the alert URL named by `target` (every URL when empty: a task
+    queued before alerts had several URLs); a failed attempt queues the next one."""
+    return alert_deliver(alert_id=alert_id, raised_at=raised_at, attempt=attempt, target=target)

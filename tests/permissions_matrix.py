@@ -561,6 +561,8 @@ CASES: list[Case] = [
     # drf-spectacular's views are AllowAny (SERVE_PERMISSIONS default): public today.
     Case("api/schema/", "GET", "/api/schema/", everyone()),
     Case("api/docs/", "GET", "/api/docs/", everyone()),
+    # The event catalogue is documentation, public like the OpenAPI schema.
+    Case("api/events/asyncapi.json", "GET", "/api/events/asyncapi.json", everyone()),
     # --- activity
     Case("activity/", "GET", "/activity/", logged_in(OK), check=activity_shows_own_audiences),
     Case(
