@@ -413,3 +413,7 @@ class WalletAccountAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# Partial payments and unmatched money: their own pages under Payments.
+from payments import admin_held  # noqa: E402, F401

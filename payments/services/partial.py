@@ -1,0 +1,222 @@
+"""Payments that arrived short of the price (NOWPayments' `partially_paid`).
+
+The money is held, never fulfilled as is: the session waits (processing) with a
+`PartialPayment` row saying what arrived and what is missing, which the customer's pages
+show. Staff then either accept it — the session is confirmed through the one confirmation
+path — or record that what arrived was refunded at the provider, which cancels the
+session. Both need a reason and leave audit rows.
+"""
+
+from dataclasses import replace
+from decimal import Decimal, InvalidOperation
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from payments.errors import PaymentError
+from payments.models import (
+    OPEN_STATUSES,
+    AuditSource,
+    PartialPayment,
+    PartialStatus,
+    PaymentAudit,
+    PaymentSession,
+)
+from payments.providers import Notification, PaymentState
+from payments.services.confirmation import (
+    Applied,
+    ConfirmOutcome,
+    ConfirmResult,
+    Evidence,
+    _audit,
+    _lock,
+    _publish,
+    notifications_apply,
+    payment_cancel,
+    payment_mark_processing,
+)
+
+PARTIAL_FACTS = ("pay_amount", "actually_paid", "pay_currency", "pay_address")
+
+
+def _coin_amount(value) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() and amount >= 0 else None
+
+
+def _facts(notification: Notification) -> dict:
+    raw = notification.raw or {}
+    return {
+        "provider_payment_id": notification.provider_payment_id[:100],
+        "pay_amount": _coin_amount(raw.get("pay_amount")),
+        "actually_paid": _coin_amount(raw.get("actually_paid")),
+        "pay_currency": str(raw.get("pay_currency") or "")[:20],
+        "pay_address": str(raw.get("pay_address") or "")[:200],
+    }
+
+
+def partial_payment_hold(*, notification: Notification, evidence: Evidence) -> ConfirmResult:
+    """Record that part of a session's price arrived: the session goes (or stays)
+    processing and its PartialPayment row says what arrived; the customer is told. A
+    repeat with the same figures changes nothing (ALREADY_PROCESSED); a session no longer
+    open is left alone (IGNORED, audited by `payment_mark_processing`'s rules).
+
+    Runs inside the confirmation path's transaction (`notifications_apply`), which holds
+    the session lock."""
+    reference = notification.reference or ""
+    marked = payment_mark_processing(
+        reference=reference,
+        evidence=evidence,
+        provider_payment_id=notification.provider_payment_id,
+    )
+    session = marked.session
+    if session.status not in OPEN_STATUSES:
+        _audit(session, "ignored_partially_paid", evidence, before=session.status)
+        return ConfirmResult(ConfirmOutcome.IGNORED, session)
+    facts = _facts(notification)
+    partial = PartialPayment.objects.select_for_update().filter(session=session).first()
+    if partial is not None and partial.status != PartialStatus.HELD:
+        _audit(session, "ignored_partially_paid", evidence, before=session.status)
+        return ConfirmResult(ConfirmOutcome.IGNORED, session)
+    if partial is not None and all(getattr(partial, k) == v for k, v in facts.items()):
+        return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
+    now = timezone.now()
+    if partial is None:
+        partial = PartialPayment(session=session, received_at=now)
+    for name, value in facts.items():
+        setattr(partial, name, value)
+    partial.updated_at = now
+    partial.save()
+    _audit(session, "partially_paid", evidence, before=session.status, data=_audit_facts(partial))
+    _publish(
+        session,
+        "payment.partially_paid",
+        paid=partial.paid_text,
+        due=partial.due_text,
+        missing=partial.missing_text,
+        coin=partial.coin,
+    )
+    return ConfirmResult(ConfirmOutcome.CHANGED, session)
+
+
+def _audit_facts(partial: PartialPayment) -> dict:
+    return {
+        "pay_amount": partial.due_text,
+        "actually_paid": partial.paid_text,
+        "missing": partial.missing_text,
+        "pay_currency": partial.pay_currency,
+        "provider_payment_id": partial.provider_payment_id,
+    }
+
+
+def _held(reference: str) -> PartialPayment:
+    partial = (
+        PartialPayment.objects.select_related("session")
+        .filter(session__reference=reference)
+        .first()
+    )
+    if partial is None:
+        raise PaymentError(_("This payment has no partial payment."), code="no_partial_payment")
+    if not partial.is_held:
+        raise PaymentError(
+            _("This partial payment was already dealt with (%(status)s).")
+            % {"status": partial.get_status_display()},
+            code="partial_not_held",
+        )
+    return partial
+
+
+def _staff(evidence: Evidence) -> None:
+    if evidence.source != AuditSource.STAFF:
+        raise PaymentError(_("Only staff can decide on a partial payment."), code="staff_only")
+    evidence.check()
+
+
+def partial_payment_accept(*, reference: str, evidence: Evidence) -> ConfirmResult:
+    """Staff accept what arrived as payment: the session is confirmed through the one
+    confirmation path (its price as the amount; what really arrived kept on the audit
+    rows) and the partial payment marked accepted, in one transaction. Needs a staff
+    reason; a payment no longer held raises PaymentError and changes nothing."""
+    _staff(evidence)
+    partial = _held(reference)
+    facts = _audit_facts(partial)
+    evidence = replace(evidence, data={**evidence.data, "partial_payment": facts})
+    session = partial.session
+    notification = Notification(
+        reference=reference,
+        provider_payment_id=partial.provider_payment_id,
+        state=PaymentState.APPROVED,
+        amount=session.amount,
+        currency=session.currency,
+        provider_status="partially_paid",
+    )
+
+    def settle(results) -> None:
+        (result,) = results
+        if isinstance(result, Exception):
+            return
+        _settle(partial.pk, PartialStatus.ACCEPTED, evidence, result.session, facts)
+
+    (result,) = notifications_apply(
+        [Applied(notification, evidence)], what="partial_payment_accept", after=settle
+    )
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _settle(pk: int, status: str, evidence: Evidence, session: PaymentSession, facts) -> None:
+    """Mark the partial payment decided, once (caller is in the decision's transaction)."""
+    partial = PartialPayment.objects.select_for_update().get(pk=pk)
+    if partial.status != PartialStatus.HELD:
+        raise PaymentError(
+            _("This partial payment was already dealt with (%(status)s).")
+            % {"status": partial.get_status_display()},
+            code="partial_not_held",
+        )
+    partial.status = status
+    partial.resolved_at = timezone.now()
+    partial.resolved_by = evidence.actor
+    partial.reason = evidence.reason
+    partial.save(update_fields=["status", "resolved_at", "resolved_by", "reason"])
+    PaymentAudit.objects.create(
+        session=session,
+        action=f"partial_{status}",
+        from_status=session.status,
+        to_status=session.status,
+        source=evidence.source,
+        actor=evidence.actor,
+        reason=evidence.reason,
+        data=facts,
+    )
+
+
+def partial_payment_refund(*, reference: str, evidence: Evidence) -> PaymentSession:
+    """Staff record that what arrived was refunded at the provider, as a refund of a
+    provider payment is recorded: the session is cancelled (audited, the customer told)
+    and the partial payment marked refunded, in one transaction. Needs a staff reason; a
+    payment no longer held raises PaymentError and changes nothing."""
+    _staff(evidence)
+    partial = _held(reference)
+    facts = _audit_facts(partial)
+    with transaction.atomic():
+        _lock(reference)
+        result = payment_cancel(
+            reference=reference,
+            evidence=replace(evidence, data={**evidence.data, "partial_payment": facts}),
+        )
+        if result.outcome != ConfirmOutcome.CHANGED:
+            raise PaymentError(
+                _("This payment is no longer waiting (%(status)s): nothing was refunded.")
+                % {"status": result.session.get_status_display()},
+                code="partial_not_held",
+            )
+        _settle(partial.pk, PartialStatus.REFUNDED, evidence, result.session, facts)
+        _publish(result.session, "payment.refunded", reason="partial_refunded")
+        return result.session
