@@ -161,7 +161,8 @@ def unmatched_attach(*, unmatched_id: int, reference: str, evidence: Evidence) -
     """Attach unmatched money to the session it paid for: the session is confirmed
     through the one confirmation path (its amount checked as any payment's is) and the
     money linked to it, in one transaction, both audited with the staff user and reason.
-    Raises PaymentError, changing nothing, when the money was already attached or is not
+    The session's own provider payment id is replaced by this payment's while the session
+    is open. Raises PaymentError, changing nothing, when the money was already attached or is not
     money any more (refunded), the session is unknown, paid through another provider, or
     already paid."""
     if evidence.source != AuditSource.STAFF:
@@ -211,7 +212,9 @@ def unmatched_attach(*, unmatched_id: int, reference: str, evidence: Evidence) -
     )
 
     def link(results) -> None:
-        (result,) = results
+        switched, result = results
+        if isinstance(switched, Exception):
+            raise switched  # nothing of it stays
         if isinstance(result, Exception):
             return
         locked = UnmatchedPayment.objects.select_for_update().get(pk=row.pk)
@@ -233,8 +236,20 @@ def unmatched_attach(*, unmatched_id: int, reference: str, evidence: Evidence) -
             data=facts,
         )
 
-    (result,) = notifications_apply(
-        [Applied(notification, evidence)], what="unmatched_attach", after=link
+    # The session's own provider payment (its QR code, never paid) gives way to the one
+    # that paid it, so that a later payment of the old one is seen as a second payment
+    # (alerted) and a refund of this one finds the session.
+    switch = Notification(
+        reference=session.reference,
+        provider_payment_id=row.provider_payment_id,
+        state=PaymentState.PROCESSING,
+        provider_status=row.provider_status,
+        replaces_payment_id=True,
+    )
+    _switched, result = notifications_apply(
+        [Applied(switch, evidence), Applied(notification, evidence)],
+        what="unmatched_attach",
+        after=link,
     )
     if isinstance(result, Exception):
         raise result
