@@ -53,3 +53,19 @@ def test_unknown_return_lists_recent_payments(stack, login):
     page = login(stack, "customer")
     page.goto("/billing/return/")
     assert page.locator("#return-unknown").is_visible()
+
+
+def test_a_partial_crypto_payment_is_explained_on_the_return_page(stack, login):
+    page = login(stack, "customer")
+    page.goto("/billing/")
+    form = page.locator("form.plan[data-plan='pro-usd']")
+    form.locator("input[value='nowpayments']").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#pay-partial")  # NOWPayments' invoice page (the fake)
+    page.click("#pay-partial")
+    page.wait_for_url("**/billing/return/**", timeout=10000)
+    held = page.wait_for_selector("#partial-payment[data-partial='held']", timeout=5000)
+    text = held.inner_text()
+    assert "We received 0.0000317 BTC of the 0.0000635 BTC" in text
+    assert "0.0000318 BTC are missing." in text and "Please do not pay again." in text
+    assert "Part of your payment arrived." in page.locator("#return-status").inner_text()
