@@ -60,6 +60,7 @@ PAYMENT_TRANSITIONS: dict[str, set[str]] = {
 }
 OPEN_STATUSES = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
 CLOSED_UNPAID_STATUSES = (PaymentStatus.FAILED, PaymentStatus.EXPIRED, PaymentStatus.CANCELLED)
+PAID_STATUSES = (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED)
 
 
 class PaymentSession(models.Model):
@@ -500,7 +501,8 @@ class PartialPayment(models.Model):
 
     @property
     def is_held(self) -> bool:
-        return self.status == PartialStatus.HELD and self.session.status in OPEN_STATUSES
+        """Waiting for staff: not decided, and the session not paid in full meanwhile."""
+        return self.status == PartialStatus.HELD and self.session.status not in PAID_STATUSES
 
 
 class UnmatchedPayment(models.Model):

@@ -8,7 +8,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from payments.models import (
-    OPEN_STATUSES,
+    PAID_STATUSES,
     DeliveryStatus,
     PartialStatus,
     PaymentSession,
@@ -33,7 +33,7 @@ def percentile(values: list[float], fraction: float) -> float | None:
 def payments_health(*, since=None) -> list[dict]:
     """Per purpose and provider, for sessions created since `since` (default a day ago):
     created, completed, fulfilled (the purpose's own check), held for staff (completed but
-    mismatched, late or due a refund; or open with a partial payment), conversion
+    mismatched, late or due a refund; or not paid in full with a partial payment), conversion
     (fulfilled / completed, %) and payment → fulfilled seconds (p50, p95)."""
     since = since or timezone.now() - timedelta(days=1)
     recent = PaymentSession.objects.filter(created_at__gte=since)
@@ -46,7 +46,7 @@ def payments_health(*, since=None) -> list[dict]:
             filter=Q(status=PaymentStatus.COMPLETED)
             & (Q(amount_mismatch=True) | Q(late_payment=True) | Q(refund_due=True))
             # Part of the price arrived: held until staff accept or refund it.
-            | Q(status__in=OPEN_STATUSES, partial_payment__status=PartialStatus.HELD),
+            | (Q(partial_payment__status=PartialStatus.HELD) & ~Q(status__in=PAID_STATUSES)),
         ),
     )
     for row in counts:

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from payments.errors import PaymentError
 from payments.models import (
-    OPEN_STATUSES,
+    PAID_STATUSES,
     AuditSource,
     PartialStatus,
     PaymentSession,
@@ -62,7 +62,7 @@ class Gap:
 
 
 def _kind(session: PaymentSession) -> str:
-    if session.status in OPEN_STATUSES:
+    if session.status not in PAID_STATUSES:
         return "partially_paid"
     if session.amount_mismatch:
         return "amount_mismatch"
@@ -97,8 +97,8 @@ def _gap_querysets():
     for name, purpose in sorted(purposes_all().items()):
         yield completed.filter(purpose=name).exclude(HELD).exclude(purpose.fulfilled_q())
     yield completed.filter(HELD)
-    yield PaymentSession.objects.filter(
-        status__in=OPEN_STATUSES, partial_payment__status=PartialStatus.HELD
+    yield PaymentSession.objects.filter(partial_payment__status=PartialStatus.HELD).exclude(
+        status__in=PAID_STATUSES
     )
 
 

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from payments.errors import PaymentError
 from payments.models import (
     OPEN_STATUSES,
+    PAID_STATUSES,
     AuditSource,
     PartialPayment,
     PartialStatus,
@@ -63,9 +64,10 @@ def _facts(notification: Notification) -> dict:
 
 def partial_payment_hold(*, notification: Notification, evidence: Evidence) -> ConfirmResult:
     """Record that part of a session's price arrived: the session goes (or stays)
-    processing and its PartialPayment row says what arrived; the customer is told. A
-    repeat with the same figures changes nothing (ALREADY_PROCESSED); a session no longer
-    open is left alone (IGNORED, audited by `payment_mark_processing`'s rules).
+    processing (a closed one keeps its status) and its PartialPayment row says what
+    arrived; the customer is told. A repeat with the same figures changes nothing
+    (ALREADY_PROCESSED); a session paid in full, or a partial payment staff decided, is
+    left alone (IGNORED, audited).
 
     Runs inside the confirmation path's transaction (`notifications_apply`), which holds
     the session lock."""
@@ -76,9 +78,10 @@ def partial_payment_hold(*, notification: Notification, evidence: Evidence) -> C
         provider_payment_id=notification.provider_payment_id,
     )
     session = marked.session
-    if session.status not in OPEN_STATUSES:
+    if session.status in PAID_STATUSES:
         _audit(session, "ignored_partially_paid", evidence, before=session.status)
         return ConfirmResult(ConfirmOutcome.IGNORED, session)
+    # An expired, failed or cancelled session keeps its status; what arrived is still held.
     facts = _facts(notification)
     partial = PartialPayment.objects.select_for_update().filter(session=session).first()
     if partial is not None and partial.status != PartialStatus.HELD:
@@ -123,10 +126,15 @@ def _held(reference: str) -> PartialPayment:
     )
     if partial is None:
         raise PaymentError(_("This payment has no partial payment."), code="no_partial_payment")
-    if not partial.is_held:
+    if partial.status != PartialStatus.HELD:
         raise PaymentError(
             _("This partial payment was already dealt with (%(status)s).")
             % {"status": partial.get_status_display()},
+            code="partial_not_held",
+        )
+    if not partial.is_held:
+        raise PaymentError(
+            _("This payment was paid in full meanwhile: there is nothing to decide."),
             code="partial_not_held",
         )
     return partial
@@ -199,24 +207,25 @@ def _settle(pk: int, status: str, evidence: Evidence, session: PaymentSession, f
 
 def partial_payment_refund(*, reference: str, evidence: Evidence) -> PaymentSession:
     """Staff record that what arrived was refunded at the provider, as a refund of a
-    provider payment is recorded: the session is cancelled (audited, the customer told)
-    and the partial payment marked refunded, in one transaction. Needs a staff reason; a
-    payment no longer held raises PaymentError and changes nothing."""
+    provider payment is recorded: the session is cancelled if still open (audited, the
+    customer told) and the partial payment marked refunded, in one transaction. Needs a
+    staff reason; a payment no longer held raises PaymentError and changes nothing."""
     _staff(evidence)
     partial = _held(reference)
     facts = _audit_facts(partial)
     with transaction.atomic():
-        _lock(reference)
-        result = payment_cancel(
-            reference=reference,
-            evidence=replace(evidence, data={**evidence.data, "partial_payment": facts}),
-        )
-        if result.outcome != ConfirmOutcome.CHANGED:
+        session = _lock(reference)
+        if session.status in PAID_STATUSES:
             raise PaymentError(
-                _("This payment is no longer waiting (%(status)s): nothing was refunded.")
-                % {"status": result.session.get_status_display()},
+                _("This payment was paid in full meanwhile (%(status)s): nothing was refunded.")
+                % {"status": session.get_status_display()},
                 code="partial_not_held",
             )
-        _settle(partial.pk, PartialStatus.REFUNDED, evidence, result.session, facts)
-        _publish(result.session, "payment.refunded", reason="partial_refunded")
-        return result.session
+        if session.status in OPEN_STATUSES:
+            session = payment_cancel(
+                reference=reference,
+                evidence=replace(evidence, data={**evidence.data, "partial_payment": facts}),
+            ).session
+        _settle(partial.pk, PartialStatus.REFUNDED, evidence, session, facts)
+        _publish(session, "payment.refunded", reason="partial_refunded")
+        return session

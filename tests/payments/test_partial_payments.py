@@ -7,7 +7,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
 from notifications.models import Event
 from payments.fakes.billing import RawNumber
-from payments.models import PartialPayment, PaymentStatus
+from payments.models import PartialPayment, PaymentSession, PaymentStatus
 from payments.selectors import payments_health
 from payments.services.monitor import gaps_find
 from subscriptions.models import Subscription
@@ -160,3 +160,34 @@ def test_partial_payment_admin_pages_render(client, staff_client, session):
     listing = staff_client.get(ADMIN).content.decode()
     assert session.reference in listing and "0.00003 / 0.0000635" in listing
     assert staff_client.get(f"{ADMIN}{partial.pk}/change/").status_code == 200
+
+
+def test_a_partial_payment_for_an_expired_session_is_still_held_and_refundable(
+    client, staff_client, session
+):
+    PaymentSession.objects.filter(pk=session.pk).update(status=PaymentStatus.EXPIRED)
+    post_nowpayments(client, short(session))
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.EXPIRED
+    partial = PartialPayment.objects.get(session=session)
+    assert partial.is_held and held(session) == 1
+
+    data = {"action": "record_refund", ACTION_CHECKBOX_NAME: [partial.pk]}
+    staff_client.post(ADMIN, {**data, "apply": "1", "reason": "refunded at the provider"})
+    partial.refresh_from_db()
+    session.refresh_from_db()
+    assert partial.status == "refunded" and session.status == PaymentStatus.EXPIRED
+    assert session.audits.get(action="partial_refunded").reason == "refunded at the provider"
+    assert held(session) == 0
+
+
+def test_a_partial_payment_paid_in_full_meanwhile_cannot_be_decided(client, staff_client, session):
+    post_nowpayments(client, short(session))
+    post_nowpayments(client, ipn(session, "finished"))
+    partial = PartialPayment.objects.get(session=session)
+    data = {"action": "record_refund", ACTION_CHECKBOX_NAME: [partial.pk]}
+    page = staff_client.post(ADMIN, {**data, "apply": "1", "reason": "x"}, follow=True)
+    assert "was paid in full meanwhile" in page.content.decode()
+    session.refresh_from_db()
+    assert session.status == PaymentStatus.COMPLETED
+    assert not session.audits.filter(source="staff").exists()
