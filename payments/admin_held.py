@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from config.admin_tools import ReasonForm, confirm_with_form
+from config.admin_tools import ReadOnlyInline, ReasonForm, confirm_with_form
 from payments.models import AuditSource, PartialPayment, UnmatchedPayment
 from payments.services.confirmation import Evidence
 from payments.services.partial import partial_payment_accept, partial_payment_refund
@@ -31,6 +31,29 @@ class ReadOnlyListAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class PartialPaymentInline(ReadOnlyInline):
+    """On a payment session's page: part of its price arrived (decide in Partial payments)."""
+
+    model = PartialPayment
+    fields = ("status", "received", "missing", "pay_currency", "received_at", "reason")
+
+    @admin.display(description=_("received / due"))
+    def received(self, obj):
+        return f"{obj.paid_text} / {obj.due_text}"
+
+    @admin.display(description=_("missing"))
+    def missing(self, obj):
+        return obj.missing_text
+
+
+class UnmatchedPaymentInline(ReadOnlyInline):
+    """On a payment session's page: unmatched money staff attached to it."""
+
+    model = UnmatchedPayment
+    fk_name = "session"
+    fields = ("provider_payment_id", "amount", "currency", "attached_at", "attached_by", "reason")
 
 
 @admin.register(PartialPayment)

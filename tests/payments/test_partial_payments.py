@@ -160,6 +160,8 @@ def test_partial_payment_admin_pages_render(client, staff_client, session):
     listing = staff_client.get(ADMIN).content.decode()
     assert session.reference in listing and "0.00003 / 0.0000635" in listing
     assert staff_client.get(f"{ADMIN}{partial.pk}/change/").status_code == 200
+    page = staff_client.get(f"/admin/payments/paymentsession/{session.pk}/change/")
+    assert "0.00003 / 0.0000635" in page.content.decode()  # what arrived, inline
 
 
 def test_a_partial_payment_for_an_expired_session_is_still_held_and_refundable(

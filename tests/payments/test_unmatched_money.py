@@ -132,6 +132,8 @@ def test_staff_attach_unmatched_money_to_a_session_which_is_confirmed(
     assert attached.actor == staff_client.user and attached.delivery == row.delivery
     row.refresh_from_db()
     assert (row.session, row.attached_by) == (session, staff_client.user)
+    page = staff_client.get(f"/admin/payments/paymentsession/{session.pk}/change/")
+    assert "customer showed the PIX receipt" in page.content.decode()  # the money, inline
 
     # A later notice of that payment (its refund) finds the session now.
     mp_fake.set_status(payment["id"], "refund")
