@@ -8,12 +8,13 @@ session. Both need a reason and leave audit rows.
 """
 
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.text import text_storable
 from payments.errors import PaymentError
 from payments.models import (
     OPEN_STATUSES,
@@ -41,14 +42,27 @@ from payments.services.confirmation import (
 PARTIAL_FACTS = ("pay_amount", "actually_paid", "pay_currency", "pay_address")
 
 
+COIN_PLACES = Decimal("1e-18")
+COIN_MAX = Decimal("1e21")  # what PartialPayment's amounts hold (40 digits, 18 places)
+
+
 def _coin_amount(value) -> Decimal | None:
-    if value in (None, ""):
+    """A crypto amount as the provider wrote it, to 18 places; None when it is not one
+    (or too large to be one)."""
+    if value in (None, "") or isinstance(value, bool | dict | list):
         return None
     try:
         amount = Decimal(str(value))
+        if not amount.is_finite() or not 0 <= amount < COIN_MAX:
+            return None
+        return amount.quantize(COIN_PLACES, rounding=ROUND_DOWN)
     except InvalidOperation:
         return None
-    return amount if amount.is_finite() and amount >= 0 else None
+
+
+def _text(value, max_length: int) -> str:
+    text = value if isinstance(value, str) else ""
+    return text[:max_length] if text_storable(text) else ""
 
 
 def _facts(notification: Notification) -> dict:
@@ -57,8 +71,8 @@ def _facts(notification: Notification) -> dict:
         "provider_payment_id": notification.provider_payment_id[:100],
         "pay_amount": _coin_amount(raw.get("pay_amount")),
         "actually_paid": _coin_amount(raw.get("actually_paid")),
-        "pay_currency": str(raw.get("pay_currency") or "")[:20],
-        "pay_address": str(raw.get("pay_address") or "")[:200],
+        "pay_currency": _text(raw.get("pay_currency"), 20),
+        "pay_address": _text(raw.get("pay_address"), 200),
     }
 
 
