@@ -112,32 +112,36 @@ def _masked_email(email) -> str:
     return f"{name[:1]}***@{domain[:80]}"
 
 
-def _masked_number(number) -> str:
+def _masked_document(kind, number) -> str:
+    """The document's type and its last two digits, a CPF as printed tickets show one
+    (***.***.***-09)."""
+    kind = str(kind or "")[:10]
     digits = "".join(ch for ch in str(number or "") if ch.isdigit())
-    return f"***{digits[-2:]}" if digits else ""
+    if not digits:
+        return kind
+    if kind.upper() == "CPF" and len(digits) == 11:
+        return f"CPF ***.***.***-{digits[-2:]}"
+    return f"{kind} ***{digits[-2:]}".strip()
 
 
 def payer_masked(payer) -> dict:
     """Who paid, as far as Mercado Pago tells it, masked as Confirma masks personal data
-    anywhere it keeps it: a first name and an initial, the e-mail's first letter and
-    domain, a document's type and last two digits. Never the whole e-mail or number."""
+    wherever it keeps it (printed tickets: "Maria S.", CPF ***.***.***-09): the first
+    name and the last name's initial, the e-mail's first letter and domain, a document's
+    type and last two digits. Never the whole e-mail or number."""
     if not isinstance(payer, dict):
         return {}
     identification = payer.get("identification")
     identification = identification if isinstance(identification, dict) else {}
-    first = str(payer.get("first_name") or "").strip()[:40]
-    last = str(payer.get("last_name") or "").strip()
+    first = str(payer.get("first_name") or "").split()
+    last = str(payer.get("last_name") or "").split()
+    name = first[0][:20] if first else ""
+    if name and last:
+        name = f"{name} {last[-1][0]}."
     masked = {
-        "name": f"{first} {last[:1]}.".strip() if last else first,
+        "name": name,
         "email": _masked_email(payer.get("email")),
-        "document": " ".join(
-            part
-            for part in (
-                str(identification.get("type") or "")[:10],
-                _masked_number(identification.get("number")),
-            )
-            if part
-        ),
+        "document": _masked_document(identification.get("type"), identification.get("number")),
         "payer_id": str(payer.get("id") or "")[:40],
     }
     return {key: value for key, value in masked.items() if value and text_storable(value)}

@@ -49,7 +49,7 @@ def test_money_without_our_reference_is_kept_for_staff_with_the_payer_masked(cli
     assert kept.payer == {
         "name": "Maria S.",
         "email": "m***@example.com",
-        "document": "CPF ***09",
+        "document": "CPF ***.***.***-09",
         "payer_id": "1234567890",
     }
     assert kept.delivery == WebhookDelivery.objects.get() and kept.session is None
@@ -171,7 +171,7 @@ def test_unmatched_money_admin_pages_show_it_masked(staff_client, mp_fake):
     listing = staff_client.get(ADMIN).content.decode()
     assert str(payment["id"]) in listing and "m***@example.com" in listing
     detail = staff_client.get(f"{ADMIN}{row.pk}/change/").content.decode()
-    assert "CPF ***09" in detail
+    assert "CPF ***.***.***-09" in detail
     for page in (listing, detail):
         assert "maria.silva" not in page and "12345678909" not in page
     assert b"Unmatched money" in staff_client.get("/admin/payments/").content
