@@ -183,6 +183,12 @@ def partial_payment_accept(*, reference: str, evidence: Evidence) -> ConfirmResu
         (result,) = results
         if isinstance(result, Exception):
             return
+        if result.outcome in (ConfirmOutcome.ALREADY_PROCESSED, ConfirmOutcome.DUPLICATE_PAYMENT):
+            # Paid in full between the check above and the lock: nothing of this stays.
+            raise PaymentError(
+                _("This payment was paid in full meanwhile: there is nothing to decide."),
+                code="partial_not_held",
+            )
         _settle(partial.pk, PartialStatus.ACCEPTED, evidence, result.session, facts)
 
     (result,) = notifications_apply(

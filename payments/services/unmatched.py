@@ -17,6 +17,7 @@ is confirmed through the one confirmation path, in the same transaction as the l
 import logging
 from dataclasses import replace
 
+from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,7 +31,13 @@ from payments.models import (
     UnmatchedPayment,
 )
 from payments.providers import Notification, PaymentState
-from payments.services.confirmation import Applied, ConfirmResult, Evidence, notifications_apply
+from payments.services.confirmation import (
+    Applied,
+    ConfirmOutcome,
+    ConfirmResult,
+    Evidence,
+    notifications_apply,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +224,13 @@ def unmatched_attach(*, unmatched_id: int, reference: str, evidence: Evidence) -
             raise switched  # nothing of it stays
         if isinstance(result, Exception):
             return
+        if result.outcome in (ConfirmOutcome.ALREADY_PROCESSED, ConfirmOutcome.DUPLICATE_PAYMENT):
+            # Paid between the check above and the lock: nothing of this stays.
+            raise PaymentError(
+                _("Session %(ref)s is already paid: refund this money at the provider instead.")
+                % {"ref": result.session.reference},
+                code="already_paid",
+            )
         locked = UnmatchedPayment.objects.select_for_update().get(pk=row.pk)
         _refuse_if_not_attachable(locked)
         locked.session = result.session
@@ -246,11 +260,18 @@ def unmatched_attach(*, unmatched_id: int, reference: str, evidence: Evidence) -
         provider_status=row.provider_status,
         replaces_payment_id=True,
     )
-    _switched, result = notifications_apply(
-        [Applied(switch, evidence), Applied(notification, evidence)],
-        what="unmatched_attach",
-        after=link,
-    )
+    try:
+        _switched, result = notifications_apply(
+            [Applied(switch, evidence), Applied(notification, evidence)],
+            what="unmatched_attach",
+            after=link,
+        )
+    except IntegrityError as exc:
+        # Another attach gave this payment id to its session first (the unique provider
+        # payment id): nothing of this one stayed.
+        raise PaymentError(
+            _("This money was attached to another session meanwhile."), code="already_attached"
+        ) from exc
     if isinstance(result, Exception):
         raise result
     return result

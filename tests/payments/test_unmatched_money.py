@@ -10,7 +10,13 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
 from notifications.models import Alert
-from payments.models import DeliveryStatus, PaymentStatus, UnmatchedPayment, WebhookDelivery
+from payments.models import (
+    DeliveryStatus,
+    PaymentSession,
+    PaymentStatus,
+    UnmatchedPayment,
+    WebhookDelivery,
+)
 from payments.services import payment_session_create
 from tests.payments.conftest import post_mp
 
@@ -189,3 +195,49 @@ def test_notified_by_the_fake_to_a_running_server_it_is_kept(live_server, mp_fak
         time.sleep(0.05)
     kept = UnmatchedPayment.objects.get()
     assert (kept.provider_payment_id, kept.amount) == (str(payment["id"]), Decimal("21.00"))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_staff_attaching_the_same_money_at_once_attach_it_once(client, mp_fake, test_purpose):
+    import threading
+
+    from django.db import connection
+
+    from payments.errors import PaymentError
+    from payments.models import AuditSource
+    from payments.services.confirmation import Evidence
+    from payments.services.unmatched import unmatched_attach
+    from tests.factories import UserFactory
+
+    payment = mp_fake.receive_outside("10.00")
+    post_mp(client, mp_fake.notification(payment["id"]))
+    row = UnmatchedPayment.objects.get()
+    sessions = [mp_session(), mp_session()]
+    staff = UserFactory(roles=["staff"])
+    barrier, outcomes = threading.Barrier(2), []
+
+    def attach(session):
+        try:
+            barrier.wait()
+            unmatched_attach(
+                unmatched_id=row.pk,
+                reference=session.reference,
+                evidence=Evidence(source=AuditSource.STAFF, actor=staff, reason="receipt"),
+            )
+            outcomes.append("attached")
+        except PaymentError as exc:
+            outcomes.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attach, args=(s,)) for s in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(outcomes) == 2 and outcomes.count("attached") == 1, outcomes
+    completed = [s for s in sessions if PaymentSession.objects.get(pk=s.pk).status == "completed"]
+    assert len(completed) == 1
+    row.refresh_from_db()
+    assert row.session_id == completed[0].pk
