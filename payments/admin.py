@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline, ReasonForm, confirm_with_form
+from payments.admin_held import PartialPaymentInline, UnmatchedPaymentInline
 from payments.errors import PaymentError
 from payments.models import (
     AuditSource,
@@ -118,7 +119,7 @@ class PaymentSessionAdmin(admin.ModelAdmin):
         "user__email",
     )
     date_hierarchy = "created_at"
-    inlines = [PaymentAuditInline]
+    inlines = [PaymentAuditInline, PartialPaymentInline, UnmatchedPaymentInline]
     readonly_fields = [f.name for f in PaymentSession._meta.fields]
     actions = [
         "confirm_manually",

@@ -60,6 +60,7 @@ PAYMENT_TRANSITIONS: dict[str, set[str]] = {
 }
 OPEN_STATUSES = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
 CLOSED_UNPAID_STATUSES = (PaymentStatus.FAILED, PaymentStatus.EXPIRED, PaymentStatus.CANCELLED)
+PAID_STATUSES = (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED)
 
 
 class PaymentSession(models.Model):
@@ -430,3 +431,130 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} ({self.account_id})"
+
+
+class PartialStatus(models.TextChoices):
+    HELD = "held", _("held for staff")
+    ACCEPTED = "accepted", _("accepted")
+    REFUNDED = "refunded", _("refunded")
+
+
+class PartialPayment(models.Model):
+    """A payment the provider says arrived short of the price (NOWPayments'
+    `partially_paid`): what arrived, in the coin it was paid in, held until staff accept
+    it (the session is confirmed) or record its refund (the session is cancelled)."""
+
+    session = models.OneToOneField(
+        PaymentSession, on_delete=models.PROTECT, related_name="partial_payment"
+    )
+    provider_payment_id = models.CharField(
+        _("provider payment id"), max_length=100, blank=True, default=""
+    )
+    pay_currency = models.CharField(_("paid in"), max_length=20, blank=True, default="")
+    pay_amount = models.DecimalField(
+        _("amount due"), max_digits=40, decimal_places=18, null=True, blank=True
+    )
+    actually_paid = models.DecimalField(
+        _("amount received"), max_digits=40, decimal_places=18, null=True, blank=True
+    )
+    pay_address = models.CharField(_("paid to"), max_length=200, blank=True, default="")
+    status = models.CharField(
+        _("status"), max_length=10, choices=PartialStatus.choices, default=PartialStatus.HELD
+    )
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(_("reason"), blank=True, default="")
+
+    class Meta:
+        verbose_name = _("partial payment")
+        verbose_name_plural = _("partial payments")
+        indexes = [models.Index(fields=["status", "received_at"], name="partial_status_received")]
+
+    def __str__(self) -> str:
+        return f"{self.session.reference} {self.paid_text} {self.pay_currency} ({self.status})"
+
+    @staticmethod
+    def _text(value) -> str:
+        return "" if value is None else format(value.normalize(), "f")
+
+    @property
+    def paid_text(self) -> str:
+        return self._text(self.actually_paid)
+
+    @property
+    def due_text(self) -> str:
+        return self._text(self.pay_amount)
+
+    @property
+    def missing_text(self) -> str:
+        if self.pay_amount is None or self.actually_paid is None:
+            return ""
+        return self._text(max(self.pay_amount - self.actually_paid, ZERO))
+
+    @property
+    def coin(self) -> str:
+        return self.pay_currency.upper()
+
+    @property
+    def is_held(self) -> bool:
+        """Waiting for staff: not decided, and the session not paid in full meanwhile."""
+        return self.status == PartialStatus.HELD and self.session.status not in PAID_STATUSES
+
+
+class UnmatchedPayment(models.Model):
+    """Money a provider says it received for this account that matches no payment session
+    (neither its reference nor its provider payment id): kept for staff, who attach it to
+    a session (confirming that session) — never dropped."""
+
+    provider = models.CharField(_("provider"), max_length=20, choices=Provider.choices)
+    provider_payment_id = models.CharField(_("provider payment id"), max_length=100)
+    provider_status = models.CharField(_("provider status"), max_length=40, blank=True, default="")
+    state = models.CharField(_("state"), max_length=20, blank=True, default="")
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2, null=True)
+    currency = models.CharField(_("currency"), max_length=3, blank=True, default="")
+    external_reference = models.CharField(
+        _("external reference"), max_length=64, blank=True, default=""
+    )
+    description = models.CharField(_("description"), max_length=200, blank=True, default="")
+    # As far as the provider tells it, masked: never a whole document number or e-mail.
+    payer = models.JSONField(_("payer"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    delivery = models.ForeignKey(
+        WebhookDelivery,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("first delivery"),
+    )
+    session = models.ForeignKey(
+        PaymentSession,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="unmatched_payments",
+        verbose_name=_("attached to"),
+    )
+    attached_at = models.DateTimeField(_("attached at"), null=True, blank=True)
+    attached_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(_("reason"), blank=True, default="")
+
+    class Meta:
+        verbose_name = _("unmatched money")
+        verbose_name_plural = _("unmatched money")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_payment_id"], name="unmatched_one_per_payment"
+            )
+        ]
+        indexes = [models.Index(fields=["received_at"], name="unmatched_received")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.provider_payment_id} {self.amount} {self.currency}"

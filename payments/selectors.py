@@ -8,7 +8,9 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from payments.models import (
+    PAID_STATUSES,
     DeliveryStatus,
+    PartialStatus,
     PaymentSession,
     PaymentStatus,
     WebhookDelivery,
@@ -30,7 +32,8 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 def payments_health(*, since=None) -> list[dict]:
     """Per purpose and provider, for sessions created since `since` (default a day ago):
-    created, completed, fulfilled (the purpose's own check), held for staff, conversion
+    created, completed, fulfilled (the purpose's own check), held for staff (completed but
+    mismatched, late or due a refund; or not paid in full with a partial payment), conversion
     (fulfilled / completed, %) and payment → fulfilled seconds (p50, p95)."""
     since = since or timezone.now() - timedelta(days=1)
     recent = PaymentSession.objects.filter(created_at__gte=since)
@@ -41,7 +44,9 @@ def payments_health(*, since=None) -> list[dict]:
         held=Count(
             "id",
             filter=Q(status=PaymentStatus.COMPLETED)
-            & (Q(amount_mismatch=True) | Q(late_payment=True) | Q(refund_due=True)),
+            & (Q(amount_mismatch=True) | Q(late_payment=True) | Q(refund_due=True))
+            # Part of the price arrived: held until staff accept or refund it.
+            | (Q(partial_payment__status=PartialStatus.HELD) & ~Q(status__in=PAID_STATUSES)),
         ),
     )
     for row in counts:

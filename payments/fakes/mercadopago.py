@@ -4,6 +4,8 @@
   the same payment) creates a pending PIX payment with a valid copy-and-paste code (CRC
   checked) and a QR PNG;
 - `GET /v1/payments/<id>` returns it;
+- `receive_outside(amount, …)` makes a payment that did not start in Confirma (a static
+  QR code, a payment link): approved, with a payer, without our reference;
 - `POST /_fake/payments/<id>/<approve|reject|expire|cancel|refund>` (same token) changes
   its status and sends a notification signed the real way (`x-signature`, `x-request-id`)
   to the payment's `notification_url`, and returns what it sent.
@@ -132,6 +134,45 @@ class FakeMercadoPago(LoopbackServer):
             self.payments[payment_id] = payment
             self.by_key[idempotency_key] = payment_id
             return 201, payment
+
+    def receive_outside(
+        self,
+        amount,
+        *,
+        payer: dict | None = None,
+        external_reference: str | None = None,
+        notification_url: str | None = None,
+        description: str = "PIX",
+    ) -> dict:
+        """A payment made to this account without Confirma (a static QR code, a payment
+        link, the seller's app): approved at once, with the payer Mercado Pago saw and no
+        reference of ours (or someone else's). Notify it with `notification()`/`act()`."""
+        with self._lock:
+            payment_id = str(next(self._ids))
+            now = datetime.now(UTC).isoformat()
+            payment = {
+                "id": int(payment_id),
+                "status": "approved",
+                "status_detail": "accredited",
+                "transaction_amount": float(Decimal(str(amount))),
+                "currency_id": "BRL",
+                "description": description,
+                "payment_method_id": "pix",
+                "external_reference": external_reference,
+                "notification_url": notification_url,
+                "date_created": now,
+                "date_approved": now,
+                "payer": payer
+                or {
+                    "id": "1234567890",
+                    "email": "maria.silva@example.com",
+                    "first_name": "Maria",
+                    "last_name": "Silva",
+                    "identification": {"type": "CPF", "number": "12345678909"},
+                },
+            }
+            self.payments[payment_id] = payment
+            return payment
 
     def set_status(self, payment_id: str, action: str) -> dict:
         status, detail = ACTIONS[action]

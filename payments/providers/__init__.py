@@ -37,6 +37,8 @@ class ProviderRefusal(Exception):
 class PaymentState(StrEnum):
     APPROVED = "approved"
     PROCESSING = "processing"
+    # Money arrived short of the price (crypto): held for staff, never fulfilled as is.
+    PARTIALLY_PAID = "partially_paid"
     PENDING = "pending"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -51,6 +51,11 @@ class ProviderAdapter(ABC):
     own_money = False
     # The provider's payment needs at least this many minutes to live (session expiry).
     min_expiry_minutes = 0
+    # Money can reach the account without starting in Confirma (Mercado Pago: a static
+    # QR, a payment link): a notification whose reference is missing or unknown is matched
+    # by its provider payment id, and kept as unmatched money when nothing matches
+    # (`payments.services.unmatched`).
+    keeps_unmatched = False
 
     # -- receiving ------------------------------------------------------------------
     @abstractmethod

@@ -16,6 +16,7 @@ from mercadopago.errors import MercadoPagoError, MPConnectionError, MPServerErro
 from mercadopago.http.http_client import HttpClient
 from mercadopago.webhook import InvalidWebhookSignatureError, WebhookSignatureValidator
 
+from config.text import text_storable
 from payments.errors import PaymentError, ProviderUnavailable
 from payments.providers import (
     InboundRequest,
@@ -104,6 +105,48 @@ def _answer(status: int, response):
     return response
 
 
+def _masked_email(email) -> str:
+    if not isinstance(email, str) or "@" not in email:
+        return ""
+    name, _, domain = email.partition("@")
+    return f"{name[:1]}***@{domain[:80]}"
+
+
+def _masked_document(kind, number) -> str:
+    """The document's type and its last two digits, a CPF as printed tickets show one
+    (***.***.***-09)."""
+    kind = str(kind or "")[:10]
+    digits = "".join(ch for ch in str(number or "") if ch.isdigit())
+    if not digits:
+        return kind
+    if kind.upper() == "CPF" and len(digits) == 11:
+        return f"CPF ***.***.***-{digits[-2:]}"
+    return f"{kind} ***{digits[-2:]}".strip()
+
+
+def payer_masked(payer) -> dict:
+    """Who paid, as far as Mercado Pago tells it, masked as Confirma masks personal data
+    wherever it keeps it (printed tickets: "Maria S.", CPF ***.***.***-09): the first
+    name and the last name's initial, the e-mail's first letter and domain, a document's
+    type and last two digits. Never the whole e-mail or number."""
+    if not isinstance(payer, dict):
+        return {}
+    identification = payer.get("identification")
+    identification = identification if isinstance(identification, dict) else {}
+    first = str(payer.get("first_name") or "").split()
+    last = str(payer.get("last_name") or "").split()
+    name = first[0][:20] if first else ""
+    if name and last:
+        name = f"{name} {last[-1][0]}."
+    masked = {
+        "name": name,
+        "email": _masked_email(payer.get("email")),
+        "document": _masked_document(identification.get("type"), identification.get("number")),
+        "payer_id": str(payer.get("id") or "")[:40],
+    }
+    return {key: value for key, value in masked.items() if value and text_storable(value)}
+
+
 def _sdk() -> SDK:
     return SDK(settings.MERCADOPAGO_ACCESS_TOKEN or "unset", http_client=_BaseUrlClient())
 
@@ -113,6 +156,7 @@ class MercadoPagoAdapter(ProviderAdapter):
     currencies = ("BRL",)
     # PIX date_of_expiration must be 30 minutes to 30 days ahead.
     min_expiry_minutes = 31
+    keeps_unmatched = True
 
     def verify(self, request: InboundRequest) -> None:
         secret = settings.MERCADOPAGO_WEBHOOK_SECRET
@@ -194,6 +238,10 @@ class MercadoPagoAdapter(ProviderAdapter):
                 "id": payment.get("id"),
                 "status": status,
                 "status_detail": payment.get("status_detail"),
+                "external_reference": reference if isinstance(reference, str | int) else None,
+                "description": payment.get("description"),
+                "date_approved": payment.get("date_approved"),
+                "payer": payer_masked(payment.get("payer")),
             },
         )
 

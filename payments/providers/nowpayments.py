@@ -38,7 +38,7 @@ STATES = {
     "confirming": PaymentState.PROCESSING,
     "confirmed": PaymentState.PROCESSING,
     "sending": PaymentState.PROCESSING,
-    "partially_paid": PaymentState.PROCESSING,
+    "partially_paid": PaymentState.PARTIALLY_PAID,
     "finished": PaymentState.APPROVED,
     "failed": PaymentState.FAILED,
     "expired": PaymentState.EXPIRED,
@@ -192,7 +192,8 @@ class NowPaymentsAdapter(ProviderAdapter):
         if status == "partially_paid":
             alert = (
                 "payment.partially_paid",
-                "A crypto payment arrived short of the price; it stays processing.",
+                "A crypto payment arrived short of the price; it is held until staff accept "
+                "or refund it.",
             )
         return Notification(
             reference=to_text(body["order_id"], field="order_id", max_length=64),
@@ -207,8 +208,10 @@ class NowPaymentsAdapter(ProviderAdapter):
                     "payment_id",
                     "invoice_id",
                     "payment_status",
+                    "pay_amount",
                     "actually_paid",
                     "pay_currency",
+                    "pay_address",
                 )
             },
             alert=alert,

@@ -906,6 +906,10 @@ def _dispatch(item: Applied) -> ConfirmResult | None:
             provider_payment_id=payment_id,
             only_if_open=item.only_if_open,
         )
+    if state == PaymentState.PARTIALLY_PAID:
+        from payments.services.partial import partial_payment_hold  # it imports this module
+
+        return partial_payment_hold(notification=notification, evidence=evidence)
     if state == PaymentState.PROCESSING:
         return payment_mark_processing(
             reference=reference,

@@ -46,6 +46,7 @@ from payments.services.confirmation import (
     lock_conflict,
     notifications_apply,
 )
+from payments.services.unmatched import notifications_resolve, unmatched_record
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +303,9 @@ def _record(items: list[_Item], applied: list, results: dict) -> None:
                 delivery.pk,
                 (notification.reference or "")[:80],
             )
-            _set_outcome(delivery, DeliveryStatus.IGNORED, error="unknown reference", at=now)
+            kept = unmatched_record(delivery=delivery, notification=notification)
+            error = f"unknown reference; {kept}" if kept else "unknown reference"
+            _set_outcome(delivery, DeliveryStatus.IGNORED, error=error, at=now)
             results[delivery.pk] = _result(delivery, item=item)
             continue
         outcome = result.outcome if result is not None else ""
@@ -405,6 +408,7 @@ def deliveries_process(deliveries: list[WebhookDelivery]) -> list[DeliveryResult
         else:
             results[delivery.pk] = result
     items = _checked(items, results)
+    notifications_resolve(items)  # no known reference: matched by provider payment id
     ended = [delivery for delivery in deliveries if delivery.pk in results]
     if ended:
         try:

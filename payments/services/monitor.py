@@ -6,7 +6,9 @@ A gap is one of:
   subscription not activated or extended, usage session not started, order not paid,
   top-up not credited) — the purpose's own `fulfilled_q()` decides, in one query;
 - `amount_mismatch`, `late_payment`, `refund_due`: completed payments held for a staff
-  decision (the reconciler never decides those; they stay listed until staff do).
+  decision (the reconciler never decides those; they stay listed until staff do);
+- `partially_paid`: part of the price arrived and is held until staff accept it or
+  record its refund.
 
 Repair re-runs fulfilment with `payment_fulfil` (locked, exactly once, audited with the
 source "reconciler").
@@ -20,7 +22,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from payments.errors import PaymentError
-from payments.models import AuditSource, PaymentSession, PaymentStatus
+from payments.models import (
+    PAID_STATUSES,
+    AuditSource,
+    PartialStatus,
+    PaymentSession,
+    PaymentStatus,
+)
 from payments.registry import purposes_all
 from payments.services.confirmation import Evidence, payment_fulfil
 
@@ -54,6 +62,8 @@ class Gap:
 
 
 def _kind(session: PaymentSession) -> str:
+    if session.status not in PAID_STATUSES:
+        return "partially_paid"
     if session.amount_mismatch:
         return "amount_mismatch"
     if session.late_payment:
@@ -87,10 +97,14 @@ def _gap_querysets():
     for name, purpose in sorted(purposes_all().items()):
         yield completed.filter(purpose=name).exclude(HELD).exclude(purpose.fulfilled_q())
     yield completed.filter(HELD)
+    yield PaymentSession.objects.filter(partial_payment__status=PartialStatus.HELD).exclude(
+        status__in=PAID_STATUSES
+    )
 
 
 FIELDS = (
     "reference",
+    "status",
     "purpose",
     "provider",
     "user_id",

@@ -67,3 +67,19 @@ def test_the_price_after_a_coupon_shows_before_paying(stack, login):
     page.wait_for_selector("#quote-pro-uzs[data-total='99000.00'] .coupon-error", timeout=5000)
     assert "Unknown coupon code." in form.locator(".coupon-error").inner_text()
     assert page.url.endswith("/billing/")  # still choosing: nothing was paid or opened
+
+
+def test_a_partial_crypto_payment_is_explained_on_the_return_page(stack, login):
+    page = login(stack, "customer")
+    page.goto("/billing/")
+    form = page.locator("form.plan[data-plan='pro-usd']")
+    form.locator("input[value='nowpayments']").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#pay-partial")  # NOWPayments' invoice page (the fake)
+    page.click("#pay-partial")
+    page.wait_for_url("**/billing/return/**", timeout=10000)
+    held = page.wait_for_selector("#partial-payment[data-partial='held']", timeout=5000)
+    text = held.inner_text()
+    assert "We received 0.0000317 BTC of the 0.0000635 BTC" in text
+    assert "0.0000318 BTC are missing." in text and "Please do not pay again." in text
+    assert "Part of your payment arrived." in page.locator("#return-status").inner_text()

@@ -311,10 +311,10 @@ def test_mercadopago_unsigned_request_is_rejected(client, mp_fake):
 
 
 def test_mercadopago_unknown_payment_reference_is_ignored(client, mp_fake):
-    session = topup(UserFactory())
-    mp_fake.payments[session.provider_payment_id]["external_reference"] = "ps_not_ours"
-    mp_fake.set_status(session.provider_payment_id, "approve")
-    response = post_mp(client, mp_fake.notification(session.provider_payment_id))
+    # No session has the reference or the payment id: nothing is confirmed (the money is
+    # kept for staff: tests/payments/test_unmatched_money.py).
+    payment = mp_fake.receive_outside("25.00", external_reference="ps_not_ours")
+    response = post_mp(client, mp_fake.notification(payment["id"]))
     assert response.status_code == 200 and response.json()["status"] == "ignored"
     assert WebhookDelivery.objects.get().status == DeliveryStatus.IGNORED
 

@@ -31,6 +31,6 @@ def restore_trigger(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("payments", "0005_intake")]
+    dependencies = [("payments", "0007_staff_partial_and_unmatched")]
 
     operations = [migrations.RunPython(drop_trigger, restore_trigger)]
