@@ -525,6 +525,11 @@ def webhook_refusals(ctx: Context) -> list[Row]:
             )  # fmt: skip
         if profiler:
             ctx.profiles["webhook-refusals"] = profiler.finish()
+        # The servers add refusals up in memory and write them every
+        # WEBHOOK_REFUSAL_FLUSH_SECONDS (1 s): wait for the last interval's.
+        settle = time.monotonic() + 5
+        while _refusals_counted() - counted_before < mine.count and time.monotonic() < settle:
+            time.sleep(0.2)
         grown = _stored_bytes() - bytes_before
         counted = _refusals_counted() - counted_before
         new_rows = WebhookRefusal.objects.count() - rows_before

@@ -1,13 +1,13 @@
 """Counting refused webhook requests: a compact record, never the body, never a flood.
 
 One `WebhookRefusal` row per provider, reason, address and hour holds the count, the hour's
-first request's size, SHA-256 and at most SAMPLE_BYTES of its body and headers. The first
-refusal of a row in a process is written at once (one upsert) and logged; the repeats a
-process sees are added up in memory and written together every
-WEBHOOK_REFUSAL_FLUSH_SECONDS (one upsert per row), so a flood of forged requests costs a
-hash and a dictionary update each, not a database write: refusing is cheaper than storing.
-If a process dies, the repeats of its last interval are not counted (the first of each row
-always is). WEBHOOK_REFUSAL_FLUSH_SECONDS=0 writes every refusal at once (the tests do).
+first request's size, SHA-256 and at most SAMPLE_BYTES of its body and headers. A process
+adds its refusals up in memory and writes them every WEBHOOK_REFUSAL_FLUSH_SECONDS, one
+upsert per row: a flood of forged requests costs a hash and a dictionary update each, not
+a database write, so refusing is cheaper than storing. The first refusal of a row this
+hour is logged at once (at most LOG_PER_MINUTE lines a minute; the rest are summed up in
+one line). If a process dies, what it counted in its last interval is lost.
+WEBHOOK_REFUSAL_FLUSH_SECONDS=0 writes every refusal at once (the tests' default).
 """
 
 import atexit
@@ -26,9 +26,10 @@ logger = logging.getLogger(__name__)
 
 REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
 SAMPLE_BYTES = 1024  # of the body, and of the headers, kept for the first refusal an hour
-# Rows this process has written this hour; past this many (a new address per request)
-# it forgets them, and the next repeat of each is written at once again: still counted.
+# Rows this process has logged this hour; past this many (a new address per request) it
+# forgets them, and may log a row a second time.
 SEEN_MAX = 10_000
+LOG_PER_MINUTE = 20  # refusal lines a process logs a minute at most
 COUNT = 8  # where the count is in a row's values (see `_upsert_sql`)
 LAST_AT = 7
 
@@ -66,6 +67,9 @@ class _Repeats:
         self.window = None
         self.pending: dict[tuple, list] = {}
         self.timer: threading.Timer | None = None
+        self.log_minute = None
+        self.logged = 0
+        self.unlogged = 0
 
 
 _repeats = _Repeats()
@@ -88,37 +92,62 @@ def refusal_record(
     window = now.replace(minute=0, second=0, microsecond=0)
     address = (remote_addr or "")[:45]
     key = (provider[:20], reason[:40], address, window)
-    delay = settings.WEBHOOK_REFUSAL_FLUSH_SECONDS
-    if delay > 0:
-        with _repeats.lock:
-            if key in _repeats.seen:
-                entry = _repeats.pending.get(key)
-                if entry is None:
-                    _repeats.pending[key] = _values(
-                        provider, endpoint, reason, status, address, window, now, body,
-                        body_size, headers, detail,
-                    )  # fmt: skip
-                else:
-                    entry[COUNT] += 1
-                    entry[LAST_AT] = now
-                _schedule()
-                return
-            if len(_repeats.seen) >= SEEN_MAX or _repeats.window != window:
-                _repeats.seen.clear()  # a new hour: new rows
-                _repeats.window = window
-            _repeats.seen.add(key)
+    if settings.WEBHOOK_REFUSAL_FLUSH_SECONDS <= 0:
+        values = _values(
+            provider, endpoint, reason, status, address, window, now, body, body_size,
+            headers, detail,
+        )  # fmt: skip
+        if _write(values) == 1:
+            _log(provider, reason, remote_addr, detail)
+        return
+    with _repeats.lock:
+        entry = _repeats.pending.get(key)
+        if entry is not None:  # a repeat within the interval: one more
+            entry[COUNT] += 1
+            entry[LAST_AT] = now
+            return
     values = _values(
         provider, endpoint, reason, status, address, window, now, body, body_size, headers, detail
     )
-    count = _write(values)
-    if count == 1:
-        logger.warning(
-            "webhook refused: %s %s from %s (%s); repeats this hour are only counted",
-            provider,
-            reason,
-            remote_addr or "-",
-            redact(detail)[:200],
-        )
+    with _repeats.lock:
+        entry = _repeats.pending.get(key)
+        if entry is not None:
+            entry[COUNT] += 1
+            entry[LAST_AT] = now
+        else:
+            _repeats.pending[key] = values
+        _schedule()
+        if len(_repeats.seen) >= SEEN_MAX or _repeats.window != window:
+            _repeats.seen.clear()  # a new hour: new rows
+            _repeats.window = window
+        first = key not in _repeats.seen
+        _repeats.seen.add(key)
+        tell = first and _log_allowed(now)
+    if tell:
+        _log(provider, reason, remote_addr, detail)
+
+
+def _log_allowed(now) -> bool:
+    """At most LOG_PER_MINUTE refusal lines a minute (caller holds the lock): a flood from
+    new addresses is summed up in one line instead (`refusals_flush`)."""
+    minute = now.replace(second=0, microsecond=0)
+    if _repeats.log_minute != minute:
+        _repeats.log_minute, _repeats.logged = minute, 0
+    if _repeats.logged >= LOG_PER_MINUTE:
+        _repeats.unlogged += 1
+        return False
+    _repeats.logged += 1
+    return True
+
+
+def _log(provider, reason, remote_addr, detail) -> None:
+    logger.warning(
+        "webhook refused: %s %s from %s (%s); repeats this hour are only counted",
+        provider,
+        reason,
+        remote_addr or "-",
+        redact(detail)[:200],
+    )
 
 
 def _values(provider, endpoint, reason, status, address, window, now, body, size, headers, detail):
@@ -173,6 +202,13 @@ def refusals_flush() -> None:
         if _repeats.timer is not None:
             _repeats.timer.cancel()
             _repeats.timer = None
+        unlogged, _repeats.unlogged = _repeats.unlogged, 0
+    if unlogged:
+        logger.warning(
+            "webhook refused: %s more from new addresses or for new reasons, only counted "
+            "(Payments > Refused webhooks)",
+            unlogged,
+        )
     failed = {key: values for key, values in pending.items() if _write(values) is None}
     if failed:  # the database is away: keep them for the next interval
         with _repeats.lock:

@@ -42,23 +42,41 @@ def _count(address: str) -> int:
     return sum(WebhookRefusal.objects.filter(remote_addr=address).values_list("count", flat=True))
 
 
-def test_repeats_are_counted_in_memory_and_written_together(client, settings, caplog):
-    settings.WEBHOOK_REFUSAL_FLUSH_SECONDS = 60  # only refusals_flush() writes the repeats
+def test_refusals_are_counted_in_memory_and_written_together(client, settings, caplog):
+    settings.WEBHOOK_REFUSAL_FLUSH_SECONDS = 60  # only refusals_flush() writes them here
     caplog.set_level(logging.WARNING)
-    _forged(client, "203.0.113.9")
-    assert _count("203.0.113.9") == 1  # the first at once, with its sample
-
     with CaptureQueriesContext(connection) as queries:
-        for _ in range(30):
+        for _ in range(31):
             _forged(client, "203.0.113.9")
     assert not [q for q in queries.captured_queries if "webhookrefusal" in q["sql"]]
-    assert _count("203.0.113.9") == 1
+    assert _count("203.0.113.9") == 0
+    assert len([r for r in caplog.records if "webhook refused" in r.getMessage()]) == 1
 
     refusals.refusals_flush()
     (row,) = WebhookRefusal.objects.filter(remote_addr="203.0.113.9")
     assert row.count == 31
     assert row.last_at >= row.first_at and row.body_size == len(b'{"forged": true}')
+    assert len(row.body_sha256) == 64 and bytes(row.body_head) == b'{"forged": true}'
+
+    _forged(client, "203.0.113.9")  # later in the hour: counted on the same row, not logged
+    refusals.refusals_flush()
+    row.refresh_from_db()
+    assert row.count == 32
     assert len([r for r in caplog.records if "webhook refused" in r.getMessage()]) == 1
+
+
+def test_a_flood_from_new_addresses_is_logged_in_a_few_lines(client, settings, caplog):
+    settings.WEBHOOK_REFUSAL_FLUSH_SECONDS = 60
+    caplog.set_level(logging.WARNING)
+    for i in range(refusals.LOG_PER_MINUTE + 15):
+        _forged(client, f"198.18.0.{i + 1}")
+    refusals.refusals_flush()
+    lines = [r.getMessage() for r in caplog.records if "webhook refused" in r.getMessage()]
+    if len(lines) == refusals.LOG_PER_MINUTE + 1:  # the flood, then one line summing it up
+        assert "15 more from new addresses" in lines[-1]
+    else:  # a minute turned meanwhile: the limit started again
+        assert len(lines) <= refusals.LOG_PER_MINUTE * 2 + 1
+    assert WebhookRefusal.objects.filter(remote_addr__startswith="198.18.0.").count() == 35
 
 
 def test_the_repeats_are_written_by_the_process_itself_within_the_interval(client, settings):
