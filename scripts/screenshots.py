@@ -59,6 +59,10 @@ def main() -> None:
                 page.screenshot(path=OUT / "machine-activated.png")
                 # Subscriptions: Click checkout through the fake payment page.
                 page.goto("/billing/")
+                # The price after a coupon shows before paying.
+                quote = page.locator("form.plan[data-plan='pro-uzs']")
+                quote.locator("input[name=coupon]").fill("DEMO10")
+                page.wait_for_selector("#quote-pro-uzs[data-total='89100.00']")
                 page.screenshot(path=OUT / "plans.png", full_page=True)
                 plan = page.locator("form.plan[data-plan='pro-uzs']")
                 plan.locator("input[value='click']").check()
@@ -127,6 +131,24 @@ def main() -> None:
                 waiter.goto("/waiter/")
                 waiter.wait_for_selector(".rejected")
                 waiter.screenshot(path=OUT / "waiter.png", full_page=True)
+                # A waiter takes an order on a phone.
+                phone = browser.new_page(
+                    base_url=stack.url,
+                    viewport={"width": 390, "height": 844},
+                    is_mobile=True,
+                    has_touch=True,
+                )
+                phone.goto("/accounts/login/")
+                phone.fill("#id_username", "waiter")
+                phone.fill("#id_password", "confirma-demo")
+                phone.click("form.form button[type=submit]")
+                phone.goto("/waiter/new/")
+                phone.select_option("#id_table", label="Mesa 8")
+                tacos = phone.locator(".entry-item", has_text="Tacos al pastor")
+                tacos.locator("button[data-step='1']").tap()
+                tacos.locator("button[data-step='1']").tap()
+                phone.locator("#id_notes").fill("Sin cebolla")
+                phone.screenshot(path=OUT / "waiter-new-order.png", full_page=True)
                 admin = browser.new_page(
                     base_url=stack.url, viewport={"width": 1300, "height": 700}
                 )
@@ -138,6 +160,8 @@ def main() -> None:
                 admin.screenshot(path=OUT / "admin-webhooks.png")
                 admin.goto("/operations/")
                 admin.screenshot(path=OUT / "operations.png", full_page=True)
+                admin.goto("/integration/")
+                admin.screenshot(path=OUT / "integration.png", full_page=True)
                 browser.close()
         except Exception:
             stack.log.flush()
