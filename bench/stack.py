@@ -246,7 +246,9 @@ class Stack:
         log = self.log_path.open("ab")
         for _ in range(count):
             worker = subprocess.Popen(
-                [sys.executable, "manage.py", "process_webhooks", "-v0"],
+                # Niced as scripts/serve.sh starts them (WEBHOOK_WORKER_NICE, default 10).
+                ["nice", "-n", self.env.get("WEBHOOK_WORKER_NICE", "10"), sys.executable,
+                 "manage.py", "process_webhooks", "-v0"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip

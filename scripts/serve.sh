@@ -18,6 +18,8 @@
 #   DAPHNE_PROCESSES  daphne processes (default: one per core)
 #   WEB_CONCURRENCY, GUNICORN_THREADS   gunicorn workers and threads per worker
 #   WEBHOOK_WORKERS   process_webhooks workers (default 2)
+#   WEBHOOK_WORKER_NICE  their niceness (default 10): when the node is short of CPU the
+#                     webhook requests are answered first and confirming waits a little
 #   WORKER_PROCESSES  db_worker processes (default 1)
 #   WORKER_INTERVAL   seconds an idle worker waits before looking for tasks (default 0.2)
 #   RUN_PERIODIC      "false" when cron runs the periodic jobs (default true)
@@ -50,6 +52,7 @@ CORES=$(nproc 2>/dev/null || echo 2)
 DAPHNE_PROCESSES=${DAPHNE_PROCESSES:-$CORES}
 WORKER_PROCESSES=${WORKER_PROCESSES:-1}
 WEBHOOK_WORKERS=${WEBHOOK_WORKERS:-2}
+WEBHOOK_WORKER_NICE=${WEBHOOK_WORKER_NICE:-10}
 WORKER_INTERVAL=${WORKER_INTERVAL:-0.2}
 RUN_PERIODIC=${RUN_PERIODIC:-true}
 
@@ -80,7 +83,7 @@ for ((i = 0; i < DAPHNE_PROCESSES; i++)); do
   pids+=($!)
 done
 for ((i = 0; i < WEBHOOK_WORKERS; i++)); do
-  "$PY" manage.py process_webhooks -v0 &
+  nice -n "$WEBHOOK_WORKER_NICE" "$PY" manage.py process_webhooks -v0 &
   pids+=($!)
 done
 for ((i = 0; i < WORKER_PROCESSES; i++)); do
