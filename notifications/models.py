@@ -13,7 +13,7 @@ class Event(models.Model):
     audiences writes one row per audience.
     """
 
-    id = models.BigAutoField(primary_key=True)
+    id = models.BigAutoField(_("event number"), primary_key=True)
     audience = models.CharField(_("audience"), max_length=100)
     type = models.CharField(_("type"), max_length=100)
     payload = models.JSONField(_("payload"), default=dict, encoder=DjangoJSONEncoder)

@@ -69,7 +69,9 @@ class PaymentMethod(models.TextChoices):
 
 
 class Order(models.Model):
-    table = models.ForeignKey(Table, on_delete=models.PROTECT, related_name="orders")
+    table = models.ForeignKey(
+        Table, verbose_name=_("table"), on_delete=models.PROTECT, related_name="orders"
+    )
     waiter = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -96,7 +98,7 @@ class Order(models.Model):
         verbose_name=_("created by"),
     )
     # The key of the form that created it: a form sent twice makes one order.
-    form_key = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    form_key = models.UUIDField(_("form key"), null=True, blank=True, unique=True, editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -116,9 +118,16 @@ class Order(models.Model):
 class OrderLine(models.Model):
     """A menu item, or (without a product) an amount the waiter typed in."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    order = models.ForeignKey(
+        Order, verbose_name=_("order"), on_delete=models.CASCADE, related_name="lines"
+    )
     product = models.ForeignKey(
-        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Product,
+        verbose_name=_("product"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     quantity = models.PositiveIntegerField(_("quantity"))
     unit_price = models.DecimalField(_("unit price"), max_digits=10, decimal_places=2)
@@ -142,26 +151,39 @@ class ProofStatus(models.TextChoices):
 
 
 class PaymentProof(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="proofs")
+    order = models.ForeignKey(
+        Order, verbose_name=_("order"), on_delete=models.PROTECT, related_name="proofs"
+    )
     # Stored under a random name in private storage; served only by a checking view.
     file = models.FileField(_("file"), upload_to="proofs/", max_length=200)
-    content_type = models.CharField(max_length=40)
-    size = models.PositiveIntegerField()
+    content_type = models.CharField(_("file type"), max_length=40)
+    size = models.PositiveIntegerField(_("size (bytes)"))
     method = models.CharField(_("method"), max_length=10, choices=PaymentMethod.choices)
     uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("uploaded by"),
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     attempt = models.PositiveIntegerField(_("attempt"))
     status = models.CharField(
         _("status"), max_length=10, choices=ProofStatus.choices, default=ProofStatus.SUBMITTED
     )
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("reviewed by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     reviewed_at = models.DateTimeField(_("reviewed at"), null=True, blank=True)
     reason = models.TextField(_("reason"), blank=True, default="")
     payment_session = models.OneToOneField(
-        "payments.PaymentSession", on_delete=models.PROTECT, related_name="proof"
+        "payments.PaymentSession",
+        verbose_name=_("payment session"),
+        on_delete=models.PROTECT,
+        related_name="proof",
     )
     created_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
 

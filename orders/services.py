@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from config.errors import ConfirmaError, NotFound, PermissionDenied
 from config.roles import has_role, user_roles
@@ -444,6 +445,7 @@ def proof_viewable_by(proof: PaymentProof, user) -> bool:
 
 class OrderPurpose(Purpose):
     name = "order"
+    label = gettext_lazy("Restaurant order")
     providers = (Provider.MANUAL_PROOF,)
     accepts_coupons = False
     initial_status = "processing"  # a proof is in: it waits for a cashier

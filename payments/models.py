@@ -85,14 +85,21 @@ class PaymentSession(models.Model):
     original_amount = models.DecimalField(_("original amount"), max_digits=14, decimal_places=2)
     discount = models.DecimalField(_("discount"), max_digits=14, decimal_places=2, default=ZERO)
     coupon = models.ForeignKey(
-        "payments.Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="sessions"
+        "payments.Coupon",
+        verbose_name=_("coupon"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sessions",
     )
     currency = models.CharField(_("currency"), max_length=3)
     status = models.CharField(
         _("status"), max_length=12, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
     )
     idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
-    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    request_fingerprint = models.CharField(
+        _("request fingerprint"), max_length=64, blank=True, default=""
+    )
     metadata = models.JSONField(_("metadata"), default=dict, blank=True, encoder=DjangoJSONEncoder)
     provider_data = models.JSONField(
         _("provider data"), default=dict, blank=True, encoder=DjangoJSONEncoder
@@ -103,8 +110,10 @@ class PaymentSession(models.Model):
     fulfilled_at = models.DateTimeField(_("fulfilled at"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     # What the provider says was paid, and the problems found when it was.
-    paid_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
-    paid_currency = models.CharField(max_length=3, blank=True, default="")
+    paid_amount = models.DecimalField(
+        _("amount paid"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+    paid_currency = models.CharField(_("currency paid"), max_length=3, blank=True, default="")
     amount_mismatch = models.BooleanField(_("amount mismatch"), default=False)
     late_payment = models.BooleanField(_("late payment"), default=False)
     refund_due = models.BooleanField(_("refund due"), default=False)
@@ -163,23 +172,34 @@ class AuditSource(models.TextChoices):
 class PaymentAudit(models.Model):
     """Append-only: every change to a payment session, who made it and from what evidence."""
 
-    session = models.ForeignKey(PaymentSession, on_delete=models.PROTECT, related_name="audits")
+    session = models.ForeignKey(
+        PaymentSession,
+        verbose_name=_("payment session"),
+        on_delete=models.PROTECT,
+        related_name="audits",
+    )
     action = models.CharField(_("action"), max_length=40)
-    from_status = models.CharField(max_length=12, blank=True, default="")
-    to_status = models.CharField(max_length=12, blank=True, default="")
+    from_status = models.CharField(_("status before"), max_length=12, blank=True, default="")
+    to_status = models.CharField(_("status after"), max_length=12, blank=True, default="")
     source = models.CharField(_("source"), max_length=12, choices=AuditSource.choices)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     reason = models.TextField(_("reason"), blank=True, default="")
     delivery = models.ForeignKey(
         "payments.WebhookDelivery",
+        verbose_name=_("webhook delivery"),
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="audits",
     )
-    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    data = models.JSONField(_("details"), default=dict, blank=True, encoder=DjangoJSONEncoder)
     created_at = models.DateTimeField(_("time"), default=timezone.now)
 
     class Meta:
@@ -229,9 +249,16 @@ class Coupon(models.Model):
 class CouponRedemption(models.Model):
     """A coupon counted as used: written when the payment that carried it completes."""
 
-    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="redemptions")
-    session = models.OneToOneField(PaymentSession, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+    coupon = models.ForeignKey(
+        Coupon, verbose_name=_("coupon"), on_delete=models.PROTECT, related_name="redemptions"
+    )
+    session = models.OneToOneField(
+        PaymentSession,
+        verbose_name=_("payment session"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("coupon redemption")
@@ -267,7 +294,7 @@ class WebhookDelivery(models.Model):
     status = models.CharField(
         _("status"), max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED
     )
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(_("answered"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True, default="")
     traceback = models.TextField(_("traceback"), blank=True, default="")
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
@@ -276,7 +303,12 @@ class WebhookDelivery(models.Model):
     # A dead delivery is kept, whatever its age, until staff have dealt with it.
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     session = models.ForeignKey(
-        PaymentSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+        PaymentSession,
+        verbose_name=_("payment session"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
     )
     # A replay (admin, command) is a new attempt of a stored delivery, linked to it; the
     # original keeps its own outcome.
@@ -360,11 +392,14 @@ class WebhookRefusal(models.Model):
 
 class WalletAccount(models.Model):
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="wallet"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("customer"),
+        on_delete=models.PROTECT,
+        related_name="wallet",
     )
     currency = models.CharField(_("currency"), max_length=3, default="BRL")
     balance = models.DecimalField(_("balance"), max_digits=14, decimal_places=2, default=ZERO)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("wallet")
@@ -387,16 +422,28 @@ class LedgerKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """Append-only movement of a wallet; the account balance is their sum."""
 
-    account = models.ForeignKey(WalletAccount, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(
+        WalletAccount, verbose_name=_("wallet"), on_delete=models.PROTECT, related_name="entries"
+    )
     kind = models.CharField(_("kind"), max_length=12, choices=LedgerKind.choices)
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     balance_after = models.DecimalField(_("balance after"), max_digits=14, decimal_places=2)
     session = models.ForeignKey(
-        PaymentSession, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger"
+        PaymentSession,
+        verbose_name=_("payment session"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger",
     )
     reason = models.TextField(_("reason"), blank=True, default="")
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     created_at = models.DateTimeField(_("time"), default=timezone.now)
 
@@ -445,7 +492,10 @@ class PartialPayment(models.Model):
     it (the session is confirmed) or record its refund (the session is cancelled)."""
 
     session = models.OneToOneField(
-        PaymentSession, on_delete=models.PROTECT, related_name="partial_payment"
+        PaymentSession,
+        verbose_name=_("payment session"),
+        on_delete=models.PROTECT,
+        related_name="partial_payment",
     )
     provider_payment_id = models.CharField(
         _("provider payment id"), max_length=100, blank=True, default=""
@@ -465,7 +515,12 @@ class PartialPayment(models.Model):
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("resolved by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     reason = models.TextField(_("reason"), blank=True, default="")
 
@@ -542,7 +597,12 @@ class UnmatchedPayment(models.Model):
     )
     attached_at = models.DateTimeField(_("attached at"), null=True, blank=True)
     attached_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("attached by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     reason = models.TextField(_("reason"), blank=True, default="")
 

@@ -5,6 +5,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from notifications.services import alert_raise
 from payments.errors import InvalidParams
@@ -15,6 +16,7 @@ from payments.services.wallet import wallet_credit_topup, wallet_topup_reverse
 
 class WalletTopup(Purpose):
     name = "wallet_topup"
+    label = gettext_lazy("Wallet top-up")
     providers = (Provider.MERCADOPAGO,)
     accepts_coupons = False  # credit bought with a discount would be free money
 

@@ -32,6 +32,8 @@ class Purpose:
     """
 
     name: str = ""
+    # What people read for this purpose (gettext_lazy): pages never show `name`.
+    label = ""
     allow_anonymous: bool = False
     accepts_coupons: bool = True
     providers: tuple[str, ...] = ()
@@ -104,3 +106,12 @@ def purpose_get(name: str) -> Purpose:
 
 def purposes_all() -> dict[str, Purpose]:
     return dict(_PURPOSES)
+
+
+def purpose_label(name: str) -> str:
+    """The translated label of a purpose, for pages; a name no app registered (a purpose
+    since removed) is returned as it is, so that staff can still tell what it was."""
+    purpose = _PURPOSES.get(name)
+    if purpose is None or not purpose.label:
+        return name
+    return str(purpose.label)

@@ -26,7 +26,9 @@ class Machine(models.Model):
     active = models.BooleanField(_("active"), default=True)
     currency = models.CharField(_("currency"), max_length=3, default="BRL")
     # Only the hash of the controller's token is kept; the token is shown once.
-    device_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    device_token_hash = models.CharField(
+        _("controller token hash"), max_length=64, unique=True, null=True, blank=True
+    )
 
     class Meta:
         verbose_name = _("machine")
@@ -38,7 +40,9 @@ class Machine(models.Model):
 
 
 class PriceOption(models.Model):
-    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="options")
+    machine = models.ForeignKey(
+        Machine, verbose_name=_("machine"), on_delete=models.CASCADE, related_name="options"
+    )
     minutes = models.PositiveIntegerField(_("minutes"))
     price = models.DecimalField(_("price"), max_digits=10, decimal_places=2)
 
@@ -82,7 +86,12 @@ class UsageSession(models.Model):
         related_name="usage_sessions",
         verbose_name=_("customer"),
     )
-    machine = models.ForeignKey(Machine, on_delete=models.PROTECT, related_name="usage_sessions")
+    machine = models.ForeignKey(
+        Machine,
+        verbose_name=_("machine"),
+        on_delete=models.PROTECT,
+        related_name="usage_sessions",
+    )
     minutes = models.PositiveIntegerField(_("minutes"))
     amount = models.DecimalField(_("amount"), max_digits=10, decimal_places=2)
     currency = models.CharField(_("currency"), max_length=3)
@@ -137,14 +146,24 @@ class UsageSession(models.Model):
 class UsageEvent(models.Model):
     """Append-only audit of a usage session: activation, completion, staff changes."""
 
-    usage_session = models.ForeignKey(UsageSession, on_delete=models.PROTECT, related_name="events")
+    usage_session = models.ForeignKey(
+        UsageSession,
+        verbose_name=_("usage session"),
+        on_delete=models.PROTECT,
+        related_name="events",
+    )
     type = models.CharField(_("type"), max_length=30)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     source = models.CharField(_("source"), max_length=20, default="system")
     reason = models.TextField(_("reason"), blank=True, default="")
-    data = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(_("details"), default=dict, blank=True)
     created_at = models.DateTimeField(_("time"), default=timezone.now)
 
     class Meta:
@@ -272,9 +291,17 @@ PAYMENT_ACTIVATION_TYPES = (
 class SubscriptionEvent(models.Model):
     """Append-only history of a subscription: who changed it, why, and with what payment."""
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="events")
+    subscription = models.ForeignKey(
+        Subscription,
+        verbose_name=_("subscription"),
+        on_delete=models.PROTECT,
+        related_name="events",
+    )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subscription_events"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.PROTECT,
+        related_name="subscription_events",
     )
     type = models.CharField(_("type"), max_length=30, choices=SubscriptionEventType.choices)
     actor_type = models.CharField(
@@ -289,7 +316,7 @@ class SubscriptionEvent(models.Model):
         verbose_name=_("staff user"),
     )
     reason = models.TextField(_("reason"), blank=True, default="")
-    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    data = models.JSONField(_("details"), default=dict, blank=True, encoder=DjangoJSONEncoder)
     payment_session = models.ForeignKey(
         "payments.PaymentSession",
         null=True,

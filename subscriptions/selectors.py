@@ -251,13 +251,22 @@ def subscription_get(*, user):
 
 
 def subscription_history(*, user, limit: int = 50) -> list:
-    from subscriptions.models import SubscriptionEvent
+    """The user's subscription events, newest first; each carries `plan_name` and
+    `previous_plan_name` (the plans' names, for pages: `data` keeps their codes)."""
+    from subscriptions.models import Plan, SubscriptionEvent
 
-    return list(
+    events = list(
         SubscriptionEvent.objects.filter(user=user)
         .select_related("actor", "payment_session")
         .order_by("-id")[:limit]
     )
+    codes = {event.data.get(key) for event in events for key in ("plan", "previous_plan")}
+    names = dict(Plan.objects.filter(code__in=codes - {None}).values_list("code", "name"))
+    for event in events:
+        for key in ("plan", "previous_plan"):
+            code = event.data.get(key)
+            setattr(event, f"{key}_name", names.get(code, code) if code else "")
+    return events
 
 
 def billing_payment_find(*, user, params) -> "PaymentSession | None":

@@ -13,7 +13,10 @@ class TicketsConfig(AppConfig):
         from tickets.demo import tickets_demo
         from tickets.services import TicketPurpose
 
-        purpose_register(TicketPurpose())
+        ticket_purpose = TicketPurpose()
+        # Set here rather than on the class: it is only what pages call the purpose.
+        ticket_purpose.label = _("Queue ticket")
+        purpose_register(ticket_purpose)
         page_register(
             Page(
                 "operator",

@@ -34,11 +34,15 @@ class Service(models.Model):
 class TicketCounter(models.Model):
     """The last number given for a service on a local day; locked to number a ticket."""
 
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()
-    last_number = models.PositiveIntegerField(default=0)
+    service = models.ForeignKey(
+        Service, verbose_name=_("service"), on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateField(_("day"))
+    last_number = models.PositiveIntegerField(_("last number given"), default=0)
 
     class Meta:
+        verbose_name = _("ticket counter")
+        verbose_name_plural = _("ticket counters")
         constraints = [
             models.UniqueConstraint(fields=["service", "day"], name="counter_one_per_day")
         ]
@@ -83,7 +87,9 @@ FINISHED_STATUSES = (S.COMPLETED, S.NO_SHOW, S.CANCELLED)
 
 
 class Ticket(models.Model):
-    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="tickets")
+    service = models.ForeignKey(
+        Service, verbose_name=_("service"), on_delete=models.PROTECT, related_name="tickets"
+    )
     day = models.DateField(_("day"))
     number = models.PositiveIntegerField(_("number"))
     status = models.CharField(
@@ -100,7 +106,12 @@ class Ticket(models.Model):
     )
     desk = models.CharField(_("desk"), max_length=20, blank=True, default="")
     operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("operator"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     paid_at = models.DateTimeField(_("paid at"))
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
@@ -164,9 +175,16 @@ class PrintJobStatus(models.TextChoices):
 
 
 class PrintJob(models.Model):
-    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="print_jobs")
+    ticket = models.ForeignKey(
+        Ticket, verbose_name=_("ticket"), on_delete=models.PROTECT, related_name="print_jobs"
+    )
     printer = models.ForeignKey(
-        Printer, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+        Printer,
+        verbose_name=_("printer"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
     )
     data = models.BinaryField(_("ESC/POS bytes"))
     status = models.CharField(
@@ -186,7 +204,12 @@ class PrintJob(models.Model):
         ),
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
@@ -203,15 +226,22 @@ class PrintJob(models.Model):
 class TicketEvent(models.Model):
     """Append-only audit of a ticket's steps."""
 
-    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="events")
-    type = models.CharField(max_length=30)
-    from_status = models.CharField(max_length=12, blank=True, default="")
-    to_status = models.CharField(max_length=12, blank=True, default="")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    ticket = models.ForeignKey(
+        Ticket, verbose_name=_("ticket"), on_delete=models.PROTECT, related_name="events"
     )
-    data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    type = models.CharField(_("type"), max_length=30)
+    from_status = models.CharField(_("status before"), max_length=12, blank=True, default="")
+    to_status = models.CharField(_("status after"), max_length=12, blank=True, default="")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    data = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
 
     class Meta:
         ordering = ["id"]
@@ -227,7 +257,9 @@ class Kiosk(models.Model):
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     location = models.CharField(_("location"), max_length=200, blank=True, default="")
-    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    token_hash = models.CharField(
+        _("kiosk token hash"), max_length=64, unique=True, null=True, blank=True
+    )
     printer = models.ForeignKey(
         Printer,
         null=True,

@@ -39,6 +39,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from notifications.services import event_publish
 from payments.errors import FulfilmentRefused, IdempotencyConflict, InvalidParams
@@ -207,6 +208,7 @@ def usage_session_start(
 
 class MachineSessionPurpose(Purpose):
     name = "machine_session"
+    label = gettext_lazy("Machine time")
     providers = (Provider.MERCADOPAGO, Provider.WALLET)
 
     def quote(self, *, params, user, amount, currency) -> Quote:

@@ -18,6 +18,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from config.errors import ConfirmaError
 from config.roles import has_role
@@ -245,6 +246,7 @@ def plan_change_check(*, user, plan: Plan) -> None:
 
 class SubscriptionPurpose(Purpose):
     name = "subscription"
+    label = gettext_lazy("Subscription")
     providers = (Provider.CLICK, Provider.NOWPAYMENTS, Provider.COINBASE)
     # A crypto payment can take a while to be confirmed on chain.
     session_ttl_minutes = 24 * 60
