@@ -67,3 +67,28 @@ def test_the_default_zone_is_sao_paulo():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "America/Sao_Paulo"
+
+
+def test_integration_page_shows_paid_at_in_the_business_zone(settings):
+    from django.template.loader import render_to_string
+
+    settings.BUSINESS_TIME_ZONE = "America/Sao_Paulo"
+    missing = {
+        "session": 7,
+        "reference": "ps_known",
+        "provider": "kiosk",
+        "amount": "5.00",
+        "currency": "BRL",
+        "paid_at": MOMENT.isoformat(),
+        "held": "",
+        "error": "",
+    }
+    health = {"status": "critical", "totals": {}, "paid_without_ticket": [missing]}
+    with translation.override("pt-br"):
+        html = render_to_string("tickets/_integration.html", {"health": health})
+    row = html[html.index('<tr data-reference="ps_known">') :]
+    assert (
+        '<td class="paid-at"><time datetime="2026-12-06T12:41:05+00:00">'
+        "6 de dez. de 2026 09:41:05 (America/Sao_Paulo)</time></td>"
+    ) in row
+    assert "<td>R$\xa05,00</td>" in row
