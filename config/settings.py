@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -311,6 +312,15 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("pt-br", _("Portuguese (Brazil)")), ("es", _("Spanish"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+# Where the business is: pages show times in this zone (stored times stay UTC).
+BUSINESS_TIME_ZONE = env.str("BUSINESS_TIME_ZONE", default="America/Sao_Paulo")
+try:
+    ZoneInfo(BUSINESS_TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError) as error:
+    raise ImproperlyConfigured(
+        f"BUSINESS_TIME_ZONE={BUSINESS_TIME_ZONE!r} is not an IANA time zone "
+        '(for example "America/Sao_Paulo", "Asia/Tashkent", "UTC").'
+    ) from error
 USE_I18N = True
 USE_TZ = True
 

@@ -25,6 +25,7 @@ handler404 = views.page_not_found
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("operations/", views.operations, name="operations"),
     path("operations/repair/", views.operations_repair, name="operations-repair"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.cache import never_cache
@@ -24,6 +25,12 @@ def page_not_found(request, exception):
         body = {"error": {"code": "not_found", "message": _("Not found."), "details": {}}}
         return JsonResponse(body, status=404)
     return defaults.page_not_found(request, exception)
+
+
+@require_GET
+def favicon(request):
+    """Browsers ask for /favicon.ico on every page: send them to the logo."""
+    return redirect(static("img/confirma.svg"))
 
 
 @require_GET

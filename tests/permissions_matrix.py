@@ -245,6 +245,7 @@ CASES: list[Case] = [
     # --- config
     Case("", "GET", "/", everyone()),
     Case("healthz", "GET", "/healthz", everyone()),
+    Case("favicon.ico", "GET", "/favicon.ico", everyone(to("/static/img/confirma.svg"))),
     Case("operations/", "GET", "/operations/", role_page(OK)),
     Case("operations/repair/", "POST", "/operations/repair/", role_page(to("/operations/"))),
     Case(

@@ -62,7 +62,7 @@ def test_the_price_after_a_coupon_shows_before_paying(stack, login):
     assert form.locator(".quote").get_attribute("data-total") == "99000.00"
     form.locator("input[name=coupon]").fill("DEMO10")
     page.wait_for_selector("#quote-pro-uzs[data-total='89100.00']", timeout=5000)
-    assert "You pay 89100.00 UZS" in form.locator(".quote").inner_text()
+    assert "You pay UZS89,100.00" in form.locator(".quote").inner_text()
     form.locator("input[name=coupon]").fill("NOPE")
     page.wait_for_selector("#quote-pro-uzs[data-total='99000.00'] .coupon-error", timeout=5000)
     assert "Unknown coupon code." in form.locator(".coupon-error").inner_text()

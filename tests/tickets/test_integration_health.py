@@ -160,7 +160,7 @@ def test_the_issues_list_shows_what_staff_need(client, service, dummy_printer):
     page = client.get("/integration/").content.decode()
     row = page[page.index(f'<tr data-reference="{lost.reference}">') :]
     row = row[: row.index("</tr>")]
-    for shown in ("trx-778", "Iñés S.", "5.00 BRL", "IntegrityError", "Make the ticket"):
+    for shown in ("trx-778", "Iñés S.", "R$5.00", "IntegrityError", "Make the ticket"):
         assert shown in row, shown
     assert "Conceição" not in page
     assert f"/admin/payments/paymentsession/{lost.pk}/change/" in row
