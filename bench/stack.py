@@ -245,10 +245,10 @@ class Stack:
         before = self.listening()
         log = self.log_path.open("ab")
         for _ in range(count):
-            worker = subprocess.Popen(
-                # Niced as scripts/serve.sh starts them (WEBHOOK_WORKER_NICE, default 10).
-                ["nice", "-n", self.env.get("WEBHOOK_WORKER_NICE", "10"), sys.executable,
-                 "manage.py", "process_webhooks", "-v0"],
+            nice = str(int(self.env.get("WEBHOOK_WORKER_NICE", "10")))
+            # Niced as scripts/serve.sh starts them (WEBHOOK_WORKER_NICE, default 10).
+            worker = subprocess.Popen(  # noqa: S603
+                ["nice", "-n", nice, sys.executable, "manage.py", "process_webhooks", "-v0"],  # noqa: S607
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
