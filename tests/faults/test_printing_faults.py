@@ -167,7 +167,7 @@ def test_printer_offline_print_error_alert_then_operator_reprint(stack):
         operator.get(stack.url + "/operator/", timeout=30)
         reprint = operator.post(
             f"{stack.url}/operator/ticket/{ticket_id}/reprint/",
-            data={"csrfmiddlewaretoken": operator.cookies["csrftoken"]},
+            data={"csrfmiddlewaretoken": operator.cookies["csrftoken"], "reason": "Printer off"},
             timeout=30,
             allow_redirects=False,
         )

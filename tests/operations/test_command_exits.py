@@ -167,9 +167,13 @@ def redis_down(settings):
 
 
 @pytest.mark.django_db
-def test_notify_exits_2_and_publishes_nothing_when_redis_is_unreachable(redis_down):
-    assert status("notify", "--audience", "role:cashier", "--type", "staff.notice") == 2
-    assert not Event.objects.exists()
+def test_notify_with_redis_unreachable_still_logs_the_event_for_screens_to_catch_up(
+    redis_down, django_capture_on_commit_callbacks
+):
+    # The event log is the record; the live push is best effort (screens resume from it).
+    with django_capture_on_commit_callbacks(execute=True):
+        assert status("notify", "--audience", "role:cashier", "--type", "staff.notice") == 0
+    assert list(Event.objects.values_list("audience", "type")) == [("role:cashier", "staff.notice")]
 
 
 @pytest.mark.postgres
