@@ -96,6 +96,9 @@ def _payment_event(type_, summary, status, extra=None, optional=None, example=No
     )
 
 
+# What a payment for a plan does to the subscription (subscriptions.services.plans).
+CHANGES = ["activated", "renewed", "upgraded", "downgraded", "plan_changed"]
+
 PAYMENT_EVENTS = [
     _payment_event(
         "payment.processing",
@@ -125,6 +128,14 @@ PAYMENT_EVENTS = [
         "credit went back to the wallet.",
         "refunded",
         optional={"reason": enum_schema(["credit_returned"])},
+    ),
+    _payment_event(
+        "payment.partially_paid",
+        "Part of a crypto payment arrived: held for staff (accept it or refund it), the "
+        "customer told what arrived and what is missing, in the coin paid.",
+        "processing",
+        extra={"paid": TEXT, "due": TEXT, "missing": TEXT, "coin": TEXT},
+        example={"paid": "0.0000317", "due": "0.0000635", "missing": "0.0000318", "coin": "BTC"},
     ),
     _payment_event("payment.failed", "The provider refused or failed the payment.", "failed"),
     _payment_event("payment.cancelled", "The payment was cancelled.", "cancelled"),
@@ -263,9 +274,14 @@ SUBSCRIPTION_EVENTS = [
     _subscription_event(
         "subscription.activated",
         "A payment (or staff) activated or extended the user's subscription; `kind` is "
-        "`activated`, `renewed` (extended from its current end) or `manual` (by staff).",
-        extra={"kind": enum_schema(["activated", "renewed", "manual"])},
-        optional={"reference": {**TEXT, "description": "The payment, unless manual."}},
+        "`activated`, `renewed` (extended from its current end), `upgraded`, `downgraded` "
+        "or `plan_changed` (a new period from now, unused days credited), or `manual` (by "
+        "staff, with `change` saying which of the others it was).",
+        extra={"kind": enum_schema([*CHANGES, "manual"])},
+        optional={
+            "reference": {**TEXT, "description": "The payment, unless manual."},
+            "change": enum_schema(CHANGES),
+        },
         example={"kind": "activated", "reference": "ps_8kQ2vX7mN4rT1wZ9"},
     ),
     _subscription_event(

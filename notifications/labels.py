@@ -8,6 +8,7 @@ EVENT_TYPE_LABELS = {
     "payment.processing": _("Payment being processed"),
     "payment.confirmed": _("Payment confirmed"),
     "payment.review": _("Payment held for review"),
+    "payment.partially_paid": _("Part of the payment arrived"),
     "payment.refunded": _("Payment refunded"),
     "payment.failed": _("Payment failed"),
     "payment.cancelled": _("Payment cancelled"),

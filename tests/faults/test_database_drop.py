@@ -156,7 +156,8 @@ def test_connection_dropped_at_intake_or_in_the_worker_applies_each_payment_once
     # No completed session without its ticket, no ticket without a completed session, and
     # the numbers have no gap (the rolled-back increment was not lost).
     assert stack.sql(
-        "SELECT count(*) FROM payments_paymentsession s WHERE (s.status = 'completed') <> "
+        "SELECT count(*) FROM payments_paymentsession s WHERE s.purpose = 'ticket' "
+        "AND (s.status = 'completed') <> "
         "EXISTS (SELECT 1 FROM tickets_ticket t WHERE t.payment_session_id = s.id)"
     ) == [(0,)]
     assert stack.sql("SELECT number FROM tickets_ticket ORDER BY number") == [

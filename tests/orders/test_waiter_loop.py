@@ -37,7 +37,7 @@ def test_an_approved_order_shows_as_paid(waiter_client, staff_users, private_med
     html = waiter_html(waiter_client)
     assert f'id="paid-{order.pk}"' in html
     paid_line = html.split(f'id="paid-{order.pk}"', 1)[1].split("</p>", 1)[0]
-    assert "Paid ✓" in paid_line and "225.00 MXN" in paid_line and "bank transfer" in paid_line
+    assert "Paid ✓" in paid_line and "MX$225.00" in paid_line and "bank transfer" in paid_line
 
 
 def test_paid_orders_of_other_waiters_or_long_ago_are_not_listed(
