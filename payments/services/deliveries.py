@@ -81,19 +81,30 @@ def lease() -> timedelta:
     return timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
 
 
-def waiting_q(now) -> Q:
-    """Deliveries a worker may take: new ones, and claims or retries whose time has come."""
-    return Q(status=DeliveryStatus.RECEIVED, next_attempt_at__isnull=True) | Q(
+def waiting_q(now, *, new_before=None) -> Q:
+    """Deliveries a worker may take: new ones (received before `new_before`, when given),
+    and claims or retries whose time has come."""
+    new = Q(status=DeliveryStatus.RECEIVED, next_attempt_at__isnull=True)
+    if new_before is not None:
+        new &= Q(received_at__lte=new_before)
+    return new | Q(
         status__in=[DeliveryStatus.RECEIVED, DeliveryStatus.FAILED], next_attempt_at__lte=now
     )
 
 
-def deliveries_claim(*, limit: int, worker: str = "", only: list[int] | None = None) -> list:
+def deliveries_claim(
+    *, limit: int, worker: str = "", only: list[int] | None = None, safety_net: bool = False
+) -> list:
     """Claim up to `limit` waiting deliveries, oldest first, each with a lease; rows other
-    workers hold are skipped, never waited for."""
+    workers hold are skipped, never waited for. The safety net (`retry_webhooks`) leaves
+    new deliveries to the workers for a lease's length: it takes due retries, claims
+    whose worker died, and deliveries no worker has taken in that time."""
     now = timezone.now()
+    new_before = now - lease() if safety_net else None
     with transaction.atomic():
-        waiting = WebhookDelivery.objects.select_for_update(skip_locked=True).filter(waiting_q(now))
+        waiting = WebhookDelivery.objects.select_for_update(skip_locked=True).filter(
+            waiting_q(now, new_before=new_before)
+        )
         if only is not None:
             waiting = waiting.filter(pk__in=only)
         claimed = list(waiting.order_by("pk")[:limit])
@@ -461,15 +472,16 @@ class RunReport:
 
 
 def deliveries_run(
-    *, limit: int | None = None, worker: str = "", max_batches: int = 1
+    *, limit: int | None = None, worker: str = "", max_batches: int = 1, safety_net: bool = False
 ) -> RunReport:
-    """Claim and process waiting deliveries, a batch at a time, up to `max_batches`."""
+    """Claim and process waiting deliveries, a batch at a time, up to `max_batches`
+    (`safety_net`: as `retry_webhooks` does, see `deliveries_claim`)."""
     size = limit or settings.WEBHOOK_BATCH_SIZE
     if size < 1:
         raise ValueError("limit must be at least 1")
     report = RunReport()
     for _ in range(max_batches):
-        claimed = deliveries_claim(limit=size, worker=worker)
+        claimed = deliveries_claim(limit=size, worker=worker, safety_net=safety_net)
         if not claimed:
             break
         for result in deliveries_process(claimed):

@@ -24,7 +24,12 @@ from payments.services import payment_session_create, wallet_account_get
 from payments.services.deliveries import delivery_retry
 from payments.tasks import webhook_delivery_retry
 from tests.factories import UserFactory
-from tests.payments.conftest import mp_fake, post_mp  # noqa: F401 - the fake provider fixture
+from tests.payments.conftest import (  # noqa: F401 - the fake provider fixtures
+    kiosk_secret,
+    mp_fake,
+    post_mp,
+    test_purpose,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -254,3 +259,20 @@ def test_an_unreachable_database_exits_2():
 def test_it_runs_every_30_seconds():
     jobs = {job["command"]: job["every"] for job in django_settings.PERIODIC_JOBS}
     assert jobs["retry_webhooks"] == 30
+
+
+@pytest.mark.django_db
+def test_new_deliveries_are_left_to_the_workers_for_a_lease(client, settings, kiosk_secret):  # noqa: F811
+    """The safety net does not race the workers for what just arrived; a delivery no
+    worker took within WEBHOOK_LEASE_SECONDS it takes (no worker may be running)."""
+    from datetime import timedelta
+
+    from tests.payments.test_deliveries import _session, _store
+
+    pk = _store(client, kiosk_secret, _session("safety-net"))
+    run()
+    assert WebhookDelivery.objects.get(pk=pk).status == DeliveryStatus.RECEIVED
+    waited = timezone.now() - timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS + 1)
+    WebhookDelivery.objects.filter(pk=pk).update(received_at=waited)
+    run()
+    assert WebhookDelivery.objects.get(pk=pk).status == DeliveryStatus.PROCESSED

@@ -1,6 +1,7 @@
 """`manage.py retry_webhooks`: process webhook deliveries that are due and waiting: failed
 ones whose next attempt has come, claims whose worker died (their lease ended), and new
-ones no worker has taken yet (it claims like a worker: never one a worker holds).
+ones no worker has taken within WEBHOOK_LEASE_SECONDS (newer ones are the workers'; it
+claims like a worker: never one a worker holds).
 
 The webhook workers (`process_webhooks`) do this by themselves; run every 30 seconds
 (settings.PERIODIC_JOBS, or cron) it is their safety net, and it checks the backlog: an
@@ -38,6 +39,7 @@ class Command(ConfirmaCommand):
             report = deliveries_run(
                 limit=min(limit, settings.WEBHOOK_BATCH_SIZE),
                 max_batches=-(-limit // min(limit, settings.WEBHOOK_BATCH_SIZE)),
+                safety_net=True,
             )
             waiting = backlog_check()
         except DatabaseError as exc:
