@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone, translation
 
 # Django language codes (settings.LANGUAGES) → Babel locales.
-BABEL_LOCALES = {"en": "en", "pt-br": "pt_BR", "es": "es"}
+BABEL_LOCALES = {"en": "en", "pt-br": "pt_BR", "es": "es", "uz": "uz_Latn", "ru": "ru"}
 FALLBACK_LOCALE = "en"
 
 

@@ -309,7 +309,13 @@ SPECTACULAR_SETTINGS = {
 
 # --- Internationalisation ----------------------------------------------------------------
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", _("English")), ("pt-br", _("Portuguese (Brazil)")), ("es", _("Spanish"))]
+LANGUAGES = [
+    ("en", _("English")),
+    ("pt-br", _("Portuguese (Brazil)")),
+    ("es", _("Spanish")),
+    ("uz", _("Uzbek")),
+    ("ru", _("Russian")),
+]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 # Where the business is: pages show times in this zone (stored times stay UTC).

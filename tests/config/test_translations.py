@@ -8,7 +8,7 @@ import pytest
 LOCALE = Path(__file__).resolve().parents[2] / "locale"
 
 
-@pytest.mark.parametrize("language", ["pt_BR", "es"])
+@pytest.mark.parametrize("language", ["pt_BR", "es", "uz", "ru"])
 def test_every_message_is_translated_and_none_is_fuzzy(language):
     po = polib.pofile(str(LOCALE / language / "LC_MESSAGES" / "django.po"))
     missing = [e.msgid for e in po if not e.obsolete and not e.translated()]
