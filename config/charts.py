@@ -13,13 +13,13 @@ from babel.numbers import format_decimal
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
 
 from config.formatting import babel_locale, business_zone
-from config.series import Series
+from config.series import WEBHOOK_OUTCOMES, Series
+from payments.labels import delivery_status_label
 
-WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 14, 30
+WIDTH, HEIGHT = 480, 220
+LEFT, RIGHT, TOP, BOTTOM = 50, 8, 12, 28
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
 # Colours with at least 3:1 contrast on white (WCAG 1.4.11), told apart by hue.
@@ -89,7 +89,7 @@ def _axes(hours, top: float, unit: str, decimals: int) -> list[str]:
             continue  # every third hour, ending on the current one
         x = round(LEFT + slot * (i + 0.5), 2)
         parts.append(
-            f'<text class="chart-x-label" x="{x}" y="{HEIGHT - 10}" text-anchor="middle" '
+            f'<text class="chart-x-label" x="{x}" y="{HEIGHT - 9}" text-anchor="middle" '
             f'fill="#475467">{escape(_hour_text(start))}</text>'
         )
     parts.append(
@@ -249,15 +249,13 @@ def chart(
 
 
 def outcome_labels() -> dict[str, str]:
-    return {
-        "processed": pgettext("webhook outcome", "processed"),
-        "duplicate": pgettext("webhook outcome", "duplicate"),
-        "ignored": pgettext("webhook outcome", "ignored"),
-        "rejected": pgettext("webhook outcome", "rejected"),
-        "failed": pgettext("webhook outcome", "failed or dead"),
-        "waiting": pgettext("webhook outcome", "waiting"),
-        "refused": pgettext("webhook outcome", "refused at the door"),
-    }
+    """The webhook chart's series names: the delivery statuses' own labels where a series
+    is one status."""
+    labels = {code: delivery_status_label(code) for code in WEBHOOK_OUTCOMES}
+    labels["failed"] = _("failed or dead")
+    labels["waiting"] = _("waiting")
+    labels["refused"] = _("refused before being stored")
+    return labels
 
 
 def last_day_charts(charts: dict[str, Series]) -> list[SafeString]:
@@ -284,7 +282,9 @@ def last_day_charts(charts: dict[str, Series]) -> list[SafeString]:
         chart(
             chart_id="chart-conversion",
             title=_("Conversion per hour"),
-            description=_("Payment sessions paid out of those created in each hour, in %."),
+            description=_(
+                "Payment sessions paid out of those created in each hour, as a percentage."
+            ),
             series=conversion,
             lines=[Line("conversion", _("Conversion"), conversion.values["conversion"])],
             kind="line",
@@ -294,14 +294,15 @@ def last_day_charts(charts: dict[str, Series]) -> list[SafeString]:
             table=[
                 (_("Created"), conversion.extra["created"], 0),
                 (_("Paid"), conversion.extra["paid"], 0),
-                (_("Conversion (%)"), conversion.values["conversion"], 1),
+                (_("Conversion, percent"), conversion.values["conversion"], 1),
             ],
         ),
         chart(
             chart_id="chart-fulfil-p95",
             title=_("Paid → delivered, p95 per hour"),
             description=_(
-                "Seconds from payment to delivery for 95% of the payments completed in each hour."
+                "Seconds from payment to delivery that 95 in 100 of the payments completed in "
+                "each hour stayed within."
             ),
             series=fulfil,
             lines=[Line("p95", _("p95 (s)"), fulfil.values["p95"])],
