@@ -16,6 +16,8 @@ from django.utils import timezone
 from config.formatting import business_zone
 
 HOURS = 24
+# How far before the first hour the backlog looks for deliveries that finished in the day.
+BACKLOG_LOOKBACK = timedelta(days=3)
 
 # The webhook outcomes a chart tells apart, in stacking order. Failed and dead go together:
 # both are deliveries that did not work (dead ones ran out of retries).
@@ -171,7 +173,8 @@ def backlog_per_hour(*, hours: Hours) -> Series:
     From stored timestamps only: a delivery waits from `received_at` until `processed_at`
     of its final outcome; one still received or failed (to be retried) waits still. A
     failed delivery between two attempts counts as waiting all along (its earlier attempts'
-    times are not kept). One query: a count and a minimum per hour end."""
+    times are not kept); one received more than BACKLOG_LOOKBACK before the first hour and
+    finished since is left out. One query: a count and a minimum per hour end."""
     from payments.models import WebhookDelivery
 
     ends = [min(start + timedelta(hours=1), hours.now) for start in hours.starts]
@@ -181,9 +184,14 @@ def backlog_per_hour(*, hours: Hours) -> Series:
         waiting = Q(received_at__lte=end) & (still | Q(processed_at__gt=end))
         aggregates[f"n{i}"] = Count("id", filter=waiting)
         aggregates[f"o{i}"] = Min("received_at", filter=waiting)
+    # Finished deliveries are looked for among those received in the last few days (the
+    # received_at index bounds the scan); one that waited longer is not drawn.
+    finished_lately = Q(received_at__gte=hours.since - BACKLOG_LOOKBACK) & Q(
+        processed_at__gt=hours.since
+    )
     row = (
         WebhookDelivery.objects.filter(received_at__lte=hours.now)
-        .filter(still | Q(processed_at__gt=hours.since))
+        .filter(still | finished_lately)
         .aggregate(**aggregates)
     )
     waiting = [row[f"n{i}"] or 0 for i in range(HOURS)]
