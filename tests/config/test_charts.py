@@ -182,6 +182,8 @@ def test_pages_show_the_charts_to_staff_only(client, known_day, django_assert_ma
     # The live refresh still answers its fragment, without the charts.
     fragment = client.get("/operations/", HTTP_HX_REQUEST="true").content.decode()
     assert 'id="payments-health"' in fragment and 'id="charts"' not in fragment
+    fragment = client.get("/integration/", HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="health-status"' in fragment and 'id="charts"' not in fragment
     # The charts add five statements, whatever the number of rows.
     with django_assert_max_num_queries(56):
         assert client.get("/operations/").status_code == 200
@@ -190,3 +192,20 @@ def test_pages_show_the_charts_to_staff_only(client, known_day, django_assert_ma
 def test_the_series_take_one_query_each(known_day, django_assert_num_queries):
     with django_assert_num_queries(5):
         last_day_series(now=NOW)
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_colours_reach_aa_contrast_on_white(known_day):
+    def contrast(colour: str) -> float:
+        return 1.05 / (_luminance(colour) + 0.05)
+
+    # Graphics need 3:1 (WCAG 1.4.11); the axis text, drawn in the SVG, 4.5:1.
+    assert min(contrast(colour) for colour in charts.COLOURS.values()) >= 3
+    figure = charts.last_day_charts(known_day)[0]
+    text_colours = {t.get("fill") for t in svg_of(figure).iter(f"{SVG}text")}
+    assert text_colours and all(contrast(colour) >= 4.5 for colour in text_colours)
