@@ -28,6 +28,7 @@ from payments.models import (
     LedgerEntry,
     PaymentAudit,
     PaymentSession,
+    PaymentStatus,
     WalletAccount,
     WebhookDelivery,
     WebhookRefusal,
@@ -42,6 +43,12 @@ from payments.services import (
 from payments.services.confirmation import Evidence
 from payments.services.deliveries import SETTLED, delivery_replay
 from payments.services.retention import delivery_resolve
+
+
+def _status_label(code: str) -> str:
+    """A payment status as people read it (audit rows store the code, or nothing)."""
+    label = dict(PaymentStatus.choices).get(code)
+    return str(label) if label is not None else code
 
 
 def _reference(session) -> str:
@@ -251,14 +258,22 @@ class PaymentAuditAdmin(AppendOnlyAdmin):
         "created_at",
         "session",
         "action",
-        "from_status",
-        "to_status",
+        "status_before",
+        "status_after",
         "source",
         "actor",
     )
     list_filter = ("action", "source")
     search_fields = ("session__reference", "reason")
     ordering = ("-created_at", "-id")
+
+    @admin.display(description=_("status before"), ordering="from_status")
+    def status_before(self, obj):
+        return _status_label(obj.from_status)
+
+    @admin.display(description=_("status after"), ordering="to_status")
+    def status_after(self, obj):
+        return _status_label(obj.to_status)
 
 
 class ReferenceSearchFilter(admin.SimpleListFilter):

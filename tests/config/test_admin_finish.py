@@ -305,3 +305,23 @@ def test_read_only_change_pages_show_no_save_button(staff_client, test_purpose, 
         SubscriptionEvent,
     } <= read_only
     assert CouponFactory._meta.model in editable
+
+
+# Labels, not codes ------------------------------------------------------------------------
+
+
+def test_audit_list_shows_status_labels_not_codes(staff_client, test_purpose):  # noqa: F811
+    session = kiosk_session()
+    reason = {"apply": "1", "reason": "checked"}
+    run_action(
+        staff_client, "/admin/payments/paymentsession/", "confirm_manually", [session], **reason
+    )
+    staff_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "pt-br"
+    html = staff_client.get(
+        "/admin/payments/paymentaudit/", HTTP_ACCEPT_LANGUAGE="pt-br"
+    ).content.decode()
+    with translation.override("pt-br"):
+        completed = str(PaymentStatus.COMPLETED.label)
+    assert completed != "completed"
+    assert f'<td class="field-status_after">{completed}</td>' in html
+    assert '<td class="field-status_after">completed</td>' not in html
