@@ -1,10 +1,17 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
+from config.admin_tools import ReadOnlyModelAdmin
 from config.models import PeriodicJob, WorkerHeartbeat
+
+# Confirma's name, not Django's, on every admin page (the logo is in admin/base_site.html).
+admin.site.site_header = "Confirma"
+admin.site.site_title = "Confirma"
+admin.site.index_title = _("Administration")
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyModelAdmin):
     list_display = ("worker_id", "hostname", "pid", "started_at", "last_seen", "tasks_run")
     readonly_fields = list_display
 
@@ -16,7 +23,7 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
 
 @admin.register(PeriodicJob)
-class PeriodicJobAdmin(admin.ModelAdmin):
+class PeriodicJobAdmin(ReadOnlyModelAdmin):
     """The periodic jobs as the schedulers of every node claim them: when each last ran,
     where, how it ended, and when it is due."""
 

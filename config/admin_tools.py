@@ -1,18 +1,56 @@
-"""Admin building blocks shared by the apps: audit trails are shown, never edited."""
+"""Admin building blocks shared by the apps: audit trails are shown newest first and never
+edited, read-only pages offer no Save button, and actions that ask for a form say what they
+did to what."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.forms.formsets import DELETION_FIELD_NAME
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
 from config.errors import ConfirmaError
 
+# How many object names a success message lists before it stops at "…".
+NAMES_SHOWN = 10
+
+
+def _has_editable_fields(context) -> bool:
+    """Whether a change form has anything a person could change and save: a field of its
+    own, or of an inline (a row to add, a visible field)."""
+    if context["adminform"].form.fields:
+        return True
+    for inline_admin_formset in context.get("inline_admin_formsets", ()):
+        if inline_admin_formset.has_add_permission:
+            return True
+        for form in inline_admin_formset.formset.forms:
+            for name, field in form.fields.items():
+                if name != DELETION_FIELD_NAME and not field.widget.is_hidden:
+                    return True
+    return False
+
+
+class NoSaveWhenReadOnly:
+    """For a ModelAdmin whose change page is read-only (every field shown read-only, but
+    change permission kept so that its actions run): no Save buttons on that page."""
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        if not _has_editable_fields(context):
+            context.update(
+                show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+            )
+        return super().render_change_form(request, context, *args, **kwargs)
+
+
+class ReadOnlyModelAdmin(NoSaveWhenReadOnly, admin.ModelAdmin):
+    """A ModelAdmin whose change page may be read-only (see NoSaveWhenReadOnly)."""
+
 
 class ReadOnlyInline(admin.TabularInline):
-    """An inline that lists rows of an append-only trail (set `fields`)."""
+    """An inline that lists rows of an append-only trail (set `fields`), newest first."""
 
     extra = 0
     can_delete = False
+    ordering = ("-pk",)
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
@@ -21,8 +59,11 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class AppendOnlyAdmin(admin.ModelAdmin):
-    """An admin for an append-only log: readable and searchable, never changed."""
+class AppendOnlyAdmin(ReadOnlyModelAdmin):
+    """An admin for an append-only log: readable and searchable, never changed; newest
+    first."""
+
+    ordering = ("-pk",)
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
@@ -43,30 +84,51 @@ class ReasonForm(forms.Form):
     )
 
 
-def confirm_with_form(modeladmin, request, queryset, *, title, form_class, apply):
+def _names(objects, name) -> str:
+    shown = [str(name(obj)) for obj in objects[:NAMES_SHOWN]]
+    if len(objects) > NAMES_SHOWN:
+        shown.append("…")
+    return ", ".join(shown)
+
+
+def confirm_with_form(
+    modeladmin, request, queryset, *, title, form_class, apply, success, name=str
+):
     """The body of an admin action that first asks for a form (at least a reason), then
     calls `apply(obj, cleaned_data)` for each selected object; domain errors become
-    messages. Returns the form page, or None once applied."""
+    messages. `success` is an `ngettext_lazy(..., "count")` message that may use
+    `%(count)d` and `%(objects)s` (the names, by `name(obj)`, of the objects changed).
+    Returns the form page, or None once applied."""
     form = form_class(request.POST if "apply" in request.POST else None)
     if form.is_bound and form.is_valid():
-        done = 0
+        done = []
         for obj in queryset:
             try:
                 apply(obj, form.cleaned_data)
-                done += 1
             except ConfirmaError as exc:
                 modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
-        modeladmin.message_user(request, _("%(n)d done.") % {"n": done})
+            else:
+                done.append(obj)
+        if done:
+            modeladmin.message_user(
+                request,
+                success % {"count": len(done), "objects": _names(done, name)},
+                messages.SUCCESS,
+            )
+        else:
+            modeladmin.message_user(request, _("Nothing was changed."), messages.WARNING)
         return None
     return render(
         request,
         "admin/confirma_reason.html",
         {
+            **modeladmin.admin_site.each_context(request),
             "title": title,
             "form": form,
             "queryset": queryset,
             "action": request.POST.get("action"),
             "opts": modeladmin.model._meta,
+            "media": modeladmin.media + form.media,
             "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
         },
     )

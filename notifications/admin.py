@@ -1,8 +1,9 @@
 from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
-from config.admin_tools import AppendOnlyAdmin, confirm_with_form
+from config.admin_tools import AppendOnlyAdmin, ReadOnlyModelAdmin, confirm_with_form
 from notifications.models import Alert, Event
 from notifications.services import alert_resolve
 
@@ -15,6 +16,7 @@ class EventAdmin(AppendOnlyAdmin):
     list_filter = ("type",)
     search_fields = ("audience", "type")
     date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
 
 
 class ResolveForm(forms.Form):
@@ -28,7 +30,7 @@ class ResolveForm(forms.Form):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyModelAdmin):
     """Open alerts are the staff's to-do list; resolving one records who did it and why."""
 
     list_display = (
@@ -80,4 +82,10 @@ class AlertAdmin(admin.ModelAdmin):
             title=_("Mark alerts resolved"),
             form_class=ResolveForm,
             apply=apply,
+            success=ngettext_lazy(
+                "%(count)d alert resolved: %(objects)s.",
+                "%(count)d alerts resolved: %(objects)s.",
+                "count",
+            ),
+            name=lambda alert: f"#{alert.pk} {alert.code}",
         )

@@ -32,6 +32,7 @@ class PaymentProofInline(ReadOnlyInline):
         "reason",
         "payment_session",
     )
+    ordering = ("-attempt", "-id")
 
 
 @admin.register(Order)
@@ -48,6 +49,7 @@ class OrderAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "payment_method")
     search_fields = ("id", "table__name", "waiter__username")
+    ordering = ("-created_at", "-id")
     readonly_fields = ("status", "rejections", "created_by", "created_at")
     inlines = [OrderLineInline, PaymentProofInline]
 

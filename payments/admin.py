@@ -8,10 +8,18 @@ from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
-from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline, ReasonForm, confirm_with_form
+from config.admin_tools import (
+    AppendOnlyAdmin,
+    ReadOnlyInline,
+    ReadOnlyModelAdmin,
+    ReasonForm,
+    confirm_with_form,
+)
 from payments.admin_held import PartialPaymentInline, UnmatchedPaymentInline
 from payments.errors import PaymentError
+from payments.labels import provider_label
 from payments.models import (
     AuditSource,
     Coupon,
@@ -20,10 +28,12 @@ from payments.models import (
     LedgerEntry,
     PaymentAudit,
     PaymentSession,
+    PaymentStatus,
     WalletAccount,
     WebhookDelivery,
     WebhookRefusal,
 )
+from payments.registry import purpose_label
 from payments.services import (
     payment_cancel,
     payment_confirm,
@@ -35,9 +45,19 @@ from payments.services.deliveries import SETTLED, delivery_replay
 from payments.services.retention import delivery_resolve
 
 
-def with_reason(description: str):
+def _status_label(code: str) -> str:
+    """A payment status as people read it (audit rows store the code, or nothing)."""
+    label = dict(PaymentStatus.choices).get(code)
+    return str(label) if label is not None else code
+
+
+def _reference(session) -> str:
+    return session.reference
+
+
+def with_reason(description, success):
     """An admin action that first asks for a reason, then calls `func(obj, evidence)` with
-    the staff user as actor."""
+    the staff user as actor; `success` says what was done (see confirm_with_form)."""
 
     def decorator(func):
         def action(modeladmin, request, queryset):
@@ -48,7 +68,14 @@ def with_reason(description: str):
                 )
 
             return confirm_with_form(
-                modeladmin, request, queryset, title=description, form_class=ReasonForm, apply=apply
+                modeladmin,
+                request,
+                queryset,
+                title=description,
+                form_class=ReasonForm,
+                apply=apply,
+                success=success,
+                name=_reference,
             )
 
         action.__name__ = func.__name__
@@ -85,13 +112,15 @@ class PaymentAuditInline(ReadOnlyInline):
         "delivery",
         "data",
     )
+    ordering = ("-created_at", "-id")
 
 
 @admin.register(PaymentSession)
-class PaymentSessionAdmin(admin.ModelAdmin):
+class PaymentSessionAdmin(ReadOnlyModelAdmin):
+    ordering = ("-created_at", "-id")
     list_display = (
         "reference",
-        "purpose",
+        "purpose_name",
         "provider",
         "status",
         "amount",
@@ -135,6 +164,10 @@ class PaymentSessionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    @admin.display(description=_("purpose"), ordering="purpose")
+    def purpose_name(self, obj):
+        return purpose_label(obj.purpose)
+
     @admin.display(description=_("flags"))
     def flags(self, obj):
         names = []
@@ -148,19 +181,47 @@ class PaymentSessionAdmin(admin.ModelAdmin):
             names.append(_("fulfilment error"))
         return ", ".join(str(n) for n in names)
 
-    @with_reason(_("Confirm payment manually (money verified elsewhere)"))
+    @with_reason(
+        _("Confirm payment manually (money verified elsewhere)"),
+        ngettext_lazy(
+            "%(count)d payment confirmed: %(objects)s.",
+            "%(count)d payments confirmed: %(objects)s.",
+            "count",
+        ),
+    )
     def confirm_manually(session, evidence):
         payment_confirm(reference=session.reference, evidence=evidence)
 
-    @with_reason(_("Re-run fulfilment"))
+    @with_reason(
+        _("Re-run fulfilment"),
+        ngettext_lazy(
+            "Fulfilment re-run for %(count)d payment: %(objects)s.",
+            "Fulfilment re-run for %(count)d payments: %(objects)s.",
+            "count",
+        ),
+    )
     def rerun_fulfilment(session, evidence):
         payment_fulfil(reference=session.reference, evidence=evidence)
 
-    @with_reason(_("Accept review (late or mismatched) and fulfil"))
+    @with_reason(
+        _("Accept review (late or mismatched) and fulfil"),
+        ngettext_lazy(
+            "%(count)d payment accepted and fulfilled: %(objects)s.",
+            "%(count)d payments accepted and fulfilled: %(objects)s.",
+            "count",
+        ),
+    )
     def accept_and_fulfil(session, evidence):
         payment_fulfil(reference=session.reference, evidence=evidence, accept_review=True)
 
-    @with_reason(_("Cancel open session"))
+    @with_reason(
+        _("Cancel open session"),
+        ngettext_lazy(
+            "%(count)d payment cancelled: %(objects)s.",
+            "%(count)d payments cancelled: %(objects)s.",
+            "count",
+        ),
+    )
     def cancel(session, evidence):
         payment_cancel(reference=session.reference, evidence=evidence)
 
@@ -182,6 +243,12 @@ class PaymentSessionAdmin(admin.ModelAdmin):
             title=_("Record a refund"),
             form_class=RefundForm,
             apply=apply,
+            success=ngettext_lazy(
+                "Refund recorded for %(count)d payment: %(objects)s.",
+                "Refund recorded for %(count)d payments: %(objects)s.",
+                "count",
+            ),
+            name=_reference,
         )
 
 
@@ -191,13 +258,22 @@ class PaymentAuditAdmin(AppendOnlyAdmin):
         "created_at",
         "session",
         "action",
-        "from_status",
-        "to_status",
+        "status_before",
+        "status_after",
         "source",
         "actor",
     )
     list_filter = ("action", "source")
     search_fields = ("session__reference", "reason")
+    ordering = ("-created_at", "-id")
+
+    @admin.display(description=_("status before"), ordering="from_status")
+    def status_before(self, obj):
+        return _status_label(obj.from_status)
+
+    @admin.display(description=_("status after"), ordering="to_status")
+    def status_after(self, obj):
+        return _status_label(obj.to_status)
 
 
 class ReferenceSearchFilter(admin.SimpleListFilter):
@@ -219,7 +295,7 @@ class ReferenceSearchFilter(admin.SimpleListFilter):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
     list_display = (
         "id",
         "provider",
@@ -240,6 +316,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "query_string",
     )
     date_hierarchy = "received_at"
+    ordering = ("-received_at", "-id")
     exclude = ("body",)
     readonly_fields = (
         "provider",
@@ -319,17 +396,20 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             delivery_resolve(delivery_id=pk, user=request.user)
             for pk in queryset.order_by("id").values_list("pk", flat=True)
         )
-        self.message_user(request, _("%(n)d dead deliveries resolved.") % {"n": done})
+        message = ngettext_lazy(
+            "%(count)d dead delivery resolved.", "%(count)d dead deliveries resolved.", "count"
+        )
+        self.message_user(request, message % {"count": done}, messages.SUCCESS)
 
 
 @admin.register(WebhookRefusal)
-class WebhookRefusalAdmin(admin.ModelAdmin):
+class WebhookRefusalAdmin(ReadOnlyModelAdmin):
     """Requests refused at the webhook URLs, counted per provider, reason, address and
     hour (read-only: what arrived, not something to fix here)."""
 
     list_display = (
         "window_start",
-        "provider",
+        "provider_name",
         "reason",
         "response_status",
         "remote_addr",
@@ -357,6 +437,10 @@ class WebhookRefusalAdmin(admin.ModelAdmin):
         "headers_head",
         "detail",
     )
+
+    @admin.display(description=_("provider"), ordering="provider")
+    def provider_name(self, obj):
+        return provider_label(obj.provider)
 
     @admin.display(description=_("first bytes of the body"))
     def sample(self, obj):
@@ -392,9 +476,10 @@ class CouponAdmin(admin.ModelAdmin):
 
 
 @admin.register(CouponRedemption)
-class CouponRedemptionAdmin(admin.ModelAdmin):
+class CouponRedemptionAdmin(ReadOnlyModelAdmin):
     list_display = ("coupon", "session", "created_at")
     readonly_fields = ("coupon", "session", "created_at")
+    ordering = ("-created_at", "-id")
 
     def has_add_permission(self, request):
         return False
@@ -403,10 +488,11 @@ class CouponRedemptionAdmin(admin.ModelAdmin):
 class LedgerInline(ReadOnlyInline):
     model = LedgerEntry
     fields = ("created_at", "kind", "amount", "balance_after", "session", "reason", "actor")
+    ordering = ("-created_at", "-id")
 
 
 @admin.register(WalletAccount)
-class WalletAccountAdmin(admin.ModelAdmin):
+class WalletAccountAdmin(ReadOnlyModelAdmin):
     list_display = ("user", "balance", "currency", "updated_at")
     search_fields = ("user__username", "user__email")
     readonly_fields = ("user", "balance", "currency")

@@ -6,8 +6,9 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
-from config.admin_tools import ReadOnlyInline, ReasonForm, confirm_with_form
+from config.admin_tools import ReadOnlyInline, ReadOnlyModelAdmin, ReasonForm, confirm_with_form
 from payments.models import AuditSource, PartialPayment, UnmatchedPayment
 from payments.services.confirmation import Evidence
 from payments.services.partial import partial_payment_accept, partial_payment_refund
@@ -18,8 +19,14 @@ def _staff_evidence(request, data) -> Evidence:
     return Evidence(source=AuditSource.STAFF, actor=request.user, reason=data["reason"])
 
 
-class ReadOnlyListAdmin(admin.ModelAdmin):
-    """Rows written by the webhook workers: shown, changed only by actions."""
+def _session_reference(partial) -> str:
+    return partial.session.reference
+
+
+class ReadOnlyListAdmin(ReadOnlyModelAdmin):
+    """Rows written by the webhook workers: shown (newest first), changed only by actions."""
+
+    ordering = ("-received_at", "-id")
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields] + list(self.extra_readonly)
@@ -99,6 +106,12 @@ class PartialPaymentAdmin(ReadOnlyListAdmin):
             apply=lambda partial, data: partial_payment_accept(
                 reference=partial.session.reference, evidence=_staff_evidence(request, data)
             ),
+            success=ngettext_lazy(
+                "%(count)d partial payment accepted, its payment confirmed: %(objects)s.",
+                "%(count)d partial payments accepted, their payments confirmed: %(objects)s.",
+                "count",
+            ),
+            name=_session_reference,
         )
 
     @admin.action(
@@ -115,6 +128,14 @@ class PartialPaymentAdmin(ReadOnlyListAdmin):
             apply=lambda partial, data: partial_payment_refund(
                 reference=partial.session.reference, evidence=_staff_evidence(request, data)
             ),
+            success=ngettext_lazy(
+                "Refund recorded for %(count)d partial payment, its payment cancelled: "
+                "%(objects)s.",
+                "Refund recorded for %(count)d partial payments, their payments cancelled: "
+                "%(objects)s.",
+                "count",
+            ),
+            name=_session_reference,
         )
 
 
@@ -174,4 +195,10 @@ class UnmatchedPaymentAdmin(ReadOnlyListAdmin):
                 reference=data["reference"],
                 evidence=_staff_evidence(request, data),
             ),
+            success=ngettext_lazy(
+                "%(count)d unmatched payment attached to its payment session: %(objects)s.",
+                "%(count)d unmatched payments attached to their payment session: %(objects)s.",
+                "count",
+            ),
+            name=lambda row: row.provider_payment_id,
         )

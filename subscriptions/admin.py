@@ -10,8 +10,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
-from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline, ReasonForm, confirm_with_form
+from config.admin_tools import (
+    AppendOnlyAdmin,
+    ReadOnlyInline,
+    ReadOnlyModelAdmin,
+    ReasonForm,
+    confirm_with_form,
+)
 from config.errors import ConfirmaError
 from payments.admin import PaymentSessionAdmin
 from subscriptions.models import (
@@ -34,6 +41,14 @@ from subscriptions.services.plans import (
     subscription_activate_manually,
     subscription_deactivate,
 )
+
+
+def _usage_name(usage) -> str:
+    return f"#{usage.pk} ({usage.machine.code})"
+
+
+def _subscriber(subscription) -> str:
+    return str(subscription.user)
 
 
 class PriceOptionInline(admin.TabularInline):
@@ -60,6 +75,7 @@ class MachineAdmin(admin.ModelAdmin):
 class UsageEventInline(ReadOnlyInline):
     model = UsageEvent
     fields = ("created_at", "type", "source", "actor", "reason", "data")
+    ordering = ("-created_at", "-id")
 
 
 class ExtendForm(ReasonForm):
@@ -67,7 +83,7 @@ class ExtendForm(ReasonForm):
 
 
 @admin.register(UsageSession)
-class UsageSessionAdmin(admin.ModelAdmin):
+class UsageSessionAdmin(ReadOnlyModelAdmin):
     list_display = (
         "id",
         "machine",
@@ -103,6 +119,12 @@ class UsageSessionAdmin(admin.ModelAdmin):
             apply=lambda usage, data: usage_session_end(
                 usage_session_id=usage.pk, actor=request.user, reason=data["reason"]
             ),
+            success=ngettext_lazy(
+                "%(count)d machine session ended: %(objects)s.",
+                "%(count)d machine sessions ended: %(objects)s.",
+                "count",
+            ),
+            name=_usage_name,
         )
 
     @admin.action(description=_("Extend (minutes and reason required)"), permissions=["change"])
@@ -119,6 +141,12 @@ class UsageSessionAdmin(admin.ModelAdmin):
                 minutes=data["minutes"],
                 reason=data["reason"],
             ),
+            success=ngettext_lazy(
+                "%(count)d machine session extended: %(objects)s.",
+                "%(count)d machine sessions extended: %(objects)s.",
+                "count",
+            ),
+            name=_usage_name,
         )
 
 
@@ -136,7 +164,7 @@ class SubscriptionEventInline(ReadOnlyInline):
     model = SubscriptionEvent
     fk_name = "subscription"
     fields = ("created_at", "type", "actor_type", "actor", "reason", "payment_session", "data")
-    ordering = ("-id",)
+    ordering = ("-created_at", "-id")
 
 
 class ActivateForm(ReasonForm):
@@ -177,7 +205,7 @@ class ActivateUserForm(ActivateForm):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(ReadOnlyModelAdmin):
     list_display = (
         "user",
         "plan",
@@ -273,6 +301,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 actor=request.user,
                 reason=data["reason"],
             ),
+            success=ngettext_lazy(
+                "%(count)d subscription activated: %(objects)s.",
+                "%(count)d subscriptions activated: %(objects)s.",
+                "count",
+            ),
+            name=_subscriber,
         )
 
     @admin.action(description=_("Deactivate (reason required)"), permissions=["change"])
@@ -286,6 +320,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
             apply=lambda sub, data: subscription_deactivate(
                 user=sub.user, actor=request.user, reason=data["reason"]
             ),
+            success=ngettext_lazy(
+                "%(count)d subscription deactivated: %(objects)s.",
+                "%(count)d subscriptions deactivated: %(objects)s.",
+                "count",
+            ),
+            name=_subscriber,
         )
 
 
@@ -316,3 +356,4 @@ class SubscriptionEventAdmin(AppendOnlyAdmin):
     list_filter = ("type", "actor_type")
     search_fields = ("user__username", "user__email", "payment_session__reference", "reason")
     date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")

@@ -1,7 +1,14 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
-from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline, ReasonForm, confirm_with_form
+from config.admin_tools import (
+    AppendOnlyAdmin,
+    ReadOnlyInline,
+    ReadOnlyModelAdmin,
+    ReasonForm,
+    confirm_with_form,
+)
 from tickets.desks import ticket_reprint_request
 from tickets.models import (
     DeskAssignment,
@@ -24,6 +31,7 @@ class ServiceAdmin(admin.ModelAdmin):
 class TicketEventInline(ReadOnlyInline):
     model = TicketEvent
     fields = ("created_at", "type", "from_status", "to_status", "actor", "data")
+    ordering = ("-created_at", "-id")
 
 
 class PrintJobInline(ReadOnlyInline):
@@ -38,10 +46,11 @@ class PrintJobInline(ReadOnlyInline):
         "requested_by",
         "sent_at",
     )
+    ordering = ("-created_at", "-id")
 
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
+class TicketAdmin(ReadOnlyModelAdmin):
     list_display = (
         "code",
         "service",
@@ -53,6 +62,7 @@ class TicketAdmin(admin.ModelAdmin):
         "called_at",
     )
     list_filter = ("status", "service", "day")
+    ordering = ("-created_at", "-id")
     search_fields = ("payment_session__reference", "customer_name")
     readonly_fields = [f.name for f in Ticket._meta.fields]
     inlines = [PrintJobInline, TicketEventInline]
@@ -70,9 +80,6 @@ class TicketAdmin(admin.ModelAdmin):
 
         def apply(ticket, data):
             ticket_reprint_request(ticket_id=ticket.pk, actor=request.user, reason=data["reason"])
-            self.message_user(
-                request, _("%(code)s sent to the printer again.") % {"code": ticket.code}
-            )
 
         return confirm_with_form(
             self,
@@ -81,6 +88,11 @@ class TicketAdmin(admin.ModelAdmin):
             title=_("Reprint the selected tickets"),
             form_class=ReasonForm,
             apply=apply,
+            success=ngettext_lazy(
+                "%(count)d ticket sent to the printer again: %(objects)s.",
+                "%(count)d tickets sent to the printer again: %(objects)s.",
+                "count",
+            ),
         )
 
 
@@ -91,7 +103,7 @@ class PrinterAdmin(admin.ModelAdmin):
 
 
 @admin.register(PrintJob)
-class PrintJobAdmin(admin.ModelAdmin):
+class PrintJobAdmin(ReadOnlyModelAdmin):
     list_display = (
         "id",
         "ticket",
@@ -103,6 +115,7 @@ class PrintJobAdmin(admin.ModelAdmin):
         "sent_at",
     )
     list_filter = ("status", "reprint_marked", "printer")
+    ordering = ("-created_at", "-id")
     exclude = ("data",)
     readonly_fields = (
         "ticket",
@@ -125,6 +138,7 @@ class DeskAssignmentAdmin(AppendOnlyAdmin):
     list_display = ("created_at", "operator", "desk", "previous_desk")
     list_filter = ("desk",)
     search_fields = ("operator__username", "desk")
+    ordering = ("-created_at", "-id")
 
 
 @admin.register(Kiosk)
