@@ -42,8 +42,8 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 
 makemessages: $(VENV)/.runtime
-	DEBUG=true $(PY) manage.py makemessages -l pt_BR -l es -l uz -l ru --ignore=.venv --ignore=var --ignore=staticfiles
-	DEBUG=true $(PY) manage.py makemessages -d djangojs -l pt_BR -l es -l uz -l ru --ignore=.venv --ignore=var --ignore=staticfiles
+	DEBUG=true $(PY) manage.py makemessages -l pt_BR -l es -l uz -l ru --ignore=.venv --ignore=var --ignore=staticfiles --ignore=tests
+	DEBUG=true $(PY) manage.py makemessages -d djangojs -l pt_BR -l es -l uz -l ru --ignore=.venv --ignore=var --ignore=staticfiles --ignore=tests
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
