@@ -207,7 +207,13 @@ def test_anonymous(walk, stack):
     kiosk = stack.demo_line(r"kiosk page:\s+(/kiosk/\?token=\S+)$")
     w.goto(kiosk, "kiosk")
     w.after(lambda: page.click("[data-service='A']"), "kiosk service")
+    w.after(lambda: page.click("button[value='card']"), "kiosk waiting for the terminal")
+    assert page.locator("#kiosk-state[aria-live='polite'] #terminal-wait").count() == 1
+    page.click("button[value='reject']")  # the fake terminal declines
+    page.wait_for_selector("#payment-closed", timeout=10000)
+    w.check("kiosk payment declined", status=None)
     w.goto(stack.demo_line(r"display board:\s+(/display/\?token=\S+)$"), "display board")
+    assert page.locator("#display-list[aria-live='polite']").count() == 1
     report(w)
 
 
@@ -224,11 +230,20 @@ def test_customer(walk, stack):
     assert re.search(r"/payments/ps_[^/]+/$", page.url)
     page.click("button[value='reject']")
     page.wait_for_selector(".payment[data-status='failed']", timeout=10000)
-    w.last_status = 200
-    w.check("PIX failed")
+    w.check("PIX failed", status=None)
+    assert page.locator("#payment-status[aria-live='polite'] #payment-state").count() == 1
     w.goto("/machines/")
     w.goto(page.locator("main a[href^='/machines/']").first.get_attribute("href"), "machine")
+    assert page.locator("#machine-state[aria-live='polite']").count() == 1
     w.goto("/billing/return/", "billing return (unknown)")
+    assert page.locator("#return-state[aria-live='polite']").count() == 1
+    if "/billing/" in WALKED:
+        page.goto("/billing/")
+    else:
+        w.goto("/billing/")
+    page.locator("form.plan[data-plan='pro-uzs'] input[name=coupon]").fill("NOPE")
+    page.wait_for_selector("#quote-pro-uzs .coupon-error", timeout=5000)
+    w.check("plans: unknown coupon", status=None)
     w.goto("/billing/subscription/", "my subscription")
     report(w)
 
