@@ -92,14 +92,15 @@ class Walk:
                         f"{where} [{size_name}]: {overflow[0]} px wide on a {overflow[1]} px"
                         f" screen, widest: {page.evaluate(WIDEST)}"
                     )
-            for violation in axe_violations(page):
-                if violation["impact"] not in BLOCKING:
-                    continue
+            for violation in axe_violations(page, contrast=size is DESKTOP):
                 nodes = violation["nodes"][:3]
                 targets = "; ".join(" ".join(node["target"]) for node in nodes)
                 line = (
                     f"{where} [{size_name}]: {violation['id']} ({violation['impact']}) at {targets}"
                 )
+                if violation["impact"] not in BLOCKING:
+                    self.notes.append(line)
+                    continue
                 admin = urlparse(page.url).path.startswith("/admin/")
                 if violation["id"] in KNOWN_EXCEPTIONS or (
                     admin and violation["id"] in KNOWN_ADMIN
