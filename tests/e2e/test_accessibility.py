@@ -125,6 +125,14 @@ class Walk:
         self.last_status = response.status if response else None
         self.check(label, status)
 
+    def visit(self, url: str) -> None:
+        """Go to a page, checking it unless another role's walk has."""
+        if url in WALKED:
+            self.page.goto(url)
+        else:
+            WALKED.add(url)
+            self.goto(url)
+
     def home_links(self) -> list[str]:
         hrefs = self.page.locator("#home-pages a[href]").evaluate_all(
             "links => links.map(a => a.getAttribute('href'))"
@@ -171,9 +179,7 @@ def walk(browser, stack):
             if nav:
                 walk.check(f"home ({username})")
                 for href in walk.home_links():
-                    if href not in WALKED:  # the same page for every role: checked once
-                        WALKED.add(href)
-                        walk.goto(href)
+                    walk.visit(href)  # the same page for every role: checked once
         return walk
 
     yield _walk
@@ -222,7 +228,7 @@ def test_customer(walk, stack):
     w = walk("customer")
     page = w.page
     w.goto("/operations/", "403 page", status=403)
-    w.goto("/payments/")
+    w.visit("/payments/")
     page.fill("#id_amount", "-5")
     page.locator("#id_amount").evaluate("e => e.removeAttribute('min')")
     w.after(lambda: page.click("form.inline button[type=submit]"), "top-up refused")
@@ -233,15 +239,12 @@ def test_customer(walk, stack):
     page.wait_for_selector(".payment[data-status='failed']", timeout=10000)
     w.check("PIX failed", status=None)
     assert page.locator("#payment-status[aria-live='polite'] #payment-state").count() == 1
-    w.goto("/machines/")
+    w.visit("/machines/")
     w.goto(page.locator("main a[href^='/machines/']").first.get_attribute("href"), "machine")
     assert page.locator("#machine-state[aria-live='polite']").count() == 1
     w.goto("/billing/return/", "billing return (unknown)")
     assert page.locator("#return-state[aria-live='polite']").count() == 1
-    if "/billing/" in WALKED:
-        page.goto("/billing/")
-    else:
-        w.goto("/billing/")
+    w.visit("/billing/")
     page.locator("form.plan[data-plan='pro-uzs'] input[name=coupon]").fill("NOPE")
     page.wait_for_selector("#quote-pro-uzs .coupon-error", timeout=5000)
     w.check("plans: unknown coupon", status=None)
@@ -265,8 +268,7 @@ def test_waiter(walk):
 def test_staff(walk):
     w = walk("staff")
     for url in ("/operations/", "/integration/", "/activity/"):
-        if url not in WALKED:
-            w.goto(url)
+        w.visit(url)
     report(w)
 
 
