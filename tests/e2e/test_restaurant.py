@@ -46,7 +46,13 @@ def test_proof_rejected_and_resubmitted_live(stack, login, tmp_path):
     assert "Monto ilegible" in warning.inner_text()
     # It stands out: a filled, bordered warning box, not a line of text among the others.
     assert warning.get_attribute("role") == "alert"
-    assert warning.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(254, 240, 199)"
+    # (Read in the page, as the live refreshes the rejection started may swap the element.)
+    waiter.wait_for_function(
+        "id => { const e = document.getElementById(id);"
+        " return e && getComputedStyle(e).backgroundColor === 'rgb(254, 240, 199)'; }",
+        arg=f"rejected-{order_id}",
+        timeout=5000,
+    )
     retry = waiter.locator(f".card.order[data-order='{order_id}'] button.retry")
     assert retry.inner_text() == "Retry payment"
 
