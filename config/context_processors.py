@@ -27,4 +27,8 @@ def navigation(request):
             return None
         return Alert.objects.filter(resolved_at__isnull=True).count()
 
-    return {"nav_pages": nav_pages_for(user), "events_since": events_since, "open_alerts": open_alerts}
+    return {
+        "nav_pages": nav_pages_for(user),
+        "events_since": events_since,
+        "open_alerts": open_alerts,
+    }

@@ -63,10 +63,7 @@ def nav_pages_for(user) -> list[Page]:
     """The pages in `user`'s navigation: staff → staff pages; a role → that role's pages;
     no role → customer pages; plus the pages marked `everyone`."""
     roles = user_roles(user)
-    if "staff" in roles:
-        wanted = {"staff"}
-    else:
-        wanted = roles
+    wanted = {"staff"} if "staff" in roles else roles
 
     def own(page: Page) -> bool:
         if page.everyone:
