@@ -56,7 +56,7 @@ def _reason(session: PaymentSession) -> str:
             return _("The payment provider reports that the payment expired before it was paid.")
         return _("The payment was not made before its time ran out.")
     if session.status == PaymentStatus.FAILED:
-        if provider_status:
+        if provider_status and provider_status.lower() not in ("rejected", "failed", "error"):
             return _("The payment provider rejected the payment (its status: %(status)s).") % {
                 "status": provider_status
             }
