@@ -14,7 +14,13 @@ class ConfigConfig(AppConfig):
         from config.navigation import Page, page_register
 
         page_register(
-            Page("activity", _("Live activity"), _("Events addressed to you, live."), order=90)
+            Page(
+                "activity",
+                _("Live activity"),
+                _("Events addressed to you, live."),
+                order=90,
+                everyone=True,
+            )
         )
         page_register(
             Page("admin:index", _("Administration"), _("Fix anything, audited."), ("staff",), 200)

@@ -1,4 +1,4 @@
-from config.navigation import pages_for
+from config.navigation import nav_pages_for
 
 
 def navigation(request):
@@ -27,4 +27,8 @@ def navigation(request):
             return None
         return Alert.objects.filter(resolved_at__isnull=True).count()
 
-    return {"nav_pages": pages_for(user), "events_since": events_since, "open_alerts": open_alerts}
+    return {
+        "nav_pages": nav_pages_for(user),
+        "events_since": events_since,
+        "open_alerts": open_alerts,
+    }
