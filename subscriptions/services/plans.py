@@ -232,7 +232,7 @@ def plan_change_check(*, user, plan: Plan) -> None:
         return
     raise SubscriptionError(
         _(
-            "You are on %(current)s, priced in %(currency)s, until %(end)s. Choose a plan "
+            "You are on %(current)s, priced in %(currency)s (until %(end)s). Choose a plan "
             "priced in %(currency)s to change now, or this one once your plan has ended."
         )
         % {
