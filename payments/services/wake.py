@@ -88,6 +88,7 @@ class WakeListener:
 
 class RedisWakeListener(WakeListener):
     def __init__(self) -> None:
+        self.client = None
         self.pubsub = None
 
     def start(self) -> None:
@@ -99,6 +100,9 @@ class RedisWakeListener(WakeListener):
                 # Seen in Redis' CLIENT LIST: which process of which host listens.
                 client_name=f"{LISTENER_NAME}:{socket.gethostname()}:{os.getpid()}"[:120],
             )
+            # Kept: a client that is garbage-collected closes its pool, the subscription's
+            # connection with it.
+            self.client = client
             self.pubsub = client.pubsub(ignore_subscribe_messages=True)
             self.pubsub.subscribe(settings.WEBHOOK_WAKE_CHANNEL)
 
@@ -123,7 +127,8 @@ class RedisWakeListener(WakeListener):
         if self.pubsub is not None:
             with contextlib.suppress(redis.RedisError):
                 self.pubsub.close()
-            self.pubsub = None
+                self.client.close()
+            self.pubsub = self.client = None
 
 
 class PostgresWakeListener(WakeListener):

@@ -2,6 +2,7 @@
 PostgreSQL's NOTIFY without it — not when its idle time ends; a wake-up that cannot be
 sent never costs the provider its answer."""
 
+import gc
 import logging
 import threading
 import time
@@ -63,18 +64,30 @@ def _processed(pk) -> bool:
 
 @pytest.mark.redis
 def test_a_stored_delivery_wakes_an_idle_worker_through_redis(
-    client, kiosk_secret, settings, idle_worker
+    client, kiosk_secret, settings, idle_worker, caplog
 ):
     settings.REDIS_URL = redis_url()
+    caplog.set_level(logging.WARNING, logger="payments.services.wake")
     listener = redis.Redis.from_url(settings.REDIS_URL)
     channel = settings.WEBHOOK_WAKE_CHANNEL.encode()
+
+    def subscribed() -> bool:
+        return dict(listener.pubsub_numsub(channel)).get(channel) == 1
+
     idle_worker()
-    _wait(lambda: dict(listener.pubsub_numsub(channel)).get(channel) == 1, "the worker to listen")
-    time.sleep(0.3)  # past its first look: now it waits for a wake-up (or IDLE seconds)
+    _wait(subscribed, "the worker to listen")
+    gc.collect()  # nothing the subscription needs may be left to the garbage collector
+    # It stays subscribed (a dropped subscription would fall back to looking every
+    # fraction of a second, which would also process the delivery, but not as woken).
+    for _ in range(10):
+        time.sleep(0.05)
+        assert subscribed()
 
     delivery = _store(client, kiosk_secret, _session("wake-redis"))
 
     _wait(lambda: _processed(delivery), "the delivery to be processed")
+    assert subscribed()
+    assert not [r for r in caplog.records if "cannot listen" in r.getMessage()]
 
 
 def test_without_redis_a_stored_delivery_wakes_an_idle_worker_through_postgresql(
@@ -114,3 +127,59 @@ def test_a_wake_up_that_cannot_be_sent_still_answers_and_stores(
     assert WebhookDelivery.objects.filter(pk__in=[first, second], status="received").count() == 2
     warnings = [r for r in caplog.records if "cannot wake" in r.getMessage()]
     assert len(warnings) == 1  # said once, not per request
+
+
+@pytest.mark.redis
+def test_a_worker_process_stays_subscribed_and_is_woken(client, kiosk_secret, settings):
+    """`manage.py process_webhooks` as a process of its own, as deployed: subscribed for as
+    long as it runs (not only for a moment), and woken by the intake at once."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    settings.REDIS_URL = redis_url()
+    settings.WEBHOOK_WAKE_CHANNEL = f"confirma-test-{uuid.uuid4().hex[:8]}:deliveries"
+    prefix = settings.WEBHOOK_WAKE_CHANNEL.rsplit(":", 1)[0]
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "CONFIRMA_TESTING": "true",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "CHANNELS_PREFIX": prefix,
+        "WEBHOOK_WORKER_IDLE_SECONDS": str(IDLE),
+    }
+    root = Path(__file__).resolve().parents[2]
+    # The deliveries table held: the worker's first look waits, so what is measured is
+    # that it subscribed before looking, and stays subscribed whatever it is doing.
+    import psycopg
+
+    hold = psycopg.connect(env["DATABASE_URL"])
+    hold.execute("LOCK TABLE payments_webhookdelivery IN EXCLUSIVE MODE")
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "process_webhooks", "-v0"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    listener = redis.Redis.from_url(settings.REDIS_URL)
+    channel = settings.WEBHOOK_WAKE_CHANNEL.encode()
+
+    def subscribed() -> bool:
+        return dict(listener.pubsub_numsub(channel)).get(channel) == 1
+
+    try:
+        _wait(subscribed, "the worker to listen", timeout=30)
+        for _ in range(20):  # a subscription dropped after start-up shows here
+            time.sleep(0.05)
+            assert subscribed()
+        hold.commit()
+        delivery = _store(client, kiosk_secret, _session("wake-process"))
+        _wait(lambda: _processed(delivery), "the delivery to be processed")
+        assert subscribed()
+    finally:
+        hold.close()
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
