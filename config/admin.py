@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from config.admin_tools import ReadOnlyModelAdmin
 from config.models import PeriodicJob, WorkerHeartbeat
+from core.admin_tools import ReadOnlyModelAdmin
 
 # Confirma's name, not Django's, on every admin page (the logo is in admin/base_site.html).
 admin.site.site_header = "Confirma"

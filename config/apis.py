@@ -5,10 +5,12 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_responses
 from config.asyncapi import asyncapi_document
-from config.roles import user_roles
+from config.health import integration_status
+from core.api import error_responses
+from core.roles import user_roles
 from notifications.audiences import user_audiences
+from tickets.apis import IsStaff
 
 
 class MeApi(APIView):
@@ -51,3 +53,15 @@ class EventCatalogueApi(APIView):
     @extend_schema(exclude=True)
     def get(self, request):
         return Response(asyncapi_document())
+
+
+class IntegrationStatusApi(APIView):
+    """The integrations at a glance (what the staff health page shows): paid kiosk
+    sessions vs tickets at the top level; per purpose and provider conversion and
+    payment → fulfilled times; webhooks by status; open gaps; printers; the worker."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={200: dict, **error_responses(403)})
+    def get(self, request):
+        return Response(integration_status())

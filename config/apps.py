@@ -11,7 +11,7 @@ class ConfigConfig(AppConfig):
 
     def ready(self) -> None:
         from config import checks  # noqa: F401  (registers the deployment checks)
-        from config.navigation import Page, page_register
+        from core.navigation import Page, page_register
 
         page_register(
             Page(

@@ -14,8 +14,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from config.formatting import babel_locale, business_zone
 from config.series import WEBHOOK_OUTCOMES, Series
+from core.formatting import babel_locale, business_zone
 from payments.labels import delivery_status_label
 
 WIDTH, HEIGHT = 480, 220

@@ -1,4 +1,4 @@
-from config.navigation import nav_pages_for
+from core.navigation import nav_pages_for
 
 
 def navigation(request):
@@ -20,7 +20,7 @@ def navigation(request):
 
     def open_alerts():
         # Staff pages show a live alert bar; it starts from the alerts nobody resolved yet.
-        from config.roles import has_role
+        from core.roles import has_role
         from notifications.models import Alert
 
         if not has_role(user, "staff"):

@@ -5,16 +5,16 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from config.nodes import periodic_overdue, tasks_orphaned
+from config.selectors import worker_health
+from notifications.models import Alert
+from payments.selectors import payments_health, webhooks_health
+from payments.services.deliveries import backlog
+from payments.services.monitor import gaps_find
+from tickets.selectors import integration_health, printers_health
+
 
 def integration_status(*, since=None, gap_limit: int = 50) -> dict:
-    from config.nodes import periodic_overdue, tasks_orphaned
-    from config.selectors import worker_health
-    from notifications.models import Alert
-    from payments.selectors import payments_health, webhooks_health
-    from payments.services.deliveries import backlog
-    from payments.services.monitor import gaps_find
-    from tickets.selectors import integration_health, printers_health
-
     now = timezone.now()
     since = since or now - timedelta(days=1)
     gaps, gap_total = gaps_find(limit=gap_limit)

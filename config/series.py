@@ -13,7 +13,7 @@ from django.db.models import Count, DateTimeField, Min, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from config.formatting import business_zone
+from core.formatting import business_zone
 
 HOURS = 24
 # How far before the first hour the backlog looks for deliveries that finished in the day.

@@ -62,6 +62,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     # Confirma's own apps come first so their management commands (db_worker) win.
+    "core",
     "config.apps.ConfigConfig",
     "notifications",
     "payments",
@@ -235,11 +236,11 @@ AXES_RESET_ON_SUCCESS = True
 # Attempts while locked neither count nor extend the pause, so the page's "N minutes after the
 # last failed attempt" stays true.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_CALLABLE = "config.login.lockout_response"
+AXES_LOCKOUT_CALLABLE = "core.login.lockout_response"
 # The client's address (TRUSTED_PROXY_COUNT), an IPv6 one counted as its /64.
-AXES_CLIENT_IP_CALLABLE = "config.login.login_address"
+AXES_CLIENT_IP_CALLABLE = "core.login.login_address"
 # Successful logins are kept (the admin's "Access logs"): the account cap spares the
-# addresses an account logged in from (config/login.py keeps the latest per address).
+# addresses an account logged in from (core/login.py keeps the latest per address).
 AXES_DISABLE_ACCESS_LOG = False
 AXES_VERBOSE = False  # no banner at every process start
 
@@ -251,7 +252,7 @@ def _login_window(name: str) -> int:
     return minutes
 
 
-# Looser caps over the one-account-from-one-address lock (config/login.py): an account is
+# Looser caps over the one-account-from-one-address lock (core/login.py): an account is
 # refused from every address it never logged in from once LOGIN_ACCOUNT_FAILURE_LIMIT
 # failures (from such addresses) fall within the last LOGIN_ACCOUNT_WINDOW_MINUTES, and an
 # address is refused for every account likewise; 0 turns a cap off. Counted in axes' access
@@ -261,7 +262,7 @@ LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=30)
 LOGIN_ACCOUNT_WINDOW_MINUTES = _login_window("LOGIN_ACCOUNT_WINDOW_MINUTES")
 LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=50)
 LOGIN_ADDRESS_WINDOW_MINUTES = _login_window("LOGIN_ADDRESS_WINDOW_MINUTES")
-AXES_HANDLER = "config.login.LoginCapsHandler"
+AXES_HANDLER = "core.login.LoginCapsHandler"
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 # Proxies in front of Confirma that append the client's address to X-Forwarded-For (1 behind
 # the nginx of docs/performance.md). 0 trusts no such header: every address is REMOTE_ADDR.
@@ -279,12 +280,12 @@ def _rate(name: str, default: str) -> str | None:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "config.authentication.StorableTokenAuthentication",
+        "core.authentication.StorableTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
-    # Per user, or per address for anonymous callers (config/throttling.py).
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
+    # Per user, or per address for anonymous callers (core/throttling.py).
     "DEFAULT_THROTTLE_RATES": {
         # Each new session creates a payment at the provider.
         "payment_session_create": _rate("THROTTLE_PAYMENT_SESSION_CREATE", "10/min"),
@@ -396,10 +397,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="text" if LOCAL_PROFILE else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "config.logging.RedactSecretsFilter"}},
+    "filters": {"redact": {"()": "core.logging.RedactSecretsFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
-        "json": {"()": "config.logging.JsonFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {

@@ -11,6 +11,7 @@ from tickets import urls as ticket_urls
 
 api_urlpatterns = [
     path("me/", apis.MeApi.as_view(), name="api-me"),
+    path("integration/status/", apis.IntegrationStatusApi.as_view(), name="api-integration"),
     path("", include(payment_urls.api_urlpatterns)),
     path("", include(subscription_urls.api_urlpatterns)),
     path("", include(ticket_urls.api_urlpatterns)),

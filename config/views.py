@@ -12,10 +12,10 @@ from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from config.navigation import pages_for
-from config.roles import has_role, user_roles
 from config.selectors import system_health
-from config.text import text_storable
+from core.navigation import pages_for
+from core.roles import has_role, user_roles
+from core.text import text_storable
 
 
 def page_not_found(request, exception):

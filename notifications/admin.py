@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
-from config.admin_tools import AppendOnlyAdmin, ReadOnlyModelAdmin, confirm_with_form
+from core.admin_tools import AppendOnlyAdmin, ReadOnlyModelAdmin, confirm_with_form
 from notifications.models import Alert, Event
 from notifications.services import alert_resolve
 

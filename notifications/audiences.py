@@ -8,7 +8,7 @@ import re
 
 from django.conf import settings
 
-from config.roles import user_roles
+from core.roles import user_roles
 from notifications.errors import InvalidAudience
 
 _AUDIENCE = re.compile(
@@ -41,6 +41,6 @@ def user_audiences(user) -> list[str]:
         return []
     roles = user_roles(user)
     if "staff" in roles:
-        # Staff may open every role's dashboard (config.roles.has_role): they see its events.
+        # Staff may open every role's dashboard (core.roles.has_role): they see its events.
         roles = set(settings.ROLES)
     return [f"user:{user.pk}"] + [f"role:{role}" for role in sorted(roles)]

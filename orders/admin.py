@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from config.admin_tools import ReadOnlyInline
+from core.admin_tools import ReadOnlyInline
 from orders.models import Order, OrderLine, PaymentProof, Product, Table
 
 

@@ -4,8 +4,8 @@ from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_responses
-from config.throttling import ScopedRateThrottle
+from core.api import error_responses
+from core.throttling import ScopedRateThrottle
 from orders.parsers import StrictMultiPartParser
 from orders.services import order_payload, order_reject, order_verify, proof_submit
 

@@ -7,8 +7,8 @@ class OrdersConfig(AppConfig):
     verbose_name = _("Restaurant orders")
 
     def ready(self) -> None:
-        from config.demo import demo_register
-        from config.navigation import Page, page_register
+        from core.demo import demo_register
+        from core.navigation import Page, page_register
         from orders.demo import orders_demo
         from orders.selectors import orders_awaiting_count
         from orders.services import OrderPurpose

@@ -20,8 +20,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from config.errors import ConfirmaError, NotFound, PermissionDenied
-from config.roles import has_role, user_roles
+from core.errors import ConfirmaError, NotFound, PermissionDenied
+from core.roles import has_role, user_roles
 from notifications.services import event_publish
 from orders.models import (
     ORDER_TRANSITIONS,

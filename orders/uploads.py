@@ -29,7 +29,7 @@ from pypdf.generic import (
     StreamObject,
 )
 
-from config.errors import ConfirmaError
+from core.errors import ConfirmaError
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from config.errors import ConfirmaError
-from config.roles import has_role
-from config.throttling import throttle_page
+from core.errors import ConfirmaError
+from core.roles import has_role
+from core.throttling import throttle_page
 from orders.forms import OrderEntryForm
 from orders.models import PaymentMethod, PaymentProof
 from orders.selectors import (

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
-from config.admin_tools import (
+from core.admin_tools import (
     AppendOnlyAdmin,
     ReadOnlyInline,
     ReadOnlyModelAdmin,

@@ -8,7 +8,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
-from config.admin_tools import ReadOnlyInline, ReadOnlyModelAdmin, ReasonForm, confirm_with_form
+from core.admin_tools import ReadOnlyInline, ReadOnlyModelAdmin, ReasonForm, confirm_with_form
 from payments.models import AuditSource, PartialPayment, UnmatchedPayment
 from payments.services.confirmation import Evidence
 from payments.services.partial import partial_payment_accept, partial_payment_refund

@@ -4,10 +4,10 @@ from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_responses
-from config.roles import has_role
-from config.text import text_storable
-from config.throttling import ScopedRateThrottle
+from core.api import error_responses
+from core.roles import has_role
+from core.text import text_storable
+from core.throttling import ScopedRateThrottle
 from notifications.errors import InvalidToken
 from notifications.tokens import audience_token_create, audience_token_read
 from payments.errors import PaymentNotFound, UnknownPurpose

@@ -12,8 +12,8 @@ class PaymentsConfig(AppConfig):
 
         purpose_register(WalletTopup())
 
-        from config.demo import demo_register
-        from config.navigation import Page, page_register
+        from core.demo import demo_register
+        from core.navigation import Page, page_register
         from payments.demo import payments_demo
 
         demo_register(payments_demo)

@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from config.errors import ConfirmaError, Conflict, NotFound
+from core.errors import ConfirmaError, Conflict, NotFound
 
 
 class PaymentError(ConfirmaError):

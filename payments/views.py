@@ -12,10 +12,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
-from config.errors import ConfirmaError
-from config.roles import has_role
-from config.text import text_storable
-from config.throttling import throttle_page
+from core.errors import ConfirmaError
+from core.roles import has_role
+from core.text import text_storable
+from core.throttling import throttle_page
 from payments.models import PaymentSession
 from payments.services import payment_session_create, wallet_account_get
 from payments.services.simulation import payment_simulate

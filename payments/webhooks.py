@@ -18,7 +18,7 @@ from django.db import close_old_connections
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from config.throttling import client_ip
+from core.throttling import client_ip
 from payments.services.intake import webhook_receive
 
 

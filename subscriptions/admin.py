@@ -12,14 +12,14 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
-from config.admin_tools import (
+from core.admin_tools import (
     AppendOnlyAdmin,
     ReadOnlyInline,
     ReadOnlyModelAdmin,
     ReasonForm,
     confirm_with_form,
 )
-from config.errors import ConfirmaError
+from core.errors import ConfirmaError
 from payments.admin import PaymentSessionAdmin
 from subscriptions.models import (
     Machine,

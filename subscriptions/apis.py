@@ -8,9 +8,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_responses
-from config.roles import has_role
-from config.text import text_storable
+from core.api import error_responses
+from core.roles import has_role
+from core.text import text_storable
 from subscriptions.models import Plan
 from subscriptions.selectors import payment_session_by_reference, user_find
 from subscriptions.services.plans import MAX_MANUAL_DAYS, subscription_activate_manually

@@ -7,8 +7,8 @@ class SubscriptionsConfig(AppConfig):
     verbose_name = _("Machines and subscriptions")
 
     def ready(self) -> None:
-        from config.demo import demo_register
-        from config.navigation import Page, page_register
+        from core.demo import demo_register
+        from core.navigation import Page, page_register
         from notifications.tokens import device_token_resolver_register
         from payments.registry import purpose_register
         from payments.services.monitor import user_section_register

@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from config.errors import ConfirmaError, NotFound
+from core.errors import ConfirmaError, NotFound
 
 
 class MachineError(ConfirmaError):

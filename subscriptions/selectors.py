@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from config.text import text_storable
+from core.text import text_storable
 from payments.models import OPEN_STATUSES, PaymentSession, PaymentStatus, Provider
 from subscriptions.models import Machine, UsageSession, UsageStatus
 
@@ -188,7 +188,7 @@ def plan_checkout_quote(*, user, plan, subscription=None, coupon_code: str = "")
     plan change paying now would make for `user`'s `subscription`."""
     from django.db import transaction
 
-    from config.errors import ConfirmaError
+    from core.errors import ConfirmaError
     from payments.services.coupons import coupon_apply
     from subscriptions.services.plans import plan_change_check, plan_change_for
 

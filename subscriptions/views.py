@@ -13,8 +13,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from config.errors import ConfirmaError
-from config.throttling import throttle_check, throttle_message, throttle_page
+from core.errors import ConfirmaError
+from core.throttling import throttle_check, throttle_message, throttle_page
 from notifications.selectors import event_latest_id
 from payments.errors import InsufficientCredit
 from payments.services import wallet_account_get

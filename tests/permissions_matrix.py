@@ -32,7 +32,7 @@ PRINCIPALS = (ANONYMOUS, *USERS, *TOKENS)
 
 def holders(*roles: str) -> set[str]:
     """The user principals holding any of `roles`: staff always counts, superusers hold
-    every role (config.roles)."""
+    every role (core.roles)."""
     return {*roles, "staff", "superuser"}
 
 

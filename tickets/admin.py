@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
-from config.admin_tools import (
+from core.admin_tools import (
     AppendOnlyAdmin,
     ReadOnlyInline,
     ReadOnlyModelAdmin,

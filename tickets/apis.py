@@ -11,13 +11,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.authtoken.models import Token
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from config.api import error_responses
-from config.errors import ConfirmaError
-from config.roles import has_role
-from config.text import text_storable
+from core.api import error_responses
+from core.errors import ConfirmaError
+from core.roles import has_role
+from core.text import text_storable
 from tickets.models import TicketStatus
 from tickets.selectors import tickets_list
 from tickets.selftest import integration_self_test
@@ -106,20 +104,6 @@ class TicketListApi(ListAPIView):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
-
-
-class IntegrationStatusApi(APIView):
-    """The integrations at a glance (what the staff health page shows): paid kiosk
-    sessions vs tickets at the top level; per purpose and provider conversion and
-    payment → fulfilled times; webhooks by status; open gaps; printers; the worker."""
-
-    permission_classes = [IsStaff]
-
-    @extend_schema(responses={200: dict, **error_responses(403)})
-    def get(self, request):
-        from config.health import integration_status
-
-        return Response(integration_status())
 
 
 def _csrf_failure(request):

@@ -7,8 +7,8 @@ class TicketsConfig(AppConfig):
     verbose_name = _("Kiosk tickets")
 
     def ready(self) -> None:
-        from config.demo import demo_register
-        from config.navigation import Page, page_register
+        from core.demo import demo_register
+        from core.navigation import Page, page_register
         from payments.registry import purpose_register
         from tickets.demo import tickets_demo
         from tickets.services import TicketPurpose

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config.text import text_storable
+from core.text import text_storable
 from tickets.models import (
     AT_DESK_STATUSES,
     FINISHED_STATUSES,

@@ -4,8 +4,8 @@ and their reason)."""
 
 from django.utils.translation import gettext as _
 
-from config.errors import NotFound
-from config.text import text_storable
+from core.errors import NotFound
+from core.text import text_storable
 from payments.models import AuditSource, PaymentSession, PaymentStatus
 from payments.services import payment_fulfil
 from payments.services.confirmation import Evidence

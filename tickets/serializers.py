@@ -4,7 +4,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.text import text_storable
+from core.text import text_storable
 from tickets.cpf import name_mask
 from tickets.models import Service, Ticket, TicketStatus
 

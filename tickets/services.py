@@ -40,8 +40,8 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config.errors import ConfirmaError, NotFound
-from config.taskqueue import tasks_enqueue
+from core.errors import ConfirmaError, NotFound
+from core.taskqueue import tasks_enqueue
 from notifications.services import alert_raise, event_publish
 from payments.errors import InvalidParams
 from payments.models import PaymentSession, Provider

@@ -25,6 +25,5 @@ urlpatterns = [
 
 api_urlpatterns = [
     path("tickets/", apis.TicketListApi.as_view(), name="api-tickets"),
-    path("integration/status/", apis.IntegrationStatusApi.as_view(), name="api-integration"),
     path("integration/test/", apis.integration_test, name="api-integration-test"),
 ]

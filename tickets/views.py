@@ -16,10 +16,10 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
-from config.errors import ConfirmaError
-from config.roles import has_role
-from config.text import text_storable
-from config.throttling import throttle_page
+from core.errors import ConfirmaError
+from core.roles import has_role
+from core.text import text_storable
+from core.throttling import throttle_page
 from notifications.errors import InvalidToken
 from notifications.selectors import event_latest_id
 from notifications.tokens import audience_token_read

@@ -23,7 +23,7 @@ raise their own rights. A model added later needs a migration of its own here.
 
 from django.db import migrations
 
-from config.migrations import _staff
+from core import staff_group as _staff
 
 VIEW = ("view",)
 CHANGE = ("view", "change")

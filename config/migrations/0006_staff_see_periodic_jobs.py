@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from config.migrations import _staff
+from core import staff_group as _staff
 
 PERMISSIONS = {"config": {"periodicjob": ("view",)}}
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
-from config.text import text_storable
+from core.text import text_storable
 
 
 class SignatureInvalid(Exception):

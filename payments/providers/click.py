@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 
-from config.text import text_storable
+from core.text import text_storable
 from payments.errors import PaymentError, ProviderUnavailable
 from payments.providers import (
     InboundRequest,

@@ -5,7 +5,7 @@ import json
 from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
-from config.text import text_storable
+from core.text import text_storable
 from payments.providers import (
     InboundRequest,
     MalformedPayload,

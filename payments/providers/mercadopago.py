@@ -16,7 +16,7 @@ from mercadopago.errors import MercadoPagoError, MPConnectionError, MPServerErro
 from mercadopago.http.http_client import HttpClient
 from mercadopago.webhook import InvalidWebhookSignatureError, WebhookSignatureValidator
 
-from config.text import text_storable
+from core.text import text_storable
 from payments.errors import PaymentError, ProviderUnavailable
 from payments.providers import (
     InboundRequest,

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from config.text import text_storable
+from core.text import text_storable
 from payments.errors import PaymentError, ProviderUnavailable
 from payments.providers import (
     InboundRequest,

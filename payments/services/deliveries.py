@@ -33,7 +33,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from django.db.models import Case, Count, F, Min, Q, Value, When
 from django.utils import timezone
 
-from config.logging import redact
+from core.logging import redact
 from notifications.services import alert_raise
 from payments.errors import PaymentError, PaymentNotFound, ProviderUnavailable
 from payments.models import AuditSource, DeliveryStatus, PaymentSession, WebhookDelivery

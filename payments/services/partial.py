@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config.text import text_storable
+from core.text import text_storable
 from payments.errors import PaymentError
 from payments.models import (
     OPEN_STATUSES,

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from config.logging import redact
+from core.logging import redact
 from payments.models import WebhookRefusal
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config.errors import PermissionDenied
+from core.errors import PermissionDenied
 from payments.errors import (
     CouponError,
     IdempotencyConflict,

@@ -20,8 +20,8 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from config.errors import ConfirmaError
-from config.roles import has_role
+from core.errors import ConfirmaError
+from core.roles import has_role
 from notifications.services import event_publish
 from payments.errors import InvalidParams, UnsupportedProvider
 from payments.models import AuditSource, PaymentSession, PaymentStatus, Provider

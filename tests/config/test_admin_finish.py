@@ -12,8 +12,8 @@ from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.utils import timezone, translation
 
-from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline
 from config.models import PeriodicJob, WorkerHeartbeat
+from core.admin_tools import AppendOnlyAdmin, ReadOnlyInline
 from notifications.models import Alert
 from notifications.services import alert_raise
 from payments.models import (

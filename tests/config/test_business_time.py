@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import translation
 
-from config.formatting import business_time_text
+from core.formatting import business_time_text
 from tests.config.test_settings import run
 from tests.factories import UserFactory
 from tickets.models import Printer

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from config.logging import JsonFormatter, RedactSecretsFilter
+from core.logging import JsonFormatter, RedactSecretsFilter
 
 
 def make_record(message, *args):
@@ -183,6 +183,6 @@ def test_arguments_that_do_not_fit_the_message_are_redacted_not_raised(provider_
 
 def test_the_console_handler_redacts_and_formats_with_these_classes(settings):
     logging_config = settings.LOGGING
-    assert logging_config["filters"]["redact"]["()"] == "config.logging.RedactSecretsFilter"
-    assert logging_config["formatters"]["json"]["()"] == "config.logging.JsonFormatter"
+    assert logging_config["filters"]["redact"]["()"] == "core.logging.RedactSecretsFilter"
+    assert logging_config["formatters"]["json"]["()"] == "core.logging.JsonFormatter"
     assert "redact" in logging_config["handlers"]["console"]["filters"]

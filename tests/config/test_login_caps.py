@@ -15,7 +15,7 @@ from django.db.models import F
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
-from config import login
+from core import login
 from tests.config.test_settings import run
 from tests.factories import PASSWORD, UserFactory
 
@@ -238,7 +238,7 @@ def test_behind_a_proxy_it_was_not_told_about_the_address_cap_refuses_no_one(
     def through_proxy(username, password, visitor):
         return log_in(client, username, password, "127.0.0.1", HTTP_X_FORWARDED_FOR=visitor)
 
-    with caplog.at_level(logging.WARNING, logger="config.login"):
+    with caplog.at_level(logging.WARNING, logger="core.login"):
         for n in range(12):  # beyond the address cap of 8, each visitor guessing once
             wrong = through_proxy(f"someone{n}", "guess", f"203.0.113.{n}")
             assert wrong.status_code == 200, n
@@ -373,7 +373,7 @@ PRINT_CAPS = (
 def test_caps_come_from_the_environment():
     defaults = run(PRINT_CAPS, {"DEBUG": "true"}, python_code=True)
     assert defaults.returncode == 0, defaults.stderr
-    handler = "config.login.LoginCapsHandler"
+    handler = "core.login.LoginCapsHandler"
     assert json.loads(defaults.stdout) == [30, 60, 50, 60, handler, True]
 
     chosen = run(

@@ -7,7 +7,7 @@ import pytest
 from django.template import Context, Template
 from django.utils import translation
 
-from config.formatting import babel_locale, money_text
+from core.formatting import babel_locale, money_text
 from payments.models import WalletAccount
 from payments.services.wallet import wallet_account_get
 from subscriptions.models import Plan

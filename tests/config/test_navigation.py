@@ -6,7 +6,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from config.navigation import nav_pages_for, pages_for
+from core.navigation import nav_pages_for, pages_for
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,5 +1,5 @@
 """A string PostgreSQL cannot hold (a NUL) in something a page or the API looks up is
-"not found", never a DataError and a 500 (config/text.py)."""
+"not found", never a DataError and a 500 (core/text.py)."""
 
 import pytest
 from rest_framework.authtoken.models import Token

@@ -18,7 +18,7 @@ from django.utils import timezone
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from config.errors import ConfirmaError
+from core.errors import ConfirmaError
 from notifications.models import Event
 from payments.errors import PaymentError
 from payments.models import (

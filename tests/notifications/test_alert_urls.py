@@ -22,7 +22,7 @@ from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 from django_tasks_db.models import DBTaskResult
 
-from config.logging import redact
+from core.logging import redact
 from notifications.alert_targets import alert_target_key, confirma_url_from_webhook
 from notifications.models import Alert
 from notifications.services import alert_raise

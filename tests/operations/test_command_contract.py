@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.core.management import get_commands, load_command_class
 
-from config.commands import ConfirmaCommand
+from core.commands import ConfirmaCommand
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("config", "payments", "notifications", "tickets", "subscriptions", "orders")

@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 
-from config.errors import PermissionDenied
+from core.errors import PermissionDenied
 from notifications.models import Event
 from orders.models import Order, OrderLine, OrderStatus, Product, Table
 from orders.services import OrderError, order_create

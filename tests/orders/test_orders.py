@@ -138,7 +138,7 @@ def test_proof_only_for_delivered_orders(staff_users, private_media):
 
 
 def test_kitchen_and_waiter_steps(staff_users):
-    from config.errors import PermissionDenied
+    from core.errors import PermissionDenied
 
     order = make_order(staff_users["waiter"], status=OrderStatus.PENDING)
     with pytest.raises(PermissionDenied):

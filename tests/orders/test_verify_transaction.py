@@ -2,7 +2,7 @@
 
 import pytest
 
-from config.errors import ConfirmaError
+from core.errors import ConfirmaError
 from notifications.models import Alert, Event
 from orders.models import OrderStatus, ProofStatus
 from orders.services import OrderError, order_reject, order_verify, proof_submit

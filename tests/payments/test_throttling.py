@@ -134,7 +134,7 @@ def test_without_the_cache_sessions_are_still_created(client, settings, mp_fake,
     }
     rates(settings, payment_session_create="1/hour")
     client.force_login(UserFactory())
-    with caplog.at_level(logging.WARNING, logger="config.throttling"):
+    with caplog.at_level(logging.WARNING, logger="core.throttling"):
         codes = [create_session(client, key=f"k-{n}", **TOPUP).status_code for n in range(2)]
     assert codes == [201, 201]
     assert "Throttling of payment_session_create skipped" in caplog.text

@@ -6,7 +6,7 @@ from pathlib import Path
 import polib
 from django.conf import settings
 
-from config.commands import ConfirmaCommand, usage_error
+from core.commands import ConfirmaCommand, usage_error
 
 
 class Command(ConfirmaCommand):

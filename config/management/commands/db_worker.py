@@ -14,8 +14,8 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands.db_worker import Command as WorkerCommand
 from django_tasks_db.management.commands.db_worker import Worker
 
-from config.commands import ConfirmaCommand, usage_error
 from config.services import worker_heartbeat_beat
+from core.commands import ConfirmaCommand, usage_error
 
 
 class HeartbeatWorker(Worker):

@@ -5,8 +5,8 @@ import os
 
 from django.conf import settings
 
-from config.commands import ConfirmaCommand, usage_error
-from config.demo import demo_builders, demo_users_ensure
+from core.commands import ConfirmaCommand, usage_error
+from core.demo import demo_builders, demo_users_ensure
 
 
 class Command(ConfirmaCommand):

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from config.commands import ConfirmaCommand, rows_watched, usage_error
-from config.durations import parse_duration
+from core.commands import ConfirmaCommand, rows_watched, usage_error
+from core.durations import parse_duration
 from notifications.models import Alert, Event
 from notifications.services import alerts_prune, events_prune
 from payments.models import WebhookDelivery

@@ -24,7 +24,8 @@ from django.core.management import call_command, get_commands, load_command_clas
 from django.core.management.base import CommandError
 from django.db import DatabaseError, close_old_connections
 
-from config.commands import (
+from config.services import periodic_claim, periodic_finish, periodic_job_name
+from core.commands import (
     EXIT_PROBLEMS,
     EXIT_UNUSABLE,
     ConfirmaCommand,
@@ -33,7 +34,6 @@ from config.commands import (
     problems_found,
     usage_error,
 )
-from config.services import periodic_claim, periodic_finish, periodic_job_name
 
 # How a job's run ended, as recorded on its PeriodicJob row.
 OK, FINDINGS, FAILED = "ok", "findings", "failed"

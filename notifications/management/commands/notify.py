@@ -4,8 +4,8 @@ waits for them), 2 when nothing was published (bad input, or the database unreac
 
 import json
 
-from config.commands import ConfirmaCommand, usage_error
-from config.errors import ConfirmaError
+from core.commands import ConfirmaCommand, usage_error
+from core.errors import ConfirmaError
 from notifications.services import event_publish
 
 

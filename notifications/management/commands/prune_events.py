@@ -3,8 +3,8 @@ the retention settings at once). Shows its progress on a terminal and one line p
 with `-v 2`. Exit status 0 on success, 2 when it could not run (bad option, database
 unavailable)."""
 
-from config.commands import ConfirmaCommand, rows_watched, usage_error
-from config.durations import parse_duration
+from core.commands import ConfirmaCommand, rows_watched, usage_error
+from core.durations import parse_duration
 from notifications.models import Event
 from notifications.services import events_prune
 

@@ -1,7 +1,7 @@
 """`manage.py send_test_alert`: try every alert URL now. Exit status 0 when every URL got the
 message, 1 when one did not, 2 when none is configured."""
 
-from config.commands import ConfirmaCommand, problems_found, usage_error
+from core.commands import ConfirmaCommand, problems_found, usage_error
 from notifications.alert_delivery import alert_targets_try
 
 

@@ -7,7 +7,7 @@ run (bad option, database unavailable).
 
 import json
 
-from config.commands import ConfirmaCommand, rows_watched, usage_error
+from core.commands import ConfirmaCommand, rows_watched, usage_error
 from payments.models import PaymentSession
 from payments.services.expiry import sessions_expire_due
 

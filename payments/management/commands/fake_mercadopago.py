@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from config.commands import ConfirmaCommand, usage_error
+from core.commands import ConfirmaCommand, usage_error
 from payments.fakes.mercadopago import FakeMercadoPago
 
 

@@ -5,7 +5,7 @@ import json
 import logging
 import sys
 
-from config.commands import ConfirmaCommand, usage_error
+from core.commands import ConfirmaCommand, usage_error
 from payments.services.polling import providers_poll
 
 

@@ -19,7 +19,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from config.commands import ConfirmaCommand, usage_error
+from core.commands import ConfirmaCommand, usage_error
 from payments.services.deliveries import deliveries_run, worker_name
 from payments.services.wake import wake_listener
 

@@ -2,7 +2,7 @@
 replay succeeded, 1 when some still fail, 2 when it could not run (no or unknown
 deliveries named, database unavailable)."""
 
-from config.commands import ConfirmaCommand, problems_found, usage_error
+from core.commands import ConfirmaCommand, problems_found, usage_error
 from payments.errors import PaymentError
 from payments.models import DeliveryStatus, WebhookDelivery
 from payments.services.deliveries import delivery_replay

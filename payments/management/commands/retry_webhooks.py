@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from config.commands import ConfirmaCommand, usage_error
+from core.commands import ConfirmaCommand, usage_error
 from payments.services.deliveries import backlog_check, deliveries_run
 
 

@@ -2,7 +2,7 @@
 expire unpaid ones. Run every 5 seconds. Exit status 0, or 2 when it could not run
 (database unavailable)."""
 
-from config.commands import ConfirmaCommand
+from core.commands import ConfirmaCommand
 from subscriptions.services.machines import (
     usage_sessions_complete_due,
     usage_sessions_expire_unpaid,

@@ -1,7 +1,7 @@
 """`manage.py expire_subscriptions`: end subscriptions whose period is over. Run every
 minute. Exit status 0, or 2 when it could not run (database unavailable)."""
 
-from config.commands import ConfirmaCommand
+from core.commands import ConfirmaCommand
 from subscriptions.services.plans import subscriptions_expire_due
 
 

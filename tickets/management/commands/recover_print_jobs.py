@@ -10,7 +10,7 @@ option, database unavailable).
 
 import logging
 
-from config.commands import ConfirmaCommand, problems_found, usage_error
+from core.commands import ConfirmaCommand, problems_found, usage_error
 from tickets.services import print_jobs_recover, print_lease_seconds
 
 

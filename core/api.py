@@ -8,7 +8,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import ConfirmaError
+from core.errors import ConfirmaError
 
 
 class ApiErrorBodySerializer(serializers.Serializer):

@@ -59,7 +59,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from redis.exceptions import RedisError
 
-from config.throttling import client_ip
+from core.throttling import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def address_key(address: str) -> str:
 
 def login_address(request) -> str | None:
     """The client's address as every login lock counts it (AXES_CLIENT_IP_CALLABLE): the
-    address config.throttling.client_ip finds, through address_key."""
+    address core.throttling.client_ip finds, through address_key."""
     address = client_ip(request)
     return address_key(address) if address else address
 

@@ -8,7 +8,7 @@ from django.forms.formsets import DELETION_FIELD_NAME
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
-from config.errors import ConfirmaError
+from core.errors import ConfirmaError
 
 # How many object names a success message lists before it stops at "…".
 NAMES_SHOWN = 10

@@ -3,7 +3,7 @@ shown in BUSINESS_TIME_ZONE in the active language, with the zone named."""
 
 from django import template
 
-from config.formatting import business_time_text
+from core.formatting import business_time_text
 
 register = template.Library()
 

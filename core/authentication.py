@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
-from config.text import text_storable
+from core.text import text_storable
 
 
 class StorableTokenAuthentication(TokenAuthentication):

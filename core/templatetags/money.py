@@ -4,7 +4,7 @@ anything machines read keep the plain value."""
 
 from django import template
 
-from config.formatting import money_text
+from core.formatting import money_text
 
 register = template.Library()
 

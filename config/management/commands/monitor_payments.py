@@ -10,8 +10,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 
-from config.commands import ConfirmaCommand, usage_error
 from config.nodes import periodic_overdue, tasks_orphaned, tasks_recover
+from core.commands import ConfirmaCommand, usage_error
 from notifications.services import alert_raise
 from payments.services.deliveries import backlog
 from payments.services.monitor import REPAIRABLE, gaps_find, gaps_repair, user_overview

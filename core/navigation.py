@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
 
-from config.roles import has_role, user_roles
+from core.roles import has_role, user_roles
 
 
 @dataclass(frozen=True)
