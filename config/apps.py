@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from core.navigation import Page, page_register
+
 
 class ConfigConfig(AppConfig):
     """Project-wide pieces: roles, the home page, health, the worker heartbeat, demo data."""
@@ -10,8 +12,7 @@ class ConfigConfig(AppConfig):
     verbose_name = _("Confirma")
 
     def ready(self) -> None:
-        from config import checks  # noqa: F401  (registers the deployment checks)
-        from core.navigation import Page, page_register
+        from config import checks  # noqa: F401  (registers the checks: Django's way is at ready())
 
         page_register(
             Page(

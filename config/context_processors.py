@@ -1,4 +1,7 @@
 from core.navigation import nav_pages_for
+from core.roles import has_role
+from notifications.models import Alert
+from notifications.selectors import event_latest_id
 
 
 def navigation(request):
@@ -9,8 +12,6 @@ def navigation(request):
         # the view ran (config.middleware.EventsCursorMiddleware).
         since = getattr(request, "events_since", None)
         if since is None:
-            from notifications.selectors import event_latest_id
-
             since = event_latest_id()
         return since
 
@@ -20,8 +21,6 @@ def navigation(request):
 
     def open_alerts():
         # Staff pages show a live alert bar; it starts from the alerts nobody resolved yet.
-        from core.roles import has_role
-        from notifications.models import Alert
 
         if not has_role(user, "staff"):
             return None

@@ -1,5 +1,7 @@
 """Request middleware of Confirma's own."""
 
+from notifications.selectors import event_latest_id
+
 # Requests that never render a page with a live event stream.
 _NO_PAGE_PREFIXES = ("/api/", "/webhooks/", "/static/", "/healthz", "/ws/", "/admin/")
 
@@ -22,7 +24,5 @@ class EventsCursorMiddleware:
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         if request.method in ("GET", "HEAD") and not request.path.startswith(_NO_PAGE_PREFIXES):
-            from notifications.selectors import event_latest_id
-
             request.events_since = event_latest_id()
         return None

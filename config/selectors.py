@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from config.models import WorkerHeartbeat
+from payments.services.deliveries import backlog
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,6 @@ def worker_health() -> dict:
 def webhooks_backlog_health() -> dict:
     """The webhook workers keep up: the oldest waiting delivery is younger than
     WEBHOOK_BACKLOG_ALERT_SECONDS (waiting deliveries and the oldest's age in seconds)."""
-    from payments.services.deliveries import backlog
 
     state = backlog()
     return {"ok": state["oldest_seconds"] <= settings.WEBHOOK_BACKLOG_ALERT_SECONDS, **state}

@@ -14,6 +14,8 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from core.formatting import business_zone
+from payments.models import PaymentSession, WebhookDelivery, WebhookRefusal
+from payments.selectors import PAID, percentile
 
 HOURS = 24
 # How far before the first hour the backlog looks for deliveries that finished in the day.
@@ -90,7 +92,6 @@ def webhooks_per_hour(*, hours: Hours) -> Series:
     """Webhook deliveries per hour received, by outcome (failed and dead together; waiting:
     not processed yet), plus requests refused at the door (WebhookRefusal counts, by the
     hour they fell in). One query for the deliveries, one for the refusals."""
-    from payments.models import WebhookDelivery, WebhookRefusal
 
     series = Series(hours, {name: [0] * HOURS for name in WEBHOOK_OUTCOMES})
     rows = (
@@ -121,8 +122,6 @@ def webhooks_per_hour(*, hours: Hours) -> Series:
 def conversion_per_hour(*, hours: Hours) -> Series:
     """Payment sessions created per hour, how many of them were paid, and the conversion
     (paid / created, in %, one decimal; None for an hour without sessions)."""
-    from payments.models import PaymentSession
-    from payments.selectors import PAID
 
     created, paid = [0] * HOURS, [0] * HOURS
     rows = (
@@ -144,8 +143,6 @@ def fulfil_p95_per_hour(*, hours: Hours) -> Series:
     """Paid → delivered p95 in seconds (payment completed_at → fulfilled_at), per hour the
     payment completed in; None for an hour without a delivered payment. One query (the
     percentile is taken here: SQLite has no percentile aggregate)."""
-    from payments.models import PaymentSession
-    from payments.selectors import percentile
 
     durations: list[list[float]] = [[] for _ in range(HOURS)]
     rows = (
@@ -175,7 +172,6 @@ def backlog_per_hour(*, hours: Hours) -> Series:
     failed delivery between two attempts counts as waiting all along (its earlier attempts'
     times are not kept); one received more than BACKLOG_LOOKBACK before the first hour and
     finished since is left out. One query: a count and a minimum per hour end."""
-    from payments.models import WebhookDelivery
 
     ends = [min(start + timedelta(hours=1), hours.now) for start in hours.starts]
     still = Q(status__in=["received", "failed"])

@@ -4,6 +4,7 @@ import os
 import socket
 from datetime import timedelta
 
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -41,7 +42,6 @@ def periodic_claim(*, name: str, every: int, node: str) -> bool:
     """Claim this period's run of job `name` for `node`: True for exactly one of the nodes
     asking while it is due (the conditional UPDATE moves its next due time on), False for
     every other, and until the period has passed."""
-    from django.db import IntegrityError, transaction
 
     now = timezone.now()
     if not PeriodicJob.objects.filter(name=name).exists():

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,7 +36,6 @@ LOCAL_PROFILE = DEBUG or TESTING
 
 def _development_secret_key() -> str:
     """A per-checkout key kept in var/ (never committed) so sessions survive restarts."""
-    from django.core.management.utils import get_random_secret_key
 
     path = VAR_DIR / "secret_key"
     if path.exists():

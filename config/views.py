@@ -12,10 +12,12 @@ from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from config.health import integration_status
 from config.selectors import system_health
 from core.navigation import pages_for
 from core.roles import has_role, user_roles
 from core.text import text_storable
+from payments.services.monitor import gap_get, gaps_repair
 
 
 def page_not_found(request, exception):
@@ -79,7 +81,6 @@ def _staff_only(request) -> None:
 def operations(request):
     """The integrations live: conversion and timings per purpose and provider, webhooks,
     open gaps with a repair button, printers, the worker."""
-    from config.health import integration_status
 
     _staff_only(request)
     template = "config/_operations.html" if request.htmx else "config/operations.html"
@@ -90,7 +91,6 @@ def operations(request):
 @require_POST
 def operations_repair(request):
     """Re-run fulfilment of one paid-but-not-delivered payment (as the reconciler does)."""
-    from payments.services.monitor import gap_get, gaps_repair
 
     _staff_only(request)
     reference = request.POST.get("reference", "")[:64]

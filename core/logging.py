@@ -13,6 +13,7 @@ import logging
 import re
 from urllib.parse import unquote
 
+from django.conf import settings
 from pythonjsonlogger.json import JsonEncoder
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
@@ -102,7 +103,6 @@ def _secret_urls(settings) -> tuple[str, ...]:
 
 def redact(text: str) -> str:
     """Return `text` with every known secret and sensitive number masked."""
-    from django.conf import settings
 
     if not settings.configured:
         return text

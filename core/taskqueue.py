@@ -1,5 +1,6 @@
 """Enqueueing one task many times at once (a batch of tickets, each with a print job)."""
 
+from django.utils.module_loading import import_string
 from django_tasks.signals import task_enqueued
 from django_tasks.utils import normalize_json
 from django_tasks_db.backend import DatabaseBackend
@@ -31,3 +32,22 @@ def tasks_enqueue(task, calls: list[dict]) -> None:
     DBTaskResult.objects.bulk_create(rows)
     for row in rows:
         task_enqueued.send(type(backend), task_result=row.task_result)
+
+
+class TaskRef:
+    """A task named by its dotted path, looked up the first time it is used.
+
+    A service that queues the task which runs that same service (a retry, a recovery)
+    cannot import the task module: the task module imports the service. As Django names a
+    model by "app_label.Model" where an import would go round in a circle, the service
+    names the task by its path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._task = None
+
+    @property
+    def task(self):
+        if self._task is None:
+            self._task = import_string(self.path)
+        return self._task

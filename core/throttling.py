@@ -16,6 +16,7 @@ import logging
 import math
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
@@ -32,7 +33,6 @@ def client_ip(request) -> str | None:
     address the outermost trusted proxy saw (never an address the client wrote itself).
 
     The same rule as DRF's NUM_PROXIES (set from the same setting), for django-axes."""
-    from django.conf import settings
 
     remote_addr = request.META.get("REMOTE_ADDR")
     proxies = settings.TRUSTED_PROXY_COUNT

@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 
+import apprise
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
@@ -31,7 +32,8 @@ from notifications.alert_targets import (
     alert_targets,
 )
 from notifications.models import Alert
-from notifications.services import alert_summary, alert_webhook_enqueue
+from notifications.services.alerts import alert_webhook_enqueue
+from notifications.services.mail import alert_summary
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +116,6 @@ def _apprise_problem(messages: str) -> str:
 
 def _send_apprise(url: str, alert: Alert, raised_at: str) -> _Attempt:
     """Send the alert's title and text through the Apprise service `url` names."""
-    import apprise  # loaded by the processes that deliver alerts only
 
     asset = apprise.AppriseAsset(storage_mode="memory", secure_logging=True)
     with apprise.LogCapture(level=logging.WARNING) as captured:

@@ -17,6 +17,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+import apprise
 from django.conf import settings
 
 # Confirma's own alert JSON, to http (confirma://) or https (confirmas://).
@@ -101,7 +102,6 @@ def alert_url_problem(url: str) -> str:
         return "it is not a URL (scheme://…)"
     if match["scheme"].lower() in CONFIRMA_SCHEMES:
         return "" if match["netloc"].rpartition("@")[2] else "it names no host"
-    import apprise
 
     asset = apprise.AppriseAsset(storage_mode="memory", secure_logging=True)
     with apprise.LogCapture(level=logging.ERROR):

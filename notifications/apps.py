@@ -7,4 +7,4 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Notifications")
 
     def ready(self) -> None:
-        from notifications import checks  # noqa: F401 (registers the checks)
+        from notifications import checks  # noqa: F401  (registers the checks: Django's way is at ready())

@@ -1,7 +1,7 @@
 from django_tasks import task
 
 from notifications.alert_delivery import alert_deliver
-from notifications.services import event_publish
+from notifications.services.events import event_publish
 
 
 @task()

@@ -1,14 +1,17 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from core.navigation import Page, page_register
+
 
 class OrdersConfig(AppConfig):
     name = "orders"
     verbose_name = _("Restaurant orders")
 
     def ready(self) -> None:
+        # Here, not at the top: these modules import models, which exist only once every
+        # app is registered (Django calls ready() then).
         from core.demo import demo_register
-        from core.navigation import Page, page_register
         from orders.demo import orders_demo
         from orders.selectors import orders_awaiting_count
         from orders.services import OrderPurpose

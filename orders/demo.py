@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from orders.models import Order, OrderLine, OrderStatus, Product, Table
+from orders.services import order_verify, proof_submit
 
 MENU = [
     ("Tacos al pastor", "95.00"),
@@ -26,8 +27,6 @@ def _receipt() -> SimpleUploadedFile:
 
 
 def orders_demo() -> list[str]:
-    from orders.services import order_verify, proof_submit
-
     User = get_user_model()
     waiter = User.objects.filter(username="waiter").first()
     if waiter is None:

@@ -35,10 +35,10 @@ from orders.models import (
     Table,
 )
 from orders.uploads import proof_file_clean
-from payments.errors import InvalidParams
+from payments.errors import FulfilmentRefused, InvalidParams
 from payments.models import AuditSource, PaymentSession, Provider
 from payments.registry import Purpose, Quote
-from payments.services import payment_confirm, payment_fail
+from payments.services import payment_confirm, payment_fail, payment_session_create
 from payments.services.confirmation import Evidence
 
 logger = logging.getLogger(__name__)
@@ -288,8 +288,6 @@ def proof_submit(*, order_id: int, upload, method: str, actor) -> PaymentProof:
 
 
 def _proof_record(order_id, actor, method, clean, stored_name) -> PaymentProof:
-    from payments.services import payment_session_create
-
     with transaction.atomic():
         order = _lock(order_id)
         if order.status != OrderStatus.DELIVERED:
@@ -473,8 +471,6 @@ class OrderPurpose(Purpose):
         if proof.status == ProofStatus.APPROVED and order.status == OrderStatus.PAID:
             return
         if order.status != OrderStatus.AWAITING_VERIFICATION:
-            from payments.errors import FulfilmentRefused
-
             raise FulfilmentRefused(_("the order is not awaiting verification"))
         proof.status = ProofStatus.APPROVED
         proof.save(update_fields=["status"])

@@ -7,7 +7,10 @@
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db.models import Q
+
 from payments.errors import UnknownPurpose
+from payments.models import PaymentSession
 
 
 @dataclass(frozen=True)
@@ -77,13 +80,11 @@ class Purpose:
         """A filter on PaymentSession true when what the session paid for exists (a ticket,
         an activation, a ledger entry…). The monitor runs it over every completed session
         in one query, so it must be a Q or an Exists() on `OuterRef("pk")`."""
-        from django.db.models import Q
 
         return Q(fulfilled_at__isnull=False)
 
     def is_fulfilled(self, *, session) -> bool:
         """Whether what the session paid for exists."""
-        from payments.models import PaymentSession
 
         return PaymentSession.objects.filter(pk=session.pk).filter(self.fulfilled_q()).exists()
 

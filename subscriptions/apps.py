@@ -1,15 +1,18 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from core.navigation import Page, page_register
+from notifications.tokens import device_token_resolver_register
+
 
 class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
     verbose_name = _("Machines and subscriptions")
 
     def ready(self) -> None:
+        # Here, not at the top: these modules import models, which exist only once every
+        # app is registered (Django calls ready() then).
         from core.demo import demo_register
-        from core.navigation import Page, page_register
-        from notifications.tokens import device_token_resolver_register
         from payments.registry import purpose_register
         from payments.services.monitor import user_section_register
         from subscriptions.demo import machines_demo, plans_demo

@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from subscriptions.models import Machine, PriceOption
+from subscriptions.models import Machine, Plan, PriceOption
 from subscriptions.services.machines import machine_device_token_rotate
 
 DEMO_MACHINES = [
@@ -33,8 +33,6 @@ DEMO_PLANS = [
 
 
 def plans_demo() -> list[str]:
-    from subscriptions.models import Plan
-
     lines = ["Plans (/billing/: Click for UZS, NOWPayments or Coinbase for any):"]
     for code, name, tier, price, currency, days in DEMO_PLANS:
         Plan.objects.get_or_create(

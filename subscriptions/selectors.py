@@ -4,11 +4,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
+from core.errors import ConfirmaError
 from core.text import text_storable
 from payments.models import OPEN_STATUSES, PaymentSession, PaymentStatus, Provider
-from subscriptions.models import Machine, UsageSession, UsageStatus
+from payments.registry import purpose_get
+from payments.services.coupons import coupon_apply
+from subscriptions.models import (
+    Machine,
+    Plan,
+    Subscription,
+    SubscriptionEvent,
+    UsageSession,
+    UsageStatus,
+)
+from subscriptions.services.plans import plan_change_check, plan_change_for, plan_providers
 
 
 @dataclass
@@ -186,11 +199,6 @@ class CheckoutQuote:
 def plan_checkout_quote(*, user, plan, subscription=None, coupon_code: str = "") -> CheckoutQuote:
     """The price after `coupon_code` (checked as checkout checks it, nothing held) and the
     plan change paying now would make for `user`'s `subscription`."""
-    from django.db import transaction
-
-    from core.errors import ConfirmaError
-    from payments.services.coupons import coupon_apply
-    from subscriptions.services.plans import plan_change_check, plan_change_for
 
     discount, coupon_error = Decimal("0.00"), ""
     coupon_code = (coupon_code or "").strip()[:40]
@@ -227,8 +235,6 @@ def plan_checkout_quote(*, user, plan, subscription=None, coupon_code: str = "")
 def plans_for_checkout(*, user=None, coupons: dict | None = None) -> list:
     """The plans on sale, each with its providers and, for `user`, its CheckoutQuote
     (`coupons`: plan code → coupon code the customer typed)."""
-    from subscriptions.models import Plan
-    from subscriptions.services.plans import plan_providers
 
     subscription = subscription_get(user=user) if user is not None else None
     plans = list(Plan.objects.filter(active=True))
@@ -245,15 +251,12 @@ def plans_for_checkout(*, user=None, coupons: dict | None = None) -> list:
 
 
 def subscription_get(*, user):
-    from subscriptions.models import Subscription
-
     return Subscription.objects.select_related("plan").filter(user=user).first()
 
 
 def subscription_history(*, user, limit: int = 50) -> list:
     """The user's subscription events, newest first; each carries `plan_name` and
     `previous_plan_name` (the plans' names, for pages: `data` keeps their codes)."""
-    from subscriptions.models import Plan, SubscriptionEvent
 
     events = list(
         SubscriptionEvent.objects.filter(user=user)
@@ -272,7 +275,6 @@ def subscription_history(*, user, limit: int = 50) -> list:
 def billing_payment_find(*, user, params) -> "PaymentSession | None":
     """The user's subscription payment named by whatever the provider appended to the
     return URL; None when nothing of the user's matches (never another user's)."""
-    from payments.models import PaymentSession
 
     mine = PaymentSession.objects.filter(user=user)
     for name in RETURN_REFERENCE_PARAMS:
@@ -291,16 +293,12 @@ def billing_payment_find(*, user, params) -> "PaymentSession | None":
 
 
 def billing_recent_payments(*, user, limit: int = 10) -> list:
-    from payments.models import PaymentSession
-
     return list(PaymentSession.objects.filter(user=user).order_by("-created_at")[:limit])
 
 
 def billing_return_state(*, session) -> str:
     """What the return page says about a payment: waiting, processing, active, activating,
     review, failed."""
-    from payments.models import PaymentStatus
-    from payments.registry import purpose_get
 
     if session.status == PaymentStatus.PENDING:
         return "waiting"
@@ -319,7 +317,6 @@ def billing_return_state(*, session) -> str:
 
 def subscription_user_section(*, user, limit: int = 50) -> dict:
     """The subscription part of `monitor_payments user`."""
-    from subscriptions.models import Subscription, SubscriptionEvent, UsageSession
 
     subscription = Subscription.objects.select_related("plan").filter(user=user).first()
     events = SubscriptionEvent.objects.filter(user=user).order_by("-id")[:limit]
@@ -364,7 +361,6 @@ def payment_session_by_reference(reference: str) -> PaymentSession | None:
 
 def user_find(who) -> "object | None":
     """A user by id, username or e-mail (an e-mail only when one user has it)."""
-    from django.contrib.auth import get_user_model
 
     users = get_user_model().objects.all()
     if isinstance(who, int) and not isinstance(who, bool):

@@ -9,7 +9,6 @@ from core.admin_tools import (
     ReasonForm,
     confirm_with_form,
 )
-from tickets.desks import ticket_reprint_request
 from tickets.models import (
     DeskAssignment,
     Kiosk,
@@ -20,6 +19,7 @@ from tickets.models import (
     TicketEvent,
 )
 from tickets.services import kiosk_token_rotate
+from tickets.services.desks import ticket_reprint_request
 
 
 @admin.register(Service)

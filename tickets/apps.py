@@ -1,14 +1,17 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from core.navigation import Page, page_register
+
 
 class TicketsConfig(AppConfig):
     name = "tickets"
     verbose_name = _("Kiosk tickets")
 
     def ready(self) -> None:
+        # Here, not at the top: these modules import models, which exist only once every
+        # app is registered (Django calls ready() then).
         from core.demo import demo_register
-        from core.navigation import Page, page_register
         from payments.registry import purpose_register
         from tickets.demo import tickets_demo
         from tickets.services import TicketPurpose

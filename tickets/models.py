@@ -73,7 +73,7 @@ TICKET_TRANSITIONS: dict[str, set[str]] = {
     S.PRINT_ERROR: {S.PRINTING, S.IN_QUEUE, S.CALLED, S.CANCELLED},
     S.IN_QUEUE: {S.CALLED, S.PRINTING, S.CANCELLED},
     # CALLED → COMPLETED: the desk called the next customer without pressing Start, so the
-    # one it was calling was served (tickets/desks.py: calling the next finishes the last).
+    # one it was calling was served (tickets/services/desks.py: calling the next finishes the last).
     S.CALLED: {S.CALLED, S.IN_PROGRESS, S.COMPLETED, S.NO_SHOW, S.CANCELLED},
     S.IN_PROGRESS: {S.COMPLETED},
     S.COMPLETED: set(),

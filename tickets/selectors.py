@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from payments.models import PaymentSession, PaymentStatus
 from tickets.cpf import name_mask
-from tickets.models import PrintJob, Service, Ticket, TicketStatus
+from tickets.models import Printer, PrintJob, PrintJobStatus, Service, Ticket, TicketStatus
 
 HEALTHY, WARNING = 95.0, 80.0
 
@@ -155,7 +155,6 @@ def printing_health(*, since, now=None) -> dict:
     customer without paper); `degraded` while an enabled printer's last attempt failed, a
     job is being retried, or a ticket waits for its paper longer than the problem
     threshold; else `ok`."""
-    from tickets.models import Printer, PrintJobStatus
 
     now = now or timezone.now()
     recent = Ticket.objects.filter(paid_at__gte=since)
@@ -353,7 +352,6 @@ def integration_health(*, since=None, missing_limit: int = 100) -> dict:
 
 def printers_health() -> list[dict]:
     """Each printer with its last success and last error, and jobs not finished."""
-    from tickets.models import Printer, PrintJob, PrintJobStatus
 
     unfinished = dict(
         PrintJob.objects.exclude(status__in=(PrintJobStatus.PRINTED, PrintJobStatus.FAILED))

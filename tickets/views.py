@@ -26,9 +26,8 @@ from notifications.tokens import audience_token_read
 from payments.apis import payment_token
 from payments.models import PaymentSession, Provider
 from payments.services import payment_session_create
+from payments.services.simulation import payment_simulate
 from tickets.cpf import cpf_valid
-from tickets.desks import desk_call_next, operator_desk_set, ticket_reprint_request
-from tickets.desks import operator_desk as desk_of
 from tickets.models import Service, Ticket
 from tickets.repairs import ticket_missing_create
 from tickets.selectors import (
@@ -44,6 +43,8 @@ from tickets.services import (
     ticket_recall,
     ticket_start,
 )
+from tickets.services.desks import desk_call_next, operator_desk_set, ticket_reprint_request
+from tickets.services.desks import operator_desk as desk_of
 
 # --- Kiosk -----
 
@@ -202,8 +203,6 @@ def kiosk_wait_state(request, reference: str):
 
 @require_POST
 def kiosk_simulate(request, reference: str):
-    from payments.services.simulation import payment_simulate
-
     _kiosk_session(request, reference)
     session = PaymentSession.objects.get(reference=reference)
     with contextlib.suppress(ConfirmaError):

@@ -13,6 +13,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
 from payments.models import AuditSource, PaymentAudit, PaymentSession, PaymentStatus
+from subscriptions.models import UsageSession
 
 register = template.Library()
 
@@ -80,8 +81,6 @@ def _retry_url(session: PaymentSession) -> str:
         if session.purpose == "subscription":
             return reverse("billing")
         if session.purpose == "machine_session":
-            from subscriptions.models import UsageSession
-
             usage_id = (session.params or {}).get("usage_session")
             usage = UsageSession.objects.select_related("machine").filter(pk=usage_id).first()
             return reverse("machine", args=[usage.machine.code]) if usage else reverse("machines")

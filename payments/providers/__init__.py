@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from importlib import import_module
+from urllib.parse import urlencode
+
+from django.conf import settings
 
 from core.text import text_storable
 
@@ -156,8 +160,6 @@ def provider_register(adapter) -> None:
 
 def _load() -> None:
     if len(_ADAPTERS) < len(ADAPTER_MODULES):
-        from importlib import import_module
-
         for module in ADAPTER_MODULES:
             import_module(f"payments.providers.{module}")
 
@@ -182,7 +184,6 @@ def providers_all() -> list:
 def return_url(session, param: str = "reference", **extra: str) -> str:
     """Where the provider sends the customer back: the purpose's return page (or the
     payment's own page) with the reference under the name this provider uses."""
-    from urllib.parse import urlencode
 
     base = settings_public_base()
     path = session.metadata.get("return_path") or f"/payments/{session.reference}/"
@@ -191,6 +192,4 @@ def return_url(session, param: str = "reference", **extra: str) -> str:
 
 
 def settings_public_base() -> str:
-    from django.conf import settings
-
     return settings.PUBLIC_BASE_URL.rstrip("/")

@@ -18,7 +18,7 @@ import logging
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from enum import StrEnum
 
 from django.db import InterfaceError, OperationalError, transaction
@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.text import text_storable
 from notifications.services import (
     alert_raise,
     event_publish,
@@ -37,9 +38,12 @@ from payments.errors import FulfilmentRefused, PaymentError, PaymentNotFound, Un
 from payments.models import (
     CLOSED_UNPAID_STATUSES,
     OPEN_STATUSES,
+    PAID_STATUSES,
     AuditSource,
     Coupon,
     CouponRedemption,
+    PartialPayment,
+    PartialStatus,
     PaymentAudit,
     PaymentSession,
     PaymentStatus,
@@ -874,6 +878,98 @@ def _refund(reference, evidence, chargeback, amount, provider_payment_id) -> Con
     return ConfirmResult(ConfirmOutcome.CHANGED, session)
 
 
+# --- Part of the price arrived (payments/services/partial.py holds staff's decisions) ---
+
+COIN_PLACES = Decimal("1e-18")
+COIN_MAX = Decimal("1e21")  # what PartialPayment's amounts hold (40 digits, 18 places)
+
+
+def _coin_amount(value) -> Decimal | None:
+    """A crypto amount as the provider wrote it, to 18 places; None when it is not one
+    (or too large to be one)."""
+    if value in (None, "") or isinstance(value, bool | dict | list):
+        return None
+    try:
+        amount = Decimal(str(value))
+        if not amount.is_finite() or not 0 <= amount < COIN_MAX:
+            return None
+        return amount.quantize(COIN_PLACES, rounding=ROUND_DOWN)
+    except InvalidOperation:
+        return None
+
+
+def _text(value, max_length: int) -> str:
+    text = value if isinstance(value, str) else ""
+    return text[:max_length] if text_storable(text) else ""
+
+
+def _facts(notification: Notification) -> dict:
+    raw = notification.raw or {}
+    return {
+        "provider_payment_id": notification.provider_payment_id[:100],
+        "pay_amount": _coin_amount(raw.get("pay_amount")),
+        "actually_paid": _coin_amount(raw.get("actually_paid")),
+        "pay_currency": _text(raw.get("pay_currency"), 20),
+        "pay_address": _text(raw.get("pay_address"), 200),
+    }
+
+
+def partial_payment_hold(*, notification: Notification, evidence: Evidence) -> ConfirmResult:
+    """Record that part of a session's price arrived: the session goes (or stays)
+    processing (a closed one keeps its status) and its PartialPayment row says what
+    arrived; the customer is told. A repeat with the same figures changes nothing
+    (ALREADY_PROCESSED); a session paid in full, or a partial payment staff decided, is
+    left alone (IGNORED, audited).
+
+    Runs inside the confirmation path's transaction (`notifications_apply`), which holds
+    the session lock."""
+    reference = notification.reference or ""
+    marked = payment_mark_processing(
+        reference=reference,
+        evidence=evidence,
+        provider_payment_id=notification.provider_payment_id,
+    )
+    session = marked.session
+    if session.status in PAID_STATUSES:
+        _audit(session, "ignored_partially_paid", evidence, before=session.status)
+        return ConfirmResult(ConfirmOutcome.IGNORED, session)
+    # An expired, failed or cancelled session keeps its status; what arrived is still held.
+    facts = _facts(notification)
+    partial = PartialPayment.objects.select_for_update().filter(session=session).first()
+    if partial is not None and partial.status != PartialStatus.HELD:
+        _audit(session, "ignored_partially_paid", evidence, before=session.status)
+        return ConfirmResult(ConfirmOutcome.IGNORED, session)
+    if partial is not None and all(getattr(partial, k) == v for k, v in facts.items()):
+        return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
+    now = timezone.now()
+    if partial is None:
+        partial = PartialPayment(session=session, received_at=now)
+    for name, value in facts.items():
+        setattr(partial, name, value)
+    partial.updated_at = now
+    partial.save()
+    _audit(session, "partially_paid", evidence, before=session.status, data=_audit_facts(partial))
+    _publish(
+        session,
+        "payment.partially_paid",
+        paid=partial.paid_text,
+        due=partial.due_text,
+        missing=partial.missing_text,
+        coin=partial.coin,
+    )
+    return ConfirmResult(ConfirmOutcome.CHANGED, session)
+
+
+def _audit_facts(partial: PartialPayment) -> dict:
+    return {
+        "pay_amount": partial.due_text,
+        "actually_paid": partial.paid_text,
+        "missing": partial.missing_text,
+        "pay_currency": partial.pay_currency,
+        "provider_payment_id": partial.provider_payment_id,
+    }
+
+
 @dataclass(frozen=True)
 class _Pending:
     """A confirmation whose fulfilment runs with the rest of its batch."""
@@ -907,8 +1003,6 @@ def _dispatch(item: Applied) -> ConfirmResult | None:
             only_if_open=item.only_if_open,
         )
     if state == PaymentState.PARTIALLY_PAID:
-        from payments.services.partial import partial_payment_hold  # it imports this module
-
         return partial_payment_hold(notification=notification, evidence=evidence)
     if state == PaymentState.PROCESSING:
         return payment_mark_processing(

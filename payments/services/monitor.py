@@ -21,6 +21,7 @@ from datetime import datetime
 from django.db.models import Q
 from django.utils import timezone
 
+from notifications.models import Event
 from payments.errors import PaymentError
 from payments.models import (
     PAID_STATUSES,
@@ -186,7 +187,6 @@ def gaps_repair(gaps: list[Gap]) -> RepairReport:
 def user_overview(*, user, limit: int = 50) -> dict:
     """One user's payments, sessions, subscription and events, newest first (the
     `monitor_payments user` report)."""
-    from notifications.models import Event
 
     payments = PaymentSession.objects.filter(user=user).order_by("-created_at")[:limit]
     purposes = purposes_all()

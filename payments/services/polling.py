@@ -7,7 +7,7 @@ a lost notification is repaired without the provider's help.
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -94,6 +94,4 @@ def providers_poll(*, older_than_seconds: int | None = None, limit: int = 200) -
 
 
 def _with_reference(notification, reference: str):
-    from dataclasses import replace
-
     return replace(notification, reference=reference)

@@ -30,7 +30,7 @@ from payments.models import (
     PaymentStatus,
     UnmatchedPayment,
 )
-from payments.providers import Notification, PaymentState
+from payments.providers import Notification, PaymentState, provider_get
 from payments.services.confirmation import (
     Applied,
     ConfirmOutcome,
@@ -103,7 +103,6 @@ def unmatched_record(*, delivery, notification: Notification) -> str:
     becomes (or updates) its UnmatchedPayment row and staff are alerted; a later notice
     of a kept payment updates its status. Returns what the delivery's error should say
     ("" when there is nothing to keep: not money, or not an adapter that keeps it)."""
-    from payments.providers import provider_get
 
     adapter = provider_get(delivery.provider)
     payment_id = notification.provider_payment_id

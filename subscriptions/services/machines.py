@@ -43,8 +43,17 @@ from django.utils.translation import gettext_lazy
 
 from notifications.services import event_publish
 from payments.errors import FulfilmentRefused, IdempotencyConflict, InvalidParams
-from payments.models import OPEN_STATUSES, PaymentSession, PaymentStatus, Provider
+from payments.models import OPEN_STATUSES, AuditSource, PaymentSession, PaymentStatus, Provider
+from payments.providers import PaymentState, provider_get
 from payments.registry import Purpose, Quote
+from payments.services import (
+    payment_cancel,
+    payment_confirm,
+    payment_mark_processing,
+    payment_session_create,
+)
+from payments.services.confirmation import ConfirmOutcome, Evidence
+from payments.services.transactions import purchase_transaction
 from subscriptions.errors import (
     MachineBusy,
     MachineError,
@@ -387,8 +396,6 @@ def machine_session_buy(
     already has a PIX purchase of machine time waiting — nothing is created. The same call
     sent twice at once (one key) is one purchase: both get the first payment session.
     """
-    from payments.services import payment_session_create
-    from payments.services.transactions import purchase_transaction
 
     existing = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
@@ -460,10 +467,6 @@ def _refuse_if_paid_at_provider(payment: PaymentSession, usage: UsageSession) ->
     MachineError ("payment_processing"). The provider cannot be asked or its answer cannot
     be used: MachineError ("provider_unavailable") — never a cancel in the dark. Returns
     when the payment can still be cancelled (not paid, or unknown to the provider)."""
-    from payments.models import AuditSource
-    from payments.providers import PaymentState, provider_get
-    from payments.services import payment_confirm, payment_mark_processing
-    from payments.services.confirmation import Evidence
 
     adapter = provider_get(payment.provider)
     if not payment.provider_payment_id or adapter is None or not adapter.can_fetch:
@@ -553,9 +556,6 @@ def machine_payment_cancel(*, customer, machine_code: str, reference: str) -> Us
     "provider_unavailable"). A PIX paid after all, once cancelled, is a late payment: kept,
     flagged for refund and alerted.
     """
-    from payments.models import AuditSource
-    from payments.services import payment_cancel
-    from payments.services.confirmation import ConfirmOutcome, Evidence
 
     payment = (
         PaymentSession.objects.filter(

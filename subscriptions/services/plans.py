@@ -27,6 +27,8 @@ from payments.errors import InvalidParams, UnsupportedProvider
 from payments.models import AuditSource, PaymentSession, PaymentStatus, Provider
 from payments.providers import provider_get
 from payments.registry import Purpose, Quote
+from payments.services import payment_fulfil, payment_session_create
+from payments.services.confirmation import Evidence
 from subscriptions.models import (
     PAYMENT_ACTIVATION_TYPES,
     ActorType,
@@ -324,7 +326,6 @@ def subscription_checkout(
     """Start paying for a plan: returns the payment session, whose `provider_data`
     holds the provider page to send the customer to. The same key returns the same
     session (a double click opens one payment)."""
-    from payments.services import payment_session_create
 
     plan = Plan.objects.filter(code=plan_code, active=True).first()
     if plan is None:
@@ -462,8 +463,6 @@ def _payment_record_delivered(session: PaymentSession, *, actor, reason: str) ->
     error is cleared, a review it was held for is accepted, and its own audit says who and
     why. Runs after the activation committed: a failure here leaves the activation, and is
     logged (the payment no longer counts as undelivered either way)."""
-    from payments.services import payment_fulfil
-    from payments.services.confirmation import Evidence
 
     try:
         payment_fulfil(

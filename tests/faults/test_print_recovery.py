@@ -17,10 +17,15 @@ from django_tasks_db.models import DBTaskResult
 from notifications.models import Alert, Event
 from tests.faults.harness import SlowPrinter, wait_until
 from tests.tickets.conftest import kiosk_session, pay_at_kiosk
-from tickets import services
 from tickets.models import Printer, PrintJob, PrintJobStatus, TicketEvent, TicketStatus
 from tickets.printing import reprint_banner_render
-from tickets.services import print_job_run, print_jobs_recover, print_lease_seconds
+from tickets.services import (
+    PrintRecovery,
+    print_job_run,
+    print_jobs_recover,
+    print_lease_seconds,
+    print_send,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -44,7 +49,7 @@ def die_while_sending(monkeypatch, job: PrintJob) -> None:
     def killed(url, data, **kwargs):
         raise WorkerKilled
 
-    monkeypatch.setattr(services, "printer_send", killed)
+    monkeypatch.setattr(print_send, "printer_send", killed)
     with pytest.raises(WorkerKilled):
         print_job_run(job_id=job.pk)
     monkeypatch.undo()
@@ -75,9 +80,9 @@ def test_a_job_left_sending_is_requeued_once_after_its_lease_and_then_printed(
     assert print_lease_seconds() == 3 * settings.PRINT_TIMEOUT_SECONDS + 10
 
     # Within its lease the attempt may still be going on: left alone.
-    assert print_jobs_recover() == services.PrintRecovery()
+    assert print_jobs_recover() == PrintRecovery()
     age(paid_job, print_lease_seconds() - 2)
-    assert print_jobs_recover() == services.PrintRecovery()
+    assert print_jobs_recover() == PrintRecovery()
 
     age(paid_job, 3)
     with django_capture_on_commit_callbacks(execute=True):
@@ -93,11 +98,11 @@ def test_a_job_left_sending_is_requeued_once_after_its_lease_and_then_printed(
 
     # Exactly once: a second sweep finds nothing to do.
     with django_capture_on_commit_callbacks(execute=True):
-        assert print_jobs_recover(older_than=0.001) == services.PrintRecovery()
+        assert print_jobs_recover(older_than=0.001) == PrintRecovery()
     assert TicketEvent.objects.filter(type="print_recovered").count() == 1
 
     # The late failure of the abandoned attempt changes nothing any more.
-    assert services._print_failed(paid_job.pk, "timed out", attempt=1) == PrintJobStatus.QUEUED
+    assert print_send._print_failed(paid_job.pk, "timed out", attempt=1) == PrintJobStatus.QUEUED
     paid_job.refresh_from_db()
     assert paid_job.attempts == 1 and "worker stopped" in paid_job.last_error
 
@@ -136,7 +141,7 @@ def test_a_queued_job_whose_task_was_lost_is_queued_again(
     # The payment's on-commit enqueue never ran here: the job has no task, as when a
     # worker dies between taking the task and starting the attempt.
     assert not print_tasks(paid_job).exists()
-    assert print_jobs_recover() == services.PrintRecovery()  # too young to judge
+    assert print_jobs_recover() == PrintRecovery()  # too young to judge
     age(paid_job, print_lease_seconds() + 1)
     with django_capture_on_commit_callbacks(execute=True):
         assert print_jobs_recover().requeued == [paid_job.pk]
@@ -145,7 +150,7 @@ def test_a_queued_job_whose_task_was_lost_is_queued_again(
     assert event.data["was"] == "queued" and event.data["attempt"] == 0
     # Its task now waits: nothing more to do, however old the job is.
     with django_capture_on_commit_callbacks(execute=True):
-        assert print_jobs_recover(older_than=0.001) == services.PrintRecovery()
+        assert print_jobs_recover(older_than=0.001) == PrintRecovery()
     # A task taken by a worker that died long ago does not count as waiting.
     print_tasks(paid_job).update(
         status=TaskResultStatus.RUNNING, started_at=timezone.now() - timedelta(hours=1)
@@ -208,7 +213,7 @@ def test_an_attempt_given_up_on_that_prints_after_all_puts_the_ticket_in_the_que
             assert print_jobs_recover(older_than=0).failed == [paid_job.pk]
         assert paid_job.ticket.__class__.objects.get().status == TicketStatus.PRINT_ERROR
 
-    monkeypatch.setattr(services, "printer_send", slow_but_fine)
+    monkeypatch.setattr(print_send, "printer_send", slow_but_fine)
     with django_capture_on_commit_callbacks(execute=True):
         assert print_job_run(job_id=paid_job.pk) == PrintJobStatus.PRINTED
     ticket = paid_job.ticket.__class__.objects.get()

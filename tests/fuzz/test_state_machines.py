@@ -465,7 +465,6 @@ TICKET_ACTIONS = st.one_of(
 @given(actions=st.lists(TICKET_ACTIONS, min_size=1, max_size=12))
 @settings(max_examples=30)
 def test_tickets_and_print_jobs_follow_their_transitions(actions, settings):
-    from tickets.desks import ticket_reprint_request
     from tickets.models import (
         FINISHED_STATUSES,
         TICKET_TRANSITIONS,
@@ -486,6 +485,7 @@ def test_tickets_and_print_jobs_follow_their_transitions(actions, settings):
         ticket_recall,
         ticket_start,
     )
+    from tickets.services.desks import ticket_reprint_request
 
     settings.PRINT_MAX_ATTEMPTS = 2
     operator = None

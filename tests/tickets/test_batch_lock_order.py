@@ -16,8 +16,8 @@ from payments.models import AuditSource, PaymentSession
 from payments.providers import Notification, PaymentState
 from payments.services.confirmation import Applied, Evidence, notifications_apply
 from tests.tickets.conftest import kiosk_session
-from tickets import services as ticket_services
 from tickets.models import Service, Ticket
+from tickets.services import purpose as ticket_purpose
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -41,7 +41,7 @@ def test_two_batches_over_the_same_services_never_deadlock(monkeypatch):
     x = [kiosk_session(first), kiosk_session(second)]
     y = [kiosk_session(second), kiosk_session(first)]
     barrier = threading.Barrier(2)
-    real_take = ticket_services._numbers_take
+    real_take = ticket_purpose._numbers_take
     taken = threading.local()
 
     def numbers_take(service_id, day, count):
@@ -54,7 +54,7 @@ def test_two_batches_over_the_same_services_never_deadlock(monkeypatch):
                 barrier.wait(timeout=3)
         return numbers
 
-    monkeypatch.setattr(ticket_services, "_numbers_take", numbers_take)
+    monkeypatch.setattr(ticket_purpose, "_numbers_take", numbers_take)
     errors = []
 
     def worker(batch):

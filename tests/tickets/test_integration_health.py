@@ -10,10 +10,10 @@ from django.utils import timezone
 from payments.models import PaymentAudit, PaymentSession
 from tests.factories import UserFactory
 from tests.tickets.conftest import closed_port_url, paid_ticket
-from tickets.desks import ticket_reprint_request
 from tickets.models import Printer, PrintJob, Ticket, TicketEvent, TicketStatus
 from tickets.selectors import integration_health, latency_rating
 from tickets.services import print_job_run
+from tickets.services.desks import ticket_reprint_request
 
 pytestmark = pytest.mark.django_db
 

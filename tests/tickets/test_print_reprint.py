@@ -14,7 +14,6 @@ from notifications.models import Alert, Event
 from payments.errors import InvalidParams
 from tests.factories import UserFactory
 from tests.tickets.conftest import closed_port_url, kiosk_session, pay_at_kiosk
-from tickets import services
 from tickets.models import Kiosk, Printer, PrintJob, PrintJobStatus, Ticket, TicketStatus
 from tickets.printing import banner_render, printer_send, reprint_banner_render
 from tickets.services import (
@@ -22,6 +21,8 @@ from tickets.services import (
     print_job_run,
     print_jobs_recover,
     print_lease_seconds,
+    print_send,
+    ticket_call_next,
 )
 
 SELECT_CP860 = b"\x1bt\x03"
@@ -46,7 +47,7 @@ def killed_after_sending(monkeypatch, job: PrintJob) -> None:
         printer_send(url, data, **kwargs)
         raise WorkerKilled
 
-    monkeypatch.setattr(services, "printer_send", send_then_die)
+    monkeypatch.setattr(print_send, "printer_send", send_then_die)
     with pytest.raises(WorkerKilled):
         print_job_run(job_id=job.pk)
     monkeypatch.undo()
@@ -237,7 +238,7 @@ def test_the_operator_panel_marks_a_ticket_that_may_have_two_slips(
     page = client.get(panel).content.decode()
     assert page.count("data-reprint") == 1 and "REPRINT: two slips may exist" in page
 
-    services.ticket_call_next(operator=UserFactory(roles=["operator"]), desk="2")
+    ticket_call_next(operator=UserFactory(roles=["operator"]), desk="2")
     page = client.get(panel).content.decode()
     assert page.count("data-reprint") == 1  # still marked at the desk
 

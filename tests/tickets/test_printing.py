@@ -11,9 +11,9 @@ from django.db import connection
 from notifications.models import Event
 from tests.factories import UserFactory
 from tests.tickets.conftest import closed_port_url, kiosk_session, pay_at_kiosk
-from tickets.desks import ticket_reprint_request
 from tickets.models import Printer, PrintJob, PrintJobStatus, Ticket, TicketStatus
 from tickets.services import print_job_run
+from tickets.services.desks import ticket_reprint_request
 
 
 def test_ticket_bytes_reach_the_printer_with_number_service_and_accents(

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from tests.factories import UserFactory
 from tests.tickets.conftest import paid_ticket
-from tickets.desks import desk_call_next
 from tickets.models import Service, Ticket
+from tickets.services.desks import desk_call_next
 
 pytestmark = pytest.mark.django_db
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.text import text_storable
+from tickets.errors import TicketError
 from tickets.models import (
     AT_DESK_STATUSES,
     FINISHED_STATUSES,
@@ -26,7 +27,8 @@ from tickets.models import (
     TicketEvent,
     TicketStatus,
 )
-from tickets.services import TicketError, _lock, _move, _tell, print_jobs_create
+from tickets.services.print_jobs import print_jobs_create
+from tickets.services.transitions import _lock, _move, _tell
 
 DESK_MAX_LENGTH = 20
 REASON_MAX_LENGTH = 300
