@@ -29,13 +29,14 @@ messages: $(VENV)/.runtime
 run: $(VENV)/.runtime messages
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) scripts/run.sh
 
-## test: install the test tools and run the whole suite (ruff first)
+## test: install the test tools and run the whole suite (ruff and lint-imports first)
 test: $(VENV)/.dev messages
 	PY=$(PY) scripts/test.sh $(ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole test suite: ruff, then pytest. Called by `make test`.
+# Run the whole test suite: ruff, the import layers (lint-imports), then pytest. Called by `make test`.
 # Uses DATABASE_URL / REDIS_URL when set (CI points them at PostgreSQL and Redis); otherwise
 # scripts/testenv.py finds the local PostgreSQL and Redis, or starts throwaway ones.
 set -euo pipefail
@@ -23,5 +23,7 @@ if [ ! -x "$CHROMIUM" ] && [ -z "${CHROMIUM_PATH:-}" ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# Every import points down the layers declared in pyproject.toml, and none goes round.
+.venv/bin/lint-imports --no-cache
 "$PY" manage.py makemigrations --check --dry-run -v0
 exec "$PY" scripts/testenv.py -- "$PY" -m pytest "$@"

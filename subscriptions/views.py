@@ -18,6 +18,7 @@ from core.throttling import throttle_check, throttle_message, throttle_page
 from notifications.selectors import event_latest_id
 from payments.errors import InsufficientCredit
 from payments.services import wallet_account_get
+from subscriptions.checkout import plans_for_checkout
 from subscriptions.errors import PixPaymentWaiting
 from subscriptions.models import Machine
 from subscriptions.selectors import (
@@ -26,7 +27,6 @@ from subscriptions.selectors import (
     machine_controller_state,
     machine_state_for,
     machines_with_status,
-    plans_for_checkout,
     subscription_get,
     subscription_history,
 )
