@@ -20,9 +20,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core.errors import ConfirmaError, NotFound, PermissionDenied
+from core.errors import NotFound, PermissionDenied
 from core.roles import has_role, user_roles
 from notifications.services import event_publish
+from orders.errors import OrderError
 from orders.models import (
     ORDER_TRANSITIONS,
     Order,
@@ -44,10 +45,6 @@ from payments.services.confirmation import Evidence
 logger = logging.getLogger(__name__)
 
 STAFF_AUDIENCES = ["role:cashier", "role:waiter", "role:kitchen"]
-
-
-class OrderError(ConfirmaError):
-    code = "order_error"
 
 
 def proof_storage() -> FileSystemStorage:

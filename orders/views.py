@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.errors import ConfirmaError
 from core.roles import has_role
 from core.throttling import throttle_page
+from orders.errors import OrderError
 from orders.forms import OrderEntryForm
 from orders.models import PaymentMethod, PaymentProof
 from orders.selectors import (
@@ -23,7 +24,6 @@ from orders.selectors import (
     orders_for_waiter,
 )
 from orders.services import (
-    OrderError,
     order_advance,
     order_create,
     order_reject,

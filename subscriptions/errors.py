@@ -3,6 +3,15 @@ from django.utils.translation import gettext_lazy as _
 from core.errors import ConfirmaError, NotFound
 
 
+class SubscriptionError(ConfirmaError):
+    code = "subscription_error"
+
+
+class StaffOnly(SubscriptionError):
+    code = "permission_denied"
+    status = 403
+
+
 class MachineError(ConfirmaError):
     code = "machine_error"
 

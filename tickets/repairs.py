@@ -9,8 +9,8 @@ from core.text import text_storable
 from payments.models import AuditSource, PaymentSession, PaymentStatus
 from payments.services import payment_fulfil
 from payments.services.confirmation import Evidence
+from tickets.errors import TicketError
 from tickets.models import Ticket
-from tickets.services import TicketError
 
 
 def ticket_missing_create(

@@ -29,6 +29,7 @@ from payments.providers import provider_get
 from payments.registry import Purpose, Quote
 from payments.services import payment_fulfil, payment_session_create
 from payments.services.confirmation import Evidence
+from subscriptions.errors import StaffOnly, SubscriptionError
 from subscriptions.models import (
     PAYMENT_ACTIVATION_TYPES,
     ActorType,
@@ -42,15 +43,6 @@ from subscriptions.models import (
 logger = logging.getLogger(__name__)
 
 MAX_MANUAL_DAYS = 3660
-
-
-class SubscriptionError(ConfirmaError):
-    code = "subscription_error"
-
-
-class StaffOnly(SubscriptionError):
-    code = "permission_denied"
-    status = 403
 
 
 def plan_providers(plan: Plan) -> list[str]:

@@ -465,6 +465,7 @@ TICKET_ACTIONS = st.one_of(
 @given(actions=st.lists(TICKET_ACTIONS, min_size=1, max_size=12))
 @settings(max_examples=30)
 def test_tickets_and_print_jobs_follow_their_transitions(actions, settings):
+    from tickets.errors import TicketError
     from tickets.models import (
         FINISHED_STATUSES,
         TICKET_TRANSITIONS,
@@ -476,7 +477,6 @@ def test_tickets_and_print_jobs_follow_their_transitions(actions, settings):
         TicketStatus,
     )
     from tickets.services import (
-        TicketError,
         print_job_run,
         ticket_call_next,
         ticket_cancel,
@@ -726,6 +726,7 @@ SUBSCRIPTION_ACTIONS = st.one_of(
 @given(actions=st.lists(SUBSCRIPTION_ACTIONS, min_size=1, max_size=12))
 @settings(max_examples=30)
 def test_subscriptions_extend_from_the_later_of_now_and_period_end(actions):
+    from subscriptions.errors import SubscriptionError
     from subscriptions.models import (
         Plan,
         Subscription,
@@ -734,7 +735,6 @@ def test_subscriptions_extend_from_the_later_of_now_and_period_end(actions):
         SubscriptionStatus,
     )
     from subscriptions.services.plans import (
-        SubscriptionError,
         plan_change_credit,
         subscription_activate_manually,
         subscription_deactivate,

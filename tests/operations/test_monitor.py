@@ -134,7 +134,8 @@ def test_gap_found_repaired_once_then_healthy(purpose, broken, customer, billing
 
 @pytest.mark.usefixtures("private_media")
 def test_order_gap(broken, customer, settings):
-    from orders.services import OrderError, order_verify, proof_submit
+    from orders.errors import OrderError
+    from orders.services import order_verify, proof_submit
 
     waiter = UserFactory(roles=["waiter"])
     cashier = UserFactory(roles=["cashier"])

@@ -9,8 +9,9 @@ from django.urls import reverse
 
 from core.errors import PermissionDenied
 from notifications.models import Event
+from orders.errors import OrderError
 from orders.models import Order, OrderLine, OrderStatus, Product, Table
-from orders.services import OrderError, order_create
+from orders.services import order_create
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

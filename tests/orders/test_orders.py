@@ -117,7 +117,7 @@ def test_reject_then_resubmit_is_announced_as_resubmitted(staff_users, private_m
 
 
 def test_reject_needs_a_reason(staff_users, private_media):
-    from orders.services import OrderError
+    from orders.errors import OrderError
 
     order = make_order(staff_users["waiter"])
     submit(order, staff_users["waiter"])
@@ -128,7 +128,7 @@ def test_reject_needs_a_reason(staff_users, private_media):
 
 
 def test_proof_only_for_delivered_orders(staff_users, private_media):
-    from orders.services import OrderError
+    from orders.errors import OrderError
 
     order = make_order(staff_users["waiter"], status=OrderStatus.PREPARING)
     with pytest.raises(OrderError):

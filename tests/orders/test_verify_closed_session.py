@@ -3,8 +3,9 @@ leaves a trail: who tried, and why it was not applied."""
 
 import pytest
 
+from orders.errors import OrderError
 from orders.models import OrderStatus
-from orders.services import OrderError, order_verify, proof_submit
+from orders.services import order_verify, proof_submit
 from payments.models import AuditSource, PaymentSession, PaymentStatus
 from payments.services import ConfirmOutcome, payment_confirm, payment_fail
 from payments.services.confirmation import Evidence

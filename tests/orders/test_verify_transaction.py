@@ -4,8 +4,9 @@ import pytest
 
 from core.errors import ConfirmaError
 from notifications.models import Alert, Event
+from orders.errors import OrderError
 from orders.models import OrderStatus, ProofStatus
-from orders.services import OrderError, order_reject, order_verify, proof_submit
+from orders.services import order_reject, order_verify, proof_submit
 from payments.models import AuditSource, PaymentSession, PaymentStatus
 from payments.services import payment_fulfil
 from payments.services.confirmation import Evidence

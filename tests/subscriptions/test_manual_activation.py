@@ -13,8 +13,9 @@ from payments.models import AuditSource, PaymentAudit
 from payments.registry import purpose_get
 from payments.services.confirmation import Evidence, payment_confirm, payment_fulfil
 from payments.services.monitor import gaps_find
+from subscriptions.errors import SubscriptionError
 from subscriptions.models import Plan, Subscription, SubscriptionEvent
-from subscriptions.services.plans import SubscriptionError, subscription_activate_manually
+from subscriptions.services.plans import subscription_activate_manually
 from tests.factories import UserFactory
 from tests.subscriptions.conftest import checkout
 

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from payments.models import AuditSource, Coupon, PaymentSession
 from payments.services.confirmation import Evidence, payment_confirm
+from subscriptions.errors import SubscriptionError
 from subscriptions.models import Plan, Subscription, SubscriptionEvent
-from subscriptions.services.plans import SubscriptionError, subscription_activate_manually
+from subscriptions.services.plans import subscription_activate_manually
 from tests.factories import CouponFactory, UserFactory
 from tests.payments.test_throttling import rates
 from tests.subscriptions.conftest import checkout

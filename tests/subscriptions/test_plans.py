@@ -10,9 +10,9 @@ from notifications.models import Event
 from payments.errors import InvalidParams
 from payments.models import AuditSource, PaymentSession
 from payments.services.confirmation import Evidence, payment_confirm
+from subscriptions.errors import SubscriptionError
 from subscriptions.models import Subscription, SubscriptionEvent
 from subscriptions.services.plans import (
-    SubscriptionError,
     subscription_activate_manually,
     subscription_deactivate,
     subscriptions_expire_due,

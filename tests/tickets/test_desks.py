@@ -13,8 +13,9 @@ from notifications.models import Event
 from notifications.tokens import audience_token_create
 from tests.factories import UserFactory
 from tests.tickets.conftest import messages_of, paid_ticket
+from tickets.errors import TicketError
 from tickets.models import DeskAssignment, Ticket, TicketEvent, TicketStatus
-from tickets.services import TicketError, ticket_start
+from tickets.services import ticket_start
 from tickets.services.desks import desk_call_next, operator_desk
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,9 @@ from payments.models import PaymentSession, PaymentStatus
 from tests.factories import UserFactory
 from tests.tickets.conftest import kiosk_session, pay_at_kiosk
 from tickets.cpf import cpf_mask, cpf_valid
+from tickets.errors import TicketError
 from tickets.models import Ticket, TicketEvent, TicketStatus
 from tickets.services import (
-    TicketError,
     ticket_call_next,
     ticket_complete,
     ticket_no_show,
