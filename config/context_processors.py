@@ -21,7 +21,6 @@ def navigation(request):
 
     def open_alerts():
         # Staff pages show a live alert bar; it starts from the alerts nobody resolved yet.
-
         if not has_role(user, "staff"):
             return None
         return Alert.objects.filter(resolved_at__isnull=True).count()

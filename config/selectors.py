@@ -74,7 +74,6 @@ def worker_health() -> dict:
 def webhooks_backlog_health() -> dict:
     """The webhook workers keep up: the oldest waiting delivery is younger than
     WEBHOOK_BACKLOG_ALERT_SECONDS (waiting deliveries and the oldest's age in seconds)."""
-
     state = backlog()
     return {"ok": state["oldest_seconds"] <= settings.WEBHOOK_BACKLOG_ALERT_SECONDS, **state}
 

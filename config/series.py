@@ -92,7 +92,6 @@ def webhooks_per_hour(*, hours: Hours) -> Series:
     """Webhook deliveries per hour received, by outcome (failed and dead together; waiting:
     not processed yet), plus requests refused at the door (WebhookRefusal counts, by the
     hour they fell in). One query for the deliveries, one for the refusals."""
-
     series = Series(hours, {name: [0] * HOURS for name in WEBHOOK_OUTCOMES})
     rows = (
         WebhookDelivery.objects.filter(received_at__gte=hours.since, received_at__lte=hours.now)
@@ -122,7 +121,6 @@ def webhooks_per_hour(*, hours: Hours) -> Series:
 def conversion_per_hour(*, hours: Hours) -> Series:
     """Payment sessions created per hour, how many of them were paid, and the conversion
     (paid / created, in %, one decimal; None for an hour without sessions)."""
-
     created, paid = [0] * HOURS, [0] * HOURS
     rows = (
         PaymentSession.objects.filter(created_at__gte=hours.since, created_at__lte=hours.now)
@@ -143,7 +141,6 @@ def fulfil_p95_per_hour(*, hours: Hours) -> Series:
     """Paid → delivered p95 in seconds (payment completed_at → fulfilled_at), per hour the
     payment completed in; None for an hour without a delivered payment. One query (the
     percentile is taken here: SQLite has no percentile aggregate)."""
-
     durations: list[list[float]] = [[] for _ in range(HOURS)]
     rows = (
         PaymentSession.objects.filter(
@@ -172,7 +169,6 @@ def backlog_per_hour(*, hours: Hours) -> Series:
     failed delivery between two attempts counts as waiting all along (its earlier attempts'
     times are not kept); one received more than BACKLOG_LOOKBACK before the first hour and
     finished since is left out. One query: a count and a minimum per hour end."""
-
     ends = [min(start + timedelta(hours=1), hours.now) for start in hours.starts]
     still = Q(status__in=["received", "failed"])
     aggregates = {}

@@ -42,7 +42,6 @@ def periodic_claim(*, name: str, every: int, node: str) -> bool:
     """Claim this period's run of job `name` for `node`: True for exactly one of the nodes
     asking while it is due (the conditional UPDATE moves its next due time on), False for
     every other, and until the period has passed."""
-
     now = timezone.now()
     if not PeriodicJob.objects.filter(name=name).exists():
         try:

@@ -36,7 +36,6 @@ LOCAL_PROFILE = DEBUG or TESTING
 
 def _development_secret_key() -> str:
     """A per-checkout key kept in var/ (never committed) so sessions survive restarts."""
-
     path = VAR_DIR / "secret_key"
     if path.exists():
         return path.read_text().strip()

@@ -81,7 +81,6 @@ def _staff_only(request) -> None:
 def operations(request):
     """The integrations live: conversion and timings per purpose and provider, webhooks,
     open gaps with a repair button, printers, the worker."""
-
     _staff_only(request)
     template = "config/_operations.html" if request.htmx else "config/operations.html"
     return render(request, template, {"status": integration_status()})
@@ -91,7 +90,6 @@ def operations(request):
 @require_POST
 def operations_repair(request):
     """Re-run fulfilment of one paid-but-not-delivered payment (as the reconciler does)."""
-
     _staff_only(request)
     reference = request.POST.get("reference", "")[:64]
     gap = gap_get(reference=reference) if text_storable(reference) else None

@@ -103,7 +103,6 @@ def _secret_urls(settings) -> tuple[str, ...]:
 
 def redact(text: str) -> str:
     """Return `text` with every known secret and sensitive number masked."""
-
     if not settings.configured:
         return text
     for name in _SECRET_SETTINGS:

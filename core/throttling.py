@@ -33,7 +33,6 @@ def client_ip(request) -> str | None:
     address the outermost trusted proxy saw (never an address the client wrote itself).
 
     The same rule as DRF's NUM_PROXIES (set from the same setting), for django-axes."""
-
     remote_addr = request.META.get("REMOTE_ADDR")
     proxies = settings.TRUSTED_PROXY_COUNT
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR")

@@ -116,7 +116,6 @@ def _apprise_problem(messages: str) -> str:
 
 def _send_apprise(url: str, alert: Alert, raised_at: str) -> _Attempt:
     """Send the alert's title and text through the Apprise service `url` names."""
-
     asset = apprise.AppriseAsset(storage_mode="memory", secure_logging=True)
     with apprise.LogCapture(level=logging.WARNING) as captured:
         service = apprise.Apprise.instantiate(url, asset=asset)

@@ -80,12 +80,10 @@ class Purpose:
         """A filter on PaymentSession true when what the session paid for exists (a ticket,
         an activation, a ledger entry…). The monitor runs it over every completed session
         in one query, so it must be a Q or an Exists() on `OuterRef("pk")`."""
-
         return Q(fulfilled_at__isnull=False)
 
     def is_fulfilled(self, *, session) -> bool:
         """Whether what the session paid for exists."""
-
         return PaymentSession.objects.filter(pk=session.pk).filter(self.fulfilled_q()).exists()
 
 

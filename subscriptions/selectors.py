@@ -184,7 +184,6 @@ def subscription_get(*, user):
 def subscription_history(*, user, limit: int = 50) -> list:
     """The user's subscription events, newest first; each carries `plan_name` and
     `previous_plan_name` (the plans' names, for pages: `data` keeps their codes)."""
-
     events = list(
         SubscriptionEvent.objects.filter(user=user)
         .select_related("actor", "payment_session")
@@ -202,7 +201,6 @@ def subscription_history(*, user, limit: int = 50) -> list:
 def billing_payment_find(*, user, params) -> "PaymentSession | None":
     """The user's subscription payment named by whatever the provider appended to the
     return URL; None when nothing of the user's matches (never another user's)."""
-
     mine = PaymentSession.objects.filter(user=user)
     for name in RETURN_REFERENCE_PARAMS:
         value = (params.get(name) or "").strip()
@@ -226,7 +224,6 @@ def billing_recent_payments(*, user, limit: int = 10) -> list:
 def billing_return_state(*, session) -> str:
     """What the return page says about a payment: waiting, processing, active, activating,
     review, failed."""
-
     if session.status == PaymentStatus.PENDING:
         return "waiting"
     if session.status == PaymentStatus.PROCESSING:
@@ -244,7 +241,6 @@ def billing_return_state(*, session) -> str:
 
 def subscription_user_section(*, user, limit: int = 50) -> dict:
     """The subscription part of `monitor_payments user`."""
-
     subscription = Subscription.objects.select_related("plan").filter(user=user).first()
     events = SubscriptionEvent.objects.filter(user=user).order_by("-id")[:limit]
     usage = UsageSession.objects.filter(customer=user).order_by("-id")[:limit]
@@ -288,7 +284,6 @@ def payment_session_by_reference(reference: str) -> PaymentSession | None:
 
 def user_find(who) -> "object | None":
     """A user by id, username or e-mail (an e-mail only when one user has it)."""
-
     users = get_user_model().objects.all()
     if isinstance(who, int) and not isinstance(who, bool):
         return users.filter(pk=who).first()

@@ -155,7 +155,6 @@ def printing_health(*, since, now=None) -> dict:
     customer without paper); `degraded` while an enabled printer's last attempt failed, a
     job is being retried, or a ticket waits for its paper longer than the problem
     threshold; else `ok`."""
-
     now = now or timezone.now()
     recent = Ticket.objects.filter(paid_at__gte=since)
     print_errors = recent.filter(status=TicketStatus.PRINT_ERROR).count()
@@ -352,7 +351,6 @@ def integration_health(*, since=None, missing_limit: int = 100) -> dict:
 
 def printers_health() -> list[dict]:
     """Each printer with its last success and last error, and jobs not finished."""
-
     unfinished = dict(
         PrintJob.objects.exclude(status__in=(PrintJobStatus.PRINTED, PrintJobStatus.FAILED))
         .values("printer")

@@ -184,7 +184,6 @@ def providers_all() -> list:
 def return_url(session, param: str = "reference", **extra: str) -> str:
     """Where the provider sends the customer back: the purpose's return page (or the
     payment's own page) with the reference under the name this provider uses."""
-
     base = settings_public_base()
     path = session.metadata.get("return_path") or f"/payments/{session.reference}/"
     query = urlencode({param: session.reference, **extra})

@@ -187,7 +187,6 @@ def gaps_repair(gaps: list[Gap]) -> RepairReport:
 def user_overview(*, user, limit: int = 50) -> dict:
     """One user's payments, sessions, subscription and events, newest first (the
     `monitor_payments user` report)."""
-
     payments = PaymentSession.objects.filter(user=user).order_by("-created_at")[:limit]
     purposes = purposes_all()
     rows = []

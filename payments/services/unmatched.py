@@ -103,7 +103,6 @@ def unmatched_record(*, delivery, notification: Notification) -> str:
     becomes (or updates) its UnmatchedPayment row and staff are alerted; a later notice
     of a kept payment updates its status. Returns what the delivery's error should say
     ("" when there is nothing to keep: not money, or not an adapter that keeps it)."""
-
     adapter = provider_get(delivery.provider)
     payment_id = notification.provider_payment_id
     if not getattr(adapter, "keeps_unmatched", False) or not payment_id:

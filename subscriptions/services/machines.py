@@ -396,7 +396,6 @@ def machine_session_buy(
     already has a PIX purchase of machine time waiting — nothing is created. The same call
     sent twice at once (one key) is one purchase: both get the first payment session.
     """
-
     existing = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
         if existing.user_id != customer.pk:
@@ -467,7 +466,6 @@ def _refuse_if_paid_at_provider(payment: PaymentSession, usage: UsageSession) ->
     MachineError ("payment_processing"). The provider cannot be asked or its answer cannot
     be used: MachineError ("provider_unavailable") — never a cancel in the dark. Returns
     when the payment can still be cancelled (not paid, or unknown to the provider)."""
-
     adapter = provider_get(payment.provider)
     if not payment.provider_payment_id or adapter is None or not adapter.can_fetch:
         return
@@ -556,7 +554,6 @@ def machine_payment_cancel(*, customer, machine_code: str, reference: str) -> Us
     "provider_unavailable"). A PIX paid after all, once cancelled, is a late payment: kept,
     flagged for refund and alerted.
     """
-
     payment = (
         PaymentSession.objects.filter(
             reference=str(reference or "")[:64],

@@ -318,7 +318,6 @@ def subscription_checkout(
     """Start paying for a plan: returns the payment session, whose `provider_data`
     holds the provider page to send the customer to. The same key returns the same
     session (a double click opens one payment)."""
-
     plan = Plan.objects.filter(code=plan_code, active=True).first()
     if plan is None:
         raise InvalidParams(_("There is no such plan."), code="plan_not_found")
@@ -455,7 +454,6 @@ def _payment_record_delivered(session: PaymentSession, *, actor, reason: str) ->
     error is cleared, a review it was held for is accepted, and its own audit says who and
     why. Runs after the activation committed: a failure here leaves the activation, and is
     logged (the payment no longer counts as undelivered either way)."""
-
     try:
         payment_fulfil(
             reference=session.reference,
