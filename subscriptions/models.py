@@ -10,6 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from payments.errors import InvalidTransition
+
 
 def new_device_token() -> str:
     return "mdt_" + secrets.token_urlsafe(24)
@@ -75,6 +77,22 @@ USAGE_TRANSITIONS = {
     UsageStatus.EXPIRED: set(),
     UsageStatus.CANCELLED: set(),
 }
+
+
+def usage_status_move(usage: "UsageSession", to: str) -> str:
+    """Set `usage.status` to `to` when USAGE_TRANSITIONS allows it and return the status
+    it had; otherwise InvalidTransition, and nothing changes. Nothing is saved: the caller
+    holds the usage session's lock and saves the row."""
+    before = usage.status
+    if to not in USAGE_TRANSITIONS[before]:
+        raise InvalidTransition(
+            _("A usage session that is %(status)s cannot become %(to)s.")
+            % {"status": UsageStatus(before).label, "to": UsageStatus(to).label},
+            before=before,
+            to=to,
+        )
+    usage.status = to
+    return before
 
 
 class UsageSession(models.Model):

@@ -32,7 +32,6 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -635,7 +634,3 @@ def ticket_cancel(*, ticket_id: int, actor=None) -> Ticket:
     return _step(
         ticket_id, TicketStatus.CANCELLED, actor, "ticket.cancelled", finished_at=timezone.now()
     )
-
-
-def ticket_price(service_id: int) -> Decimal:
-    return Service.objects.values_list("price", flat=True).get(pk=service_id)

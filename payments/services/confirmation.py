@@ -43,6 +43,8 @@ from payments.models import (
     PaymentAudit,
     PaymentSession,
     PaymentStatus,
+    payment_status_move,
+    payment_transition_check,
 )
 from payments.providers import Notification, PaymentState, own_money
 from payments.registry import Purpose, purpose_get
@@ -267,8 +269,7 @@ def _return_credit(session: PaymentSession, evidence: Evidence, *, why: str) -> 
     entry = wallet_return(session=session, reason=why)
     if entry is None:
         return False
-    before = session.status
-    session.status = PaymentStatus.REFUNDED
+    before = payment_status_move(session, PaymentStatus.REFUNDED)
     session.closed_at = timezone.now()
     session.refund_due = False
     _audit_credit_returned(session, evidence, before=before, why=why, entry=entry)
@@ -556,14 +557,14 @@ def _confirm(
             return ConfirmResult(ConfirmOutcome.DUPLICATE_PAYMENT, session)
         return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
 
-    before = session.status
+    payment_transition_check(session.status, PaymentStatus.COMPLETED, late=True)
     if provider_payment_id and not session.provider_payment_id:
         _refuse_if_taken(session, provider_payment_id)
         session.provider_payment_id = provider_payment_id
     now = timezone.now()
     session.paid_amount = session.amount if amount is None else Decimal(amount)
     session.paid_currency = (currency or session.currency).upper()
-    session.status = PaymentStatus.COMPLETED
+    before = payment_status_move(session, PaymentStatus.COMPLETED, late=True)
     session.completed_at = now
     _audit(
         session,
@@ -709,7 +710,7 @@ def _close(
         if provider_payment_id and not session.provider_payment_id:
             _refuse_if_taken(session, provider_payment_id[:100])
             session.provider_payment_id = provider_payment_id[:100]
-        session.status = to
+        payment_status_move(session, to)
         session.closed_at = timezone.now()
         session.save(update_fields=["status", "closed_at", "provider_payment_id"])
         _audit(session, to.value, evidence, before=before)
@@ -782,7 +783,7 @@ def payment_mark_processing(
             )
         if session.status != PaymentStatus.PENDING:
             return ConfirmResult(ConfirmOutcome.IGNORED, session)
-        session.status = PaymentStatus.PROCESSING
+        payment_status_move(session, PaymentStatus.PROCESSING)
         session.save(update_fields=["status"])
         _audit(session, "processing", evidence, before=PaymentStatus.PENDING)
         _publish(session, "payment.processing")
@@ -855,7 +856,7 @@ def _refund(reference, evidence, chargeback, amount, provider_payment_id) -> Con
         # Confirma's own money: the refund is the credit going back to the wallet.
         why = f"{kind} recorded: {evidence.reason}" if evidence.reason else f"{kind} recorded"
         returned = wallet_return(session=session, reason=why, actor=evidence.actor)
-    session.status = PaymentStatus.REFUNDED
+    payment_status_move(session, PaymentStatus.REFUNDED)
     session.refund_due = False
     session.closed_at = timezone.now()
     session.save(update_fields=["status", "refund_due", "closed_at"])

@@ -60,6 +60,7 @@ from subscriptions.models import (
     UsageStatus,
     hash_token,
     new_device_token,
+    usage_status_move,
 )
 from subscriptions.selectors import customer_machine_payment_open, machine_holder
 
@@ -257,7 +258,7 @@ class MachineSessionPurpose(Purpose):
                 raise FulfilmentRefused(_("the machine was taken by someone else"))
             raise FulfilmentRefused(_("the machine is reserved by someone else"))
         now = timezone.now()
-        usage.status = UsageStatus.ACTIVE
+        usage_status_move(usage, UsageStatus.ACTIVE)
         usage.started_at = now
         usage.ends_at = now + timedelta(minutes=usage.minutes)
         usage.payment_session = session
@@ -288,7 +289,7 @@ def usage_sessions_complete_due(*, now=None, batch_size: int = 500) -> int:
             usage = UsageSession.objects.select_for_update().get(pk=pk)
             if usage.status != UsageStatus.ACTIVE or usage.ends_at > now:
                 continue
-            usage.status = UsageStatus.COMPLETED
+            usage_status_move(usage, UsageStatus.COMPLETED)
             usage.ended_at = now
             usage.save(update_fields=["status", "ended_at"])
             _event(usage, "completed")
@@ -315,7 +316,7 @@ def usage_sessions_expire_unpaid(*, older_than_minutes: int | None = None) -> in
             locked = UsageSession.objects.select_for_update().get(pk=usage.pk)
             if locked.status != UsageStatus.AWAITING_PAYMENT:
                 continue
-            locked.status = UsageStatus.EXPIRED
+            usage_status_move(locked, UsageStatus.EXPIRED)
             locked.ended_at = timezone.now()
             locked.save(update_fields=["status", "ended_at"])
             _event(locked, "expired")
@@ -336,7 +337,7 @@ def usage_session_end(*, usage_session_id: int, actor, reason: str) -> UsageSess
     """Staff end an active session now (audited; the machine and customer are told)."""
     with transaction.atomic():
         usage = _staff_lock(usage_session_id, reason)
-        usage.status = UsageStatus.COMPLETED
+        usage_status_move(usage, UsageStatus.COMPLETED)
         usage.ended_at = timezone.now()
         usage.save(update_fields=["status", "ended_at"])
         _event(usage, "ended_by_staff", source="staff", actor=actor, reason=reason)
@@ -443,7 +444,7 @@ def machine_session_buy(
         # No payment for this usage session came of it: do not leave it waiting.
         session = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
         if session is None or session.params.get("usage_session") != usage.pk:
-            usage.status = UsageStatus.CANCELLED
+            usage_status_move(usage, UsageStatus.CANCELLED)
             usage.ended_at = timezone.now()
             usage.save(update_fields=["status", "ended_at"])
             _event(usage, "cancelled", reason="the payment could not be created")
@@ -600,7 +601,7 @@ def machine_payment_cancel(*, customer, machine_code: str, reference: str) -> Us
         usage = UsageSession.objects.select_for_update().select_related("machine").get(pk=usage.pk)
         cancelled = result.outcome != ConfirmOutcome.IGNORED
         if cancelled and usage.status == UsageStatus.AWAITING_PAYMENT:
-            usage.status = UsageStatus.CANCELLED
+            usage_status_move(usage, UsageStatus.CANCELLED)
             usage.ended_at = timezone.now()
             usage.save(update_fields=["status", "ended_at"])
             _event(
