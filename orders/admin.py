@@ -1,7 +1,22 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from config.admin_tools import ReadOnlyInline
-from orders.models import Order, OrderLine, PaymentProof, Product, Table
+from config.admin_tools import AppendOnlyAdmin, ReadOnlyInline
+from orders.models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    PaymentProof,
+    Product,
+    Table,
+)
+
+
+def _status_label(code: str) -> str:
+    """An order status as people read it (audit rows store the code, or nothing)."""
+    label = dict(OrderStatus.choices).get(code)
+    return str(label) if label is not None else code
 
 
 @admin.register(Table)
@@ -35,6 +50,21 @@ class PaymentProofInline(ReadOnlyInline):
     ordering = ("-attempt", "-id")
 
 
+class OrderEventInline(ReadOnlyInline):
+    model = OrderEvent
+    fields = (
+        "created_at",
+        "action",
+        "from_status",
+        "to_status",
+        "source",
+        "actor",
+        "reason",
+        "data",
+    )
+    ordering = ("-created_at", "-id")
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = (
@@ -51,9 +81,33 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("id", "table__name", "waiter__username")
     ordering = ("-created_at", "-id")
     readonly_fields = ("status", "rejections", "created_by", "created_at")
-    inlines = [OrderLineInline, PaymentProofInline]
+    inlines = [OrderLineInline, PaymentProofInline, OrderEventInline]
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user  # who entered it, kept even if the waiter changes
         super().save_model(request, obj, form, change)
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(AppendOnlyAdmin):
+    list_display = (
+        "created_at",
+        "order",
+        "action",
+        "status_before",
+        "status_after",
+        "source",
+        "actor",
+    )
+    list_filter = ("action", "source")
+    search_fields = ("=order__id", "reason")
+    ordering = ("-created_at", "-id")
+
+    @admin.display(description=_("status before"), ordering="from_status")
+    def status_before(self, obj):
+        return _status_label(obj.from_status)
+
+    @admin.display(description=_("status after"), ordering="to_status")
+    def status_after(self, obj):
+        return _status_label(obj.to_status)

@@ -184,9 +184,16 @@ class PaymentSession(models.Model):
 
 
 class AuditSource(models.TextChoices):
+    """Who or what acted: the one vocabulary of every audit trail (payments, subscriptions,
+    machine time, orders)."""
+
     CUSTOMER = "customer", _("customer")
     WEBHOOK = "webhook", _("provider webhook")
     POLL = "poll", _("provider poll")
+    # A payment the provider confirmed, seen from what it paid for (e.g. a subscription).
+    PROVIDER = "provider", _("provider")
+    WAITER = "waiter", _("waiter")
+    KITCHEN = "kitchen", _("kitchen")
     CASHIER = "cashier", _("cashier")
     STAFF = "staff", _("staff")
     RECONCILER = "reconciler", _("reconciler")

@@ -97,6 +97,27 @@ class ConfirmResult:
 
 
 _batch = threading.local()
+# The evidence of each confirmation whose fulfilment is running, by session id.
+_fulfilling = threading.local()
+
+
+def fulfilment_evidence(session: PaymentSession) -> Evidence | None:
+    """Who or what confirmed `session`, while its purpose fulfils it (for the purpose's own
+    audit trail); None outside its fulfilment."""
+    return getattr(_fulfilling, "evidence", {}).get(session.pk)
+
+
+@contextmanager
+def _evidence_for(sessions, evidences):
+    previous = getattr(_fulfilling, "evidence", {})
+    _fulfilling.evidence = {
+        **previous,
+        **{session.pk: evidence for session, evidence in zip(sessions, evidences, strict=True)},
+    }
+    try:
+        yield
+    finally:
+        _fulfilling.evidence = previous
 
 
 @contextmanager
@@ -307,7 +328,7 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
     session.fulfilment_attempts += 1
     mark = events_mark()
     try:
-        with transaction.atomic():
+        with _evidence_for([session], [evidence]), transaction.atomic():
             purpose_get(session.purpose).fulfil(session=session)
     except FulfilmentRefused as exc:
         events_discard_after(mark)
@@ -356,7 +377,8 @@ def _run_fulfilments(pending: list["_Pending"]) -> list[bool]:
         groups.setdefault(item.session.purpose, []).append(index)
     for name, indexes in groups.items():
         sessions = [pending[index].session for index in indexes]
-        if len(indexes) > 1 and _fulfil_many(name, sessions):
+        evidences = [pending[index].evidence for index in indexes]
+        if len(indexes) > 1 and _fulfil_many(name, sessions, evidences):
             for index in indexes:
                 item = pending[index]
                 item.session.fulfilment_attempts += 1
@@ -368,7 +390,7 @@ def _run_fulfilments(pending: list["_Pending"]) -> list[bool]:
     return [done[index] for index in range(len(pending))]
 
 
-def _fulfil_many(name: str, sessions: list[PaymentSession]) -> bool:
+def _fulfil_many(name: str, sessions: list[PaymentSession], evidences: list[Evidence]) -> bool:
     """Whether the purpose fulfilled all of `sessions` at once (False: it cannot, or one
     of them failed and nothing was kept; they are then fulfilled one by one)."""
     try:
@@ -379,7 +401,7 @@ def _fulfil_many(name: str, sessions: list[PaymentSession]) -> bool:
         return False
     mark = events_mark()
     try:
-        with transaction.atomic():
+        with _evidence_for(sessions, evidences), transaction.atomic():
             purpose.fulfil_many(sessions=sessions)
     except (OperationalError, InterfaceError) as exc:
         if _connection_lost() or lock_conflict(exc):

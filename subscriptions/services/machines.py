@@ -43,7 +43,7 @@ from django.utils.translation import gettext_lazy
 
 from notifications.services import event_publish
 from payments.errors import FulfilmentRefused, IdempotencyConflict, InvalidParams
-from payments.models import OPEN_STATUSES, PaymentSession, PaymentStatus, Provider
+from payments.models import OPEN_STATUSES, AuditSource, PaymentSession, PaymentStatus, Provider
 from payments.registry import Purpose, Quote
 from subscriptions.errors import (
     MachineBusy,
@@ -92,7 +92,7 @@ def _usage_payload(usage: UsageSession) -> dict:
     }
 
 
-def _event(usage, type_, *, source="system", actor=None, reason="", **data) -> None:
+def _event(usage, type_, *, source=AuditSource.SYSTEM, actor=None, reason="", **data) -> None:
     UsageEvent.objects.create(
         usage_session=usage, type=type_, source=source, actor=actor, reason=reason, data=data
     )
@@ -203,7 +203,7 @@ def usage_session_start(
             reserved_until=now + hold if reserve else None,
         )
         key = {"idempotency_key": idempotency_key} if reserve and idempotency_key else {}
-        _event(usage, "created", source="customer", actor=customer, **key)
+        _event(usage, "created", source=AuditSource.CUSTOMER, actor=customer, **key)
         return usage
 
 
@@ -263,7 +263,15 @@ class MachineSessionPurpose(Purpose):
         usage.ends_at = now + timedelta(minutes=usage.minutes)
         usage.payment_session = session
         usage.save(update_fields=["status", "started_at", "ends_at", "payment_session"])
-        _event(usage, "activated", source=session.provider, reference=session.reference)
+        _event(
+            usage,
+            "activated",
+            source=AuditSource.WALLET
+            if session.provider == Provider.WALLET
+            else AuditSource.PROVIDER,
+            reference=session.reference,
+            provider=session.provider,
+        )
         event_publish(
             audience=f"user:{usage.customer_id}",
             type="machine_session.activated",
@@ -340,7 +348,7 @@ def usage_session_end(*, usage_session_id: int, actor, reason: str) -> UsageSess
         usage_status_move(usage, UsageStatus.COMPLETED)
         usage.ended_at = timezone.now()
         usage.save(update_fields=["status", "ended_at"])
-        _event(usage, "ended_by_staff", source="staff", actor=actor, reason=reason)
+        _event(usage, "ended_by_staff", source=AuditSource.STAFF, actor=actor, reason=reason)
         _push_off(usage, "ended_by_staff")
         return usage
 
@@ -355,7 +363,12 @@ def usage_session_extend(*, usage_session_id: int, minutes: int, actor, reason: 
         usage.minutes += minutes
         usage.save(update_fields=["ends_at", "minutes"])
         _event(
-            usage, "extended_by_staff", source="staff", actor=actor, reason=reason, minutes=minutes
+            usage,
+            "extended_by_staff",
+            source=AuditSource.STAFF,
+            actor=actor,
+            reason=reason,
+            minutes=minutes,
         )
         _push_on(usage)
         event_publish(
@@ -554,7 +567,6 @@ def machine_payment_cancel(*, customer, machine_code: str, reference: str) -> Us
     "provider_unavailable"). A PIX paid after all, once cancelled, is a late payment: kept,
     flagged for refund and alerted.
     """
-    from payments.models import AuditSource
     from payments.services import payment_cancel
     from payments.services.confirmation import ConfirmOutcome, Evidence
 
@@ -607,7 +619,7 @@ def machine_payment_cancel(*, customer, machine_code: str, reference: str) -> Us
             _event(
                 usage,
                 "cancelled",
-                source="customer",
+                source=AuditSource.CUSTOMER,
                 actor=customer,
                 reason="the customer cancelled the payment",
                 reference=payment.reference,
