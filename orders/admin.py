@@ -11,6 +11,7 @@ from orders.models import (
     Product,
     Table,
 )
+from orders.services import order_entered_in_admin
 
 
 def _status_label(code: str) -> str:
@@ -83,10 +84,16 @@ class OrderAdmin(admin.ModelAdmin):
     readonly_fields = ("status", "rejections", "created_by", "created_at")
     inlines = [OrderLineInline, PaymentProofInline, OrderEventInline]
 
+    def get_inlines(self, request, obj):
+        # A new order has no history yet.
+        return self.inlines if obj else [OrderLineInline, PaymentProofInline]
+
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user  # who entered it, kept even if the waiter changes
         super().save_model(request, obj, form, change)
+        if not change:
+            order_entered_in_admin(order=obj, actor=request.user)
 
 
 @admin.register(OrderEvent)

@@ -212,6 +212,18 @@ def order_create(
     return order
 
 
+def order_entered_in_admin(*, order: Order, actor) -> None:
+    """The first audit row of an order staff entered in the admin (saved by the caller,
+    in its transaction)."""
+    OrderEvent.objects.create(
+        order=order,
+        action="created",
+        to_status=order.status,
+        source=AuditSource.STAFF,
+        actor=actor,
+    )
+
+
 def _same_form(order: Order, actor) -> Order:
     if order.created_by_id != actor.pk:
         raise _entry_error(_("This form was already used; open a new one."), "form_reused")

@@ -54,6 +54,7 @@ from payments.services.transactions import (
     in_purchase_transaction,
 )
 from payments.services.wallet import wallet_return
+from payments.signals import payment_confirmed_send, payment_status_changed_send
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +254,13 @@ def _publish(session: PaymentSession, type: str, **extra) -> None:
     )
 
 
+def _status_move(session: PaymentSession, to: str, *, late: bool = False) -> str:
+    """`payment_status_move`, and `payment_status_changed` for it once it commits."""
+    before = payment_status_move(session, to, late=late)
+    payment_status_changed_send(session=session, previous_status=before)
+    return before
+
+
 def _alert(session: PaymentSession, code: str, message: str, **context) -> None:
     alert_raise(
         code=code,
@@ -290,7 +298,7 @@ def _return_credit(session: PaymentSession, evidence: Evidence, *, why: str) -> 
     entry = wallet_return(session=session, reason=why)
     if entry is None:
         return False
-    before = payment_status_move(session, PaymentStatus.REFUNDED)
+    before = _status_move(session, PaymentStatus.REFUNDED)
     session.closed_at = timezone.now()
     session.refund_due = False
     _audit_credit_returned(session, evidence, before=before, why=why, entry=entry)
@@ -586,7 +594,7 @@ def _confirm(
     now = timezone.now()
     session.paid_amount = session.amount if amount is None else Decimal(amount)
     session.paid_currency = (currency or session.currency).upper()
-    before = payment_status_move(session, PaymentStatus.COMPLETED, late=True)
+    before = _status_move(session, PaymentStatus.COMPLETED, late=True)
     session.completed_at = now
     _audit(
         session,
@@ -650,6 +658,7 @@ def _confirm_end(session: PaymentSession, outcome: ConfirmOutcome, fulfilled: bo
         _note_hold(session, outcome.value)
     if outcome == ConfirmOutcome.CONFIRMED:
         _publish(session, "payment.confirmed", fulfilled=fulfilled)
+        payment_confirmed_send(session=session, fulfilled=fulfilled)
         _publish_if_returned(session)
     else:
         _publish(session, "payment.review", reason=outcome.value)
@@ -685,6 +694,7 @@ def payment_fulfil(*, reference: str, evidence: Evidence, accept_review: bool = 
         session.save(update_fields=OUTCOME_FIELDS)
         if fulfilled:
             _publish(session, "payment.confirmed", fulfilled=True)
+            payment_confirmed_send(session=session, fulfilled=True)
         _publish_if_returned(session)
         return ConfirmResult(ConfirmOutcome.CONFIRMED, session, fulfilled)
 
@@ -732,7 +742,7 @@ def _close(
         if provider_payment_id and not session.provider_payment_id:
             _refuse_if_taken(session, provider_payment_id[:100])
             session.provider_payment_id = provider_payment_id[:100]
-        payment_status_move(session, to)
+        _status_move(session, to)
         session.closed_at = timezone.now()
         session.save(update_fields=["status", "closed_at", "provider_payment_id"])
         _audit(session, to.value, evidence, before=before)
@@ -805,7 +815,7 @@ def payment_mark_processing(
             )
         if session.status != PaymentStatus.PENDING:
             return ConfirmResult(ConfirmOutcome.IGNORED, session)
-        payment_status_move(session, PaymentStatus.PROCESSING)
+        _status_move(session, PaymentStatus.PROCESSING)
         session.save(update_fields=["status"])
         _audit(session, "processing", evidence, before=PaymentStatus.PENDING)
         _publish(session, "payment.processing")
@@ -878,7 +888,7 @@ def _refund(reference, evidence, chargeback, amount, provider_payment_id) -> Con
         # Confirma's own money: the refund is the credit going back to the wallet.
         why = f"{kind} recorded: {evidence.reason}" if evidence.reason else f"{kind} recorded"
         returned = wallet_return(session=session, reason=why, actor=evidence.actor)
-    payment_status_move(session, PaymentStatus.REFUNDED)
+    _status_move(session, PaymentStatus.REFUNDED)
     session.refund_due = False
     session.closed_at = timezone.now()
     session.save(update_fields=["status", "refund_due", "closed_at"])

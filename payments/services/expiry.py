@@ -25,6 +25,7 @@ from payments.models import (
     payment_transition_check,
 )
 from payments.services.confirmation import _publish
+from payments.signals import payment_statuses_changed_send
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,11 @@ def _expire_batch(*, after_pk: int, batch_size: int, notify_within: timedelta):
                 )
                 for pk, coupon_id, _expires_at in expired
             ]
+        )
+        payment_statuses_changed_send(
+            pks=[pk for pk, _coupon, _expires_at in expired],
+            previous_status=PaymentStatus.PENDING,
+            status=PaymentStatus.EXPIRED,
         )
         recent = [pk for pk, _coupon, expires_at in expired if expires_at > now - notify_within]
         if recent:

@@ -4,9 +4,10 @@ which status, why; the admin shows the trail newest first, read-only."""
 import pytest
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.urls import reverse
 
 from config.errors import PermissionDenied
-from orders.models import OrderEvent, OrderStatus, Product, Table
+from orders.models import Order, OrderEvent, OrderStatus, Product, Table
 from orders.services import (
     OrderError,
     order_advance,
@@ -18,6 +19,7 @@ from orders.services import (
 from payments.models import AuditSource, PaymentAudit
 from payments.services import payment_confirm
 from payments.services.confirmation import Evidence
+from tests.factories import UserFactory
 from tests.orders.conftest import make_order, png_bytes, upload
 from tests.payments.conftest import staff_client  # noqa: F401 - fixture
 
@@ -160,3 +162,32 @@ def test_payment_audit_rows_are_untouched_by_the_order_trail(staff_users, privat
     order_verify(order_id=order.pk, cashier=staff_users["cashier"])
     completed = PaymentAudit.objects.get(session=proof.payment_session, action="completed")
     assert (completed.source, completed.actor) == (AuditSource.CASHIER, staff_users["cashier"])
+
+
+def test_an_order_entered_in_the_admin_starts_its_trail(client, staff_users):
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    table = Table.objects.create(name="Mesa 3")
+    tacos = Product.objects.create(name="Tacos", price="95.00")
+    add_page = client.get(reverse("admin:orders_order_add"))
+    assert OrderEvent not in {f.formset.model for f in add_page.context["inline_admin_formsets"]}
+    answer = client.post(
+        reverse("admin:orders_order_add"),
+        {
+            "table": table.pk,
+            "waiter": staff_users["waiter"].pk,
+            "payment_method": "",
+            "currency": "MXN",
+            "notes": "",
+            "lines-TOTAL_FORMS": "1",
+            "lines-INITIAL_FORMS": "0",
+            "lines-0-product": tacos.pk,
+            "lines-0-quantity": "1",
+            "lines-0-unit_price": "95.00",
+            "proofs-TOTAL_FORMS": "0",
+            "proofs-INITIAL_FORMS": "0",
+        },
+    )
+    assert answer.status_code == 302
+    [order] = Order.objects.all()
+    assert trail(order) == [("created", "", S.PENDING, AuditSource.STAFF, admin_user, "")]
