@@ -1,7 +1,8 @@
 """Orders: kitchen and waiter steps, payment proofs, cashier verification.
 
-Every change publishes its events inside the transaction (they leave after commit);
-a resubmitted proof is announced exactly like a first one, marked `resubmitted`.
+Every change publishes its events inside the transaction (they leave after commit) and
+writes the order's audit row (OrderEvent) in it; a resubmitted proof is announced exactly
+like a first one, marked `resubmitted`.
 Verification goes through the payments core: the proof's session is confirmed by
 `payment_confirm` (source: cashier), and the `order` purpose marks the order paid.
 """
