@@ -1,7 +1,23 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from core.admin_tools import ReadOnlyInline
-from orders.models import Order, OrderLine, PaymentProof, Product, Table
+from core.admin_tools import AppendOnlyAdmin, ReadOnlyInline
+from orders.models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    PaymentProof,
+    Product,
+    Table,
+)
+from orders.services import order_entered_in_admin
+
+
+def _status_label(code: str) -> str:
+    """An order status as people read it (audit rows store the code, or nothing)."""
+    label = dict(OrderStatus.choices).get(code)
+    return str(label) if label is not None else code
 
 
 @admin.register(Table)
@@ -35,6 +51,21 @@ class PaymentProofInline(ReadOnlyInline):
     ordering = ("-attempt", "-id")
 
 
+class OrderEventInline(ReadOnlyInline):
+    model = OrderEvent
+    fields = (
+        "created_at",
+        "action",
+        "from_status",
+        "to_status",
+        "source",
+        "actor",
+        "reason",
+        "data",
+    )
+    ordering = ("-created_at", "-id")
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = (
@@ -51,9 +82,39 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("id", "table__name", "waiter__username")
     ordering = ("-created_at", "-id")
     readonly_fields = ("status", "rejections", "created_by", "created_at")
-    inlines = [OrderLineInline, PaymentProofInline]
+    inlines = [OrderLineInline, PaymentProofInline, OrderEventInline]
+
+    def get_inlines(self, request, obj):
+        # A new order has no history yet.
+        return self.inlines if obj else [OrderLineInline, PaymentProofInline]
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user  # who entered it, kept even if the waiter changes
         super().save_model(request, obj, form, change)
+        if not change:
+            order_entered_in_admin(order=obj, actor=request.user)
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(AppendOnlyAdmin):
+    list_display = (
+        "created_at",
+        "order",
+        "action",
+        "status_before",
+        "status_after",
+        "source",
+        "actor",
+    )
+    list_filter = ("action", "source")
+    search_fields = ("=order__id", "reason")
+    ordering = ("-created_at", "-id")
+
+    @admin.display(description=_("status before"), ordering="from_status")
+    def status_before(self, obj):
+        return _status_label(obj.from_status)
+
+    @admin.display(description=_("status after"), ordering="to_status")
+    def status_after(self, obj):
+        return _status_label(obj.to_status)

@@ -3,10 +3,13 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from payments.models import AuditSource
 
 
 class Table(models.Model):
@@ -199,3 +202,35 @@ class PaymentProof(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order} #{self.attempt} ({self.status})"
+
+
+class OrderEvent(models.Model):
+    """Append-only audit of an order: every change of its status, who or what made it
+    (`source`, and the user when there is one), why, and with which proof or payment."""
+
+    order = models.ForeignKey(
+        Order, verbose_name=_("order"), on_delete=models.PROTECT, related_name="events"
+    )
+    action = models.CharField(_("action"), max_length=30)
+    from_status = models.CharField(_("status before"), max_length=24, blank=True, default="")
+    to_status = models.CharField(_("status after"), max_length=24, blank=True, default="")
+    source = models.CharField(_("source"), max_length=20, choices=AuditSource.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    reason = models.TextField(_("reason"), blank=True, default="")
+    data = models.JSONField(_("details"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("order event")
+        verbose_name_plural = _("order events")
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.action} by {self.source}"

@@ -1,7 +1,8 @@
 """Orders: kitchen and waiter steps, payment proofs, cashier verification.
 
-Every change publishes its events inside the transaction (they leave after commit);
-a resubmitted proof is announced exactly like a first one, marked `resubmitted`.
+Every change publishes its events inside the transaction (they leave after commit) and
+writes the order's audit row (OrderEvent) in it; a resubmitted proof is announced exactly
+like a first one, marked `resubmitted`.
 Verification goes through the payments core: the proof's session is confirmed by
 `payment_confirm` (source: cashier), and the `order` purpose marks the order paid.
 """
@@ -27,6 +28,7 @@ from orders.errors import OrderError
 from orders.models import (
     ORDER_TRANSITIONS,
     Order,
+    OrderEvent,
     OrderLine,
     OrderStatus,
     PaymentMethod,
@@ -40,7 +42,7 @@ from payments.errors import FulfilmentRefused, InvalidParams
 from payments.models import AuditSource, PaymentSession, Provider
 from payments.registry import Purpose, Quote
 from payments.services import payment_confirm, payment_fail, payment_session_create
-from payments.services.confirmation import Evidence
+from payments.services.confirmation import Evidence, fulfilment_evidence
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +62,20 @@ def _lock(order_id: int) -> Order:
         raise NotFound(_("No such order.")) from None
 
 
-def _move(order: Order, to: str) -> None:
-    if to not in ORDER_TRANSITIONS[order.status]:
+def _move(
+    order: Order,
+    to: str,
+    *,
+    source: AuditSource,
+    actor=None,
+    action: str = "",
+    reason: str = "",
+    **data,
+) -> None:
+    """Move a locked order to `to` (checked against ORDER_TRANSITIONS), save it and write
+    its audit row: `action` (the new status unless named), who or what acted, why."""
+    before = order.status
+    if to not in ORDER_TRANSITIONS[before]:
         raise OrderError(
             _("An order that is %(status)s cannot become %(to)s.")
             % {"status": order.get_status_display(), "to": OrderStatus(to).label},
@@ -69,7 +83,17 @@ def _move(order: Order, to: str) -> None:
         )
     order.status = to
     order.save(update_fields=["status", "payment_method", "rejections", "updated_at"])
-    logger.info("order %s -> %s", order.pk, to)
+    OrderEvent.objects.create(
+        order=order,
+        action=action or to,
+        from_status=before,
+        to_status=to,
+        source=source,
+        actor=actor,
+        reason=reason,
+        data=data,
+    )
+    logger.info("order %s -> %s by %s", order.pk, to, source)
 
 
 def order_payload(order: Order) -> dict:
@@ -186,6 +210,18 @@ def order_create(
     return order
 
 
+def order_entered_in_admin(*, order: Order, actor) -> None:
+    """The first audit row of an order staff entered in the admin (saved by the caller,
+    in its transaction)."""
+    OrderEvent.objects.create(
+        order=order,
+        action="created",
+        to_status=order.status,
+        source=AuditSource.STAFF,
+        actor=actor,
+    )
+
+
 def _same_form(order: Order, actor) -> Order:
     if order.created_by_id != actor.pk:
         raise _entry_error(_("This form was already used; open a new one."), "form_reused")
@@ -219,6 +255,13 @@ def _order_record(actor, table_id, quantities, extra, notes, form_key) -> Order:
     if extra is not None:
         lines.append(OrderLine(order=order, product=None, quantity=1, unit_price=extra))
     OrderLine.objects.bulk_create(lines)
+    OrderEvent.objects.create(
+        order=order,
+        action="created",
+        to_status=order.status,
+        source=AuditSource.WAITER,
+        actor=actor,
+    )
     event_publish(
         audience=STAFF_AUDIENCES,
         type="order.updated",
@@ -235,6 +278,12 @@ STEP_ROLES = {
     OrderStatus.DELIVERED: "waiter",
     OrderStatus.CANCELLED: "cashier",
 }
+# How each role appears in the order's audit trail.
+ROLE_SOURCES = {
+    "kitchen": AuditSource.KITCHEN,
+    "waiter": AuditSource.WAITER,
+    "cashier": AuditSource.CASHIER,
+}
 
 
 def order_advance(*, order_id: int, to: str, actor) -> Order:
@@ -250,7 +299,7 @@ def order_advance(*, order_id: int, to: str, actor) -> Order:
             and not has_role(actor, "staff")
         ):
             raise PermissionDenied(_("This order belongs to another waiter."))
-        _move(order, to)
+        _move(order, to, source=ROLE_SOURCES[role], actor=actor)
         _updated(order)
         return order
 
@@ -310,7 +359,17 @@ def _proof_record(order_id, actor, method, clean, stored_name) -> PaymentProof:
             payment_session=session,
         )
         order.payment_method = method
-        _move(order, OrderStatus.AWAITING_VERIFICATION)
+        _move(
+            order,
+            OrderStatus.AWAITING_VERIFICATION,
+            action="proof_resubmitted" if attempt > 1 else "proof_submitted",
+            source=AuditSource.WAITER if order.waiter_id == actor.pk else AuditSource.STAFF,
+            actor=actor,
+            proof=proof.pk,
+            attempt=attempt,
+            method=method,
+            payment=session.reference,
+        )
         _updated(order)
         event_publish(
             audience="role:cashier",
@@ -412,7 +471,17 @@ def order_reject(*, order_id: int, cashier, reason: str) -> Order:
             evidence=Evidence(source=AuditSource.CASHIER, actor=cashier, reason=reason),
         )
         order.rejections += 1
-        _move(order, OrderStatus.DELIVERED)
+        _move(
+            order,
+            OrderStatus.DELIVERED,
+            action="proof_rejected",
+            source=AuditSource.CASHIER,
+            actor=cashier,
+            reason=reason[:1000],
+            proof=proof.pk,
+            attempt=proof.attempt,
+            payment=proof.payment_session.reference,
+        )
         _updated(order)
         event_publish(
             audience=f"user:{order.waiter_id}",
@@ -471,7 +540,17 @@ class OrderPurpose(Purpose):
             raise FulfilmentRefused(_("the order is not awaiting verification"))
         proof.status = ProofStatus.APPROVED
         proof.save(update_fields=["status"])
-        _move(order, OrderStatus.PAID)
+        confirmed = fulfilment_evidence(session)
+        _move(
+            order,
+            OrderStatus.PAID,
+            source=confirmed.source if confirmed else AuditSource.SYSTEM,
+            actor=confirmed.actor if confirmed else None,
+            reason=confirmed.reason if confirmed else "",
+            proof=proof.pk,
+            attempt=proof.attempt,
+            payment=session.reference,
+        )
         _updated(order)
 
     def fulfilled_q(self):

@@ -8,6 +8,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from payments.errors import InvalidTransition
+
 ZERO = Decimal("0")
 
 
@@ -61,6 +63,29 @@ PAYMENT_TRANSITIONS: dict[str, set[str]] = {
 OPEN_STATUSES = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
 CLOSED_UNPAID_STATUSES = (PaymentStatus.FAILED, PaymentStatus.EXPIRED, PaymentStatus.CANCELLED)
 PAID_STATUSES = (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED)
+
+
+def payment_transition_check(before: str, to: str, *, late: bool = False) -> None:
+    """Raise InvalidTransition unless PAYMENT_TRANSITIONS lets a payment go from `before`
+    to `to`; `late` also lets a failed, expired or cancelled one become completed (money
+    that arrived after the session closed)."""
+    late_payment = late and before in CLOSED_UNPAID_STATUSES and to == PaymentStatus.COMPLETED
+    if to not in PAYMENT_TRANSITIONS[before] and not late_payment:
+        raise InvalidTransition(
+            _("A payment that is %(status)s cannot become %(to)s.")
+            % {"status": PaymentStatus(before).label, "to": PaymentStatus(to).label},
+            before=before,
+            to=to,
+        )
+
+
+def payment_status_move(session: "PaymentSession", to: str, *, late: bool = False) -> str:
+    """Set `session.status` to `to` (checked by `payment_transition_check`) and return the
+    status it had. Nothing is saved: the caller holds the session lock and saves the row."""
+    before = session.status
+    payment_transition_check(before, to, late=late)
+    session.status = to
+    return before
 
 
 class PaymentSession(models.Model):
@@ -159,9 +184,16 @@ class PaymentSession(models.Model):
 
 
 class AuditSource(models.TextChoices):
+    """Who or what acted: the one vocabulary of every audit trail (payments, subscriptions,
+    machine time, orders)."""
+
     CUSTOMER = "customer", _("customer")
     WEBHOOK = "webhook", _("provider webhook")
     POLL = "poll", _("provider poll")
+    # A payment the provider confirmed, seen from what it paid for (e.g. a subscription).
+    PROVIDER = "provider", _("provider")
+    WAITER = "waiter", _("waiter")
+    KITCHEN = "kitchen", _("kitchen")
     CASHIER = "cashier", _("cashier")
     STAFF = "staff", _("staff")
     RECONCILER = "reconciler", _("reconciler")

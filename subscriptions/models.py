@@ -10,6 +10,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from payments.errors import InvalidTransition
+from payments.models import AuditSource
+
 
 def new_device_token() -> str:
     return "mdt_" + secrets.token_urlsafe(24)
@@ -75,6 +78,22 @@ USAGE_TRANSITIONS = {
     UsageStatus.EXPIRED: set(),
     UsageStatus.CANCELLED: set(),
 }
+
+
+def usage_status_move(usage: "UsageSession", to: str) -> str:
+    """Set `usage.status` to `to` when USAGE_TRANSITIONS allows it and return the status
+    it had; otherwise InvalidTransition, and nothing changes. Nothing is saved: the caller
+    holds the usage session's lock and saves the row."""
+    before = usage.status
+    if to not in USAGE_TRANSITIONS[before]:
+        raise InvalidTransition(
+            _("A usage session that is %(status)s cannot become %(to)s.")
+            % {"status": UsageStatus(before).label, "to": UsageStatus(to).label},
+            before=before,
+            to=to,
+        )
+    usage.status = to
+    return before
 
 
 class UsageSession(models.Model):
@@ -161,7 +180,9 @@ class UsageEvent(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
     )
-    source = models.CharField(_("source"), max_length=20, default="system")
+    source = models.CharField(
+        _("source"), max_length=20, choices=AuditSource.choices, default=AuditSource.SYSTEM
+    )
     reason = models.TextField(_("reason"), blank=True, default="")
     data = models.JSONField(_("details"), default=dict, blank=True)
     created_at = models.DateTimeField(_("time"), default=timezone.now)
@@ -268,14 +289,6 @@ class SubscriptionEventType(models.TextChoices):
     REFUNDED = "refunded", _("payment refunded")
 
 
-class ActorType(models.TextChoices):
-    SYSTEM = "system", _("system")
-    PROVIDER = "provider", _("provider")
-    STAFF = "staff", _("staff")
-    RECONCILER = "reconciler", _("reconciler")
-    CUSTOMER = "customer", _("customer")
-
-
 # Event types that a payment session may cause at most once: what a paid plan did to the
 # subscription, or the staff activation that stood in for it.
 PAYMENT_ACTIVATION_TYPES = (
@@ -305,7 +318,7 @@ class SubscriptionEvent(models.Model):
     )
     type = models.CharField(_("type"), max_length=30, choices=SubscriptionEventType.choices)
     actor_type = models.CharField(
-        _("actor"), max_length=20, choices=ActorType.choices, default=ActorType.SYSTEM
+        _("actor"), max_length=20, choices=AuditSource.choices, default=AuditSource.SYSTEM
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -112,11 +112,6 @@ def _click_request(fields: dict) -> tuple[bytes, dict[str, str]]:
     return urlencode(fields).encode(), {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-def click_send(url: str, fields: dict, timeout: float = TIMEOUT) -> requests.Response:
-    body, headers = _click_request(fields)
-    return requests.post(url, data=body, headers=headers, timeout=timeout)
-
-
 # --- NOWPayments ---------------------------------------------------------------------------
 
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")

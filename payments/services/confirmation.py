@@ -47,6 +47,8 @@ from payments.models import (
     PaymentAudit,
     PaymentSession,
     PaymentStatus,
+    payment_status_move,
+    payment_transition_check,
 )
 from payments.providers import Notification, PaymentState, own_money
 from payments.registry import Purpose, purpose_get
@@ -56,6 +58,7 @@ from payments.services.transactions import (
     in_purchase_transaction,
 )
 from payments.services.wallet import wallet_return
+from payments.signals import payment_confirmed_send, payment_status_changed_send
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +102,27 @@ class ConfirmResult:
 
 
 _batch = threading.local()
+# The evidence of each confirmation whose fulfilment is running, by session id.
+_fulfilling = threading.local()
+
+
+def fulfilment_evidence(session: PaymentSession) -> Evidence | None:
+    """Who or what confirmed `session`, while its purpose fulfils it (for the purpose's own
+    audit trail); None outside its fulfilment."""
+    return getattr(_fulfilling, "evidence", {}).get(session.pk)
+
+
+@contextmanager
+def _evidence_for(sessions, evidences):
+    previous = getattr(_fulfilling, "evidence", {})
+    _fulfilling.evidence = {
+        **previous,
+        **{session.pk: evidence for session, evidence in zip(sessions, evidences, strict=True)},
+    }
+    try:
+        yield
+    finally:
+        _fulfilling.evidence = previous
 
 
 @contextmanager
@@ -234,6 +258,13 @@ def _publish(session: PaymentSession, type: str, **extra) -> None:
     )
 
 
+def _status_move(session: PaymentSession, to: str, *, late: bool = False) -> str:
+    """`payment_status_move`, and `payment_status_changed` for it once it commits."""
+    before = payment_status_move(session, to, late=late)
+    payment_status_changed_send(session=session, previous_status=before)
+    return before
+
+
 def _alert(session: PaymentSession, code: str, message: str, **context) -> None:
     alert_raise(
         code=code,
@@ -271,8 +302,7 @@ def _return_credit(session: PaymentSession, evidence: Evidence, *, why: str) -> 
     entry = wallet_return(session=session, reason=why)
     if entry is None:
         return False
-    before = session.status
-    session.status = PaymentStatus.REFUNDED
+    before = _status_move(session, PaymentStatus.REFUNDED)
     session.closed_at = timezone.now()
     session.refund_due = False
     _audit_credit_returned(session, evidence, before=before, why=why, entry=entry)
@@ -310,7 +340,7 @@ def _run_fulfilment(session: PaymentSession, evidence: Evidence) -> bool:
     session.fulfilment_attempts += 1
     mark = events_mark()
     try:
-        with transaction.atomic():
+        with _evidence_for([session], [evidence]), transaction.atomic():
             purpose_get(session.purpose).fulfil(session=session)
     except FulfilmentRefused as exc:
         events_discard_after(mark)
@@ -359,7 +389,8 @@ def _run_fulfilments(pending: list["_Pending"]) -> list[bool]:
         groups.setdefault(item.session.purpose, []).append(index)
     for name, indexes in groups.items():
         sessions = [pending[index].session for index in indexes]
-        if len(indexes) > 1 and _fulfil_many(name, sessions):
+        evidences = [pending[index].evidence for index in indexes]
+        if len(indexes) > 1 and _fulfil_many(name, sessions, evidences):
             for index in indexes:
                 item = pending[index]
                 item.session.fulfilment_attempts += 1
@@ -371,7 +402,7 @@ def _run_fulfilments(pending: list["_Pending"]) -> list[bool]:
     return [done[index] for index in range(len(pending))]
 
 
-def _fulfil_many(name: str, sessions: list[PaymentSession]) -> bool:
+def _fulfil_many(name: str, sessions: list[PaymentSession], evidences: list[Evidence]) -> bool:
     """Whether the purpose fulfilled all of `sessions` at once (False: it cannot, or one
     of them failed and nothing was kept; they are then fulfilled one by one)."""
     try:
@@ -382,7 +413,7 @@ def _fulfil_many(name: str, sessions: list[PaymentSession]) -> bool:
         return False
     mark = events_mark()
     try:
-        with transaction.atomic():
+        with _evidence_for(sessions, evidences), transaction.atomic():
             purpose.fulfil_many(sessions=sessions)
     except (OperationalError, InterfaceError) as exc:
         if _connection_lost() or lock_conflict(exc):
@@ -560,14 +591,14 @@ def _confirm(
             return ConfirmResult(ConfirmOutcome.DUPLICATE_PAYMENT, session)
         return ConfirmResult(ConfirmOutcome.ALREADY_PROCESSED, session)
 
-    before = session.status
+    payment_transition_check(session.status, PaymentStatus.COMPLETED, late=True)
     if provider_payment_id and not session.provider_payment_id:
         _refuse_if_taken(session, provider_payment_id)
         session.provider_payment_id = provider_payment_id
     now = timezone.now()
     session.paid_amount = session.amount if amount is None else Decimal(amount)
     session.paid_currency = (currency or session.currency).upper()
-    session.status = PaymentStatus.COMPLETED
+    before = _status_move(session, PaymentStatus.COMPLETED, late=True)
     session.completed_at = now
     _audit(
         session,
@@ -631,6 +662,7 @@ def _confirm_end(session: PaymentSession, outcome: ConfirmOutcome, fulfilled: bo
         _note_hold(session, outcome.value)
     if outcome == ConfirmOutcome.CONFIRMED:
         _publish(session, "payment.confirmed", fulfilled=fulfilled)
+        payment_confirmed_send(session=session, fulfilled=fulfilled)
         _publish_if_returned(session)
     else:
         _publish(session, "payment.review", reason=outcome.value)
@@ -666,6 +698,7 @@ def payment_fulfil(*, reference: str, evidence: Evidence, accept_review: bool = 
         session.save(update_fields=OUTCOME_FIELDS)
         if fulfilled:
             _publish(session, "payment.confirmed", fulfilled=True)
+            payment_confirmed_send(session=session, fulfilled=True)
         _publish_if_returned(session)
         return ConfirmResult(ConfirmOutcome.CONFIRMED, session, fulfilled)
 
@@ -713,7 +746,7 @@ def _close(
         if provider_payment_id and not session.provider_payment_id:
             _refuse_if_taken(session, provider_payment_id[:100])
             session.provider_payment_id = provider_payment_id[:100]
-        session.status = to
+        _status_move(session, to)
         session.closed_at = timezone.now()
         session.save(update_fields=["status", "closed_at", "provider_payment_id"])
         _audit(session, to.value, evidence, before=before)
@@ -786,7 +819,7 @@ def payment_mark_processing(
             )
         if session.status != PaymentStatus.PENDING:
             return ConfirmResult(ConfirmOutcome.IGNORED, session)
-        session.status = PaymentStatus.PROCESSING
+        _status_move(session, PaymentStatus.PROCESSING)
         session.save(update_fields=["status"])
         _audit(session, "processing", evidence, before=PaymentStatus.PENDING)
         _publish(session, "payment.processing")
@@ -859,7 +892,7 @@ def _refund(reference, evidence, chargeback, amount, provider_payment_id) -> Con
         # Confirma's own money: the refund is the credit going back to the wallet.
         why = f"{kind} recorded: {evidence.reason}" if evidence.reason else f"{kind} recorded"
         returned = wallet_return(session=session, reason=why, actor=evidence.actor)
-    session.status = PaymentStatus.REFUNDED
+    _status_move(session, PaymentStatus.REFUNDED)
     session.refund_due = False
     session.closed_at = timezone.now()
     session.save(update_fields=["status", "refund_due", "closed_at"])

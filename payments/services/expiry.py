@@ -17,8 +17,15 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from payments.models import AuditSource, PaymentAudit, PaymentSession, PaymentStatus
+from payments.models import (
+    AuditSource,
+    PaymentAudit,
+    PaymentSession,
+    PaymentStatus,
+    payment_transition_check,
+)
 from payments.services.confirmation import _publish
+from payments.signals import payment_statuses_changed_send
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +61,7 @@ def _expire_batch(*, after_pk: int, batch_size: int, notify_within: timedelta):
         if not locked:
             return None
         pks = [pk for pk, _coupon, _expires_at in locked]
+        payment_transition_check(PaymentStatus.PENDING, PaymentStatus.EXPIRED)
         updated = PaymentSession.objects.filter(
             pk__in=pks, status=PaymentStatus.PENDING, expires_at__lte=now
         ).update(status=PaymentStatus.EXPIRED, closed_at=now)
@@ -82,6 +90,11 @@ def _expire_batch(*, after_pk: int, batch_size: int, notify_within: timedelta):
                 )
                 for pk, coupon_id, _expires_at in expired
             ]
+        )
+        payment_statuses_changed_send(
+            pks=[pk for pk, _coupon, _expires_at in expired],
+            previous_status=PaymentStatus.PENDING,
+            status=PaymentStatus.EXPIRED,
         )
         recent = [pk for pk, _coupon, expires_at in expired if expires_at > now - notify_within]
         if recent:

@@ -69,6 +69,7 @@ from subscriptions.models import (
     UsageStatus,
     hash_token,
     new_device_token,
+    usage_status_move,
 )
 from subscriptions.selectors import customer_machine_payment_open, machine_holder
 
@@ -100,7 +101,7 @@ def _usage_payload(usage: UsageSession) -> dict:
     }
 
 
-def _event(usage, type_, *, source="system", actor=None, reason="", **data) -> None:
+def _event(usage, type_, *, source=AuditSource.SYSTEM, actor=None, reason="", **data) -> None:
     UsageEvent.objects.create(
         usage_session=usage, type=type_, source=source, actor=actor, reason=reason, data=data
     )
@@ -211,7 +212,7 @@ def usage_session_start(
             reserved_until=now + hold if reserve else None,
         )
         key = {"idempotency_key": idempotency_key} if reserve and idempotency_key else {}
-        _event(usage, "created", source="customer", actor=customer, **key)
+        _event(usage, "created", source=AuditSource.CUSTOMER, actor=customer, **key)
         return usage
 
 
@@ -266,12 +267,20 @@ class MachineSessionPurpose(Purpose):
                 raise FulfilmentRefused(_("the machine was taken by someone else"))
             raise FulfilmentRefused(_("the machine is reserved by someone else"))
         now = timezone.now()
-        usage.status = UsageStatus.ACTIVE
+        usage_status_move(usage, UsageStatus.ACTIVE)
         usage.started_at = now
         usage.ends_at = now + timedelta(minutes=usage.minutes)
         usage.payment_session = session
         usage.save(update_fields=["status", "started_at", "ends_at", "payment_session"])
-        _event(usage, "activated", source=session.provider, reference=session.reference)
+        _event(
+            usage,
+            "activated",
+            source=AuditSource.WALLET
+            if session.provider == Provider.WALLET
+            else AuditSource.PROVIDER,
+            reference=session.reference,
+            provider=session.provider,
+        )
         event_publish(
             audience=f"user:{usage.customer_id}",
             type="machine_session.activated",
@@ -297,7 +306,7 @@ def usage_sessions_complete_due(*, now=None, batch_size: int = 500) -> int:
             usage = UsageSession.objects.select_for_update().get(pk=pk)
             if usage.status != UsageStatus.ACTIVE or usage.ends_at > now:
                 continue
-            usage.status = UsageStatus.COMPLETED
+            usage_status_move(usage, UsageStatus.COMPLETED)
             usage.ended_at = now
             usage.save(update_fields=["status", "ended_at"])
             _event(usage, "completed")
@@ -324,7 +333,7 @@ def usage_sessions_expire_unpaid(*, older_than_minutes: int | None = None) -> in
             locked = UsageSession.objects.select_for_update().get(pk=usage.pk)
             if locked.status != UsageStatus.AWAITING_PAYMENT:
                 continue
-            locked.status = UsageStatus.EXPIRED
+            usage_status_move(locked, UsageStatus.EXPIRED)
             locked.ended_at = timezone.now()
             locked.save(update_fields=["status", "ended_at"])
             _event(locked, "expired")
@@ -345,10 +354,10 @@ def usage_session_end(*, usage_session_id: int, actor, reason: str) -> UsageSess
     """Staff end an active session now (audited; the machine and customer are told)."""
     with transaction.atomic():
         usage = _staff_lock(usage_session_id, reason)
-        usage.status = UsageStatus.COMPLETED
+        usage_status_move(usage, UsageStatus.COMPLETED)
         usage.ended_at = timezone.now()
         usage.save(update_fields=["status", "ended_at"])
-        _event(usage, "ended_by_staff", source="staff", actor=actor, reason=reason)
+        _event(usage, "ended_by_staff", source=AuditSource.STAFF, actor=actor, reason=reason)
         _push_off(usage, "ended_by_staff")
         return usage
 
@@ -363,7 +372,12 @@ def usage_session_extend(*, usage_session_id: int, minutes: int, actor, reason: 
         usage.minutes += minutes
         usage.save(update_fields=["ends_at", "minutes"])
         _event(
-            usage, "extended_by_staff", source="staff", actor=actor, reason=reason, minutes=minutes
+            usage,
+            "extended_by_staff",
+            source=AuditSource.STAFF,
+            actor=actor,
+            reason=reason,
+            minutes=minutes,
         )
         _push_on(usage)
         event_publish(
@@ -449,7 +463,7 @@ def machine_session_buy(
         # No payment for this usage session came of it: do not leave it waiting.
         session = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
         if session is None or session.params.get("usage_session") != usage.pk:
-            usage.status = UsageStatus.CANCELLED
+            usage_status_move(usage, UsageStatus.CANCELLED)
             usage.ended_at = timezone.now()
             usage.save(update_fields=["status", "ended_at"])
             _event(usage, "cancelled", reason="the payment could not be created")
@@ -597,13 +611,13 @@ def machine_payment_cancel(*, customer, machine_code: str, reference: str) -> Us
         usage = UsageSession.objects.select_for_update().select_related("machine").get(pk=usage.pk)
         cancelled = result.outcome != ConfirmOutcome.IGNORED
         if cancelled and usage.status == UsageStatus.AWAITING_PAYMENT:
-            usage.status = UsageStatus.CANCELLED
+            usage_status_move(usage, UsageStatus.CANCELLED)
             usage.ended_at = timezone.now()
             usage.save(update_fields=["status", "ended_at"])
             _event(
                 usage,
                 "cancelled",
-                source="customer",
+                source=AuditSource.CUSTOMER,
                 actor=customer,
                 reason="the customer cancelled the payment",
                 reference=payment.reference,

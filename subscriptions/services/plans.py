@@ -32,7 +32,6 @@ from payments.services.confirmation import Evidence
 from subscriptions.errors import StaffOnly, SubscriptionError
 from subscriptions.models import (
     PAYMENT_ACTIVATION_TYPES,
-    ActorType,
     Plan,
     Subscription,
     SubscriptionEvent,
@@ -275,7 +274,7 @@ class SubscriptionPurpose(Purpose):
         _record(
             subscription,
             change.kind,
-            actor_type=ActorType.PROVIDER,
+            actor_type=AuditSource.PROVIDER,
             session=session,
             provider=session.provider,
             **_change_data(change, plan, plan.period_days),
@@ -303,7 +302,7 @@ class SubscriptionPurpose(Purpose):
         _record(
             subscription,
             kind,
-            actor_type=ActorType.PROVIDER,
+            actor_type=AuditSource.PROVIDER,
             session=session,
             reason=session.fulfilment_error or reason,
             outcome=reason,
@@ -429,7 +428,7 @@ def subscription_activate_manually(
         subscription.activation_event = _record(
             subscription,
             SubscriptionEventType.MANUAL_ACTIVATION,
-            actor_type=ActorType.STAFF,
+            actor_type=AuditSource.STAFF,
             actor=actor,
             reason=reason,
             session=payment_session,
@@ -483,7 +482,7 @@ def subscription_deactivate(*, user, actor, reason: str) -> Subscription:
         _record(
             subscription,
             SubscriptionEventType.MANUAL_DEACTIVATION,
-            actor_type=ActorType.STAFF,
+            actor_type=AuditSource.STAFF,
             actor=actor,
             reason=reason,
             previous_end=previous_end,
@@ -523,7 +522,7 @@ def subscriptions_expire_due(*, now=None, batch_size: int = 500) -> int:
                 _record(
                     subscription,
                     SubscriptionEventType.EXPIRED,
-                    actor_type=ActorType.SYSTEM,
+                    actor_type=AuditSource.SYSTEM,
                     period_end=subscription.current_period_end,
                 )
                 _publish(subscription, "subscription.expired")

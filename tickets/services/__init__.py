@@ -42,7 +42,7 @@ from tickets.services.kiosk import kiosk_for_token, kiosk_token_rotate
 from tickets.services.print_jobs import print_jobs_create
 from tickets.services.print_recovery import PrintRecovery, print_jobs_recover, print_lease_seconds
 from tickets.services.print_send import print_job_run
-from tickets.services.purpose import TicketPurpose, ticket_price
+from tickets.services.purpose import TicketPurpose
 from tickets.services.queue import (
     ticket_call_next,
     ticket_cancel,
@@ -71,7 +71,6 @@ __all__ = [
     "ticket_complete",
     "ticket_no_show",
     "ticket_payload",
-    "ticket_price",
     "ticket_recall",
     "ticket_reprint_request",
     "ticket_start",

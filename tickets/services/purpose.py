@@ -2,7 +2,6 @@
 service's counter for the local day, inside the confirmation's transaction."""
 
 import logging
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
@@ -144,7 +143,3 @@ class TicketPurpose(Purpose):
 
     def fulfilled_q(self):
         return Exists(Ticket.objects.filter(payment_session=OuterRef("pk")))
-
-
-def ticket_price(service_id: int) -> Decimal:
-    return Service.objects.values_list("price", flat=True).get(pk=service_id)
