@@ -4,8 +4,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from payments.fakes import billing as fake_billing
-from payments.fakes.billing import FakeBilling
+from fakeproviders import billing as fake_billing
+from fakeproviders.billing import FakeBilling
 from payments.services import wallet_adjust
 from subscriptions.services.machines import machine_session_buy
 from tests.conftest import processed

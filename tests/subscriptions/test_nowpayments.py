@@ -10,8 +10,8 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
+from fakeproviders.billing import RawNumber, nowpayments_serialise, nowpayments_sign
 from notifications.models import Event
-from payments.fakes.billing import RawNumber, nowpayments_serialise, nowpayments_sign
 from payments.models import DeliveryStatus, PaymentSession, WebhookDelivery, WebhookRefusal
 from payments.providers.nowpayments import parse_faithful, serialise_sorted, signature_valid
 from subscriptions.models import Subscription, SubscriptionEvent

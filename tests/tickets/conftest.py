@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from payments.fakes.kiosk import kiosk_notification
+from payments.providers.kiosk import kiosk_notification
 from tests.payments.conftest import *  # noqa: F403 - provider fakes
 from tests.payments.conftest import post_kiosk
 from tickets.models import Printer, Service
