@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import factory
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
@@ -39,6 +40,17 @@ class EventFactory(factory.django.DjangoModelFactory):
     audience = "role:staff"
     type = "test.event"
     payload = factory.Dict({"n": 1})
+
+
+class AlertFactory(factory.django.DjangoModelFactory):
+    """An open alert raised once; its de-duplication key is its code unless told."""
+
+    class Meta:
+        model = "notifications.Alert"
+
+    code = factory.Sequence(lambda n: f"test.alert.{n}")
+    dedupe_key = factory.SelfAttribute("code")
+    message = factory.SelfAttribute("code")
 
 
 class CouponFactory(factory.django.DjangoModelFactory):
@@ -87,6 +99,18 @@ class WalletAccountFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     currency = "BRL"
     balance = Decimal("0.00")
+
+
+class LedgerEntryFactory(factory.django.DjangoModelFactory):
+    """One line of a wallet's ledger; `balance_after` is what the test says it is."""
+
+    class Meta:
+        model = "payments.LedgerEntry"
+
+    account = factory.SubFactory(WalletAccountFactory)
+    kind = "topup"
+    amount = Decimal("10.00")
+    balance_after = factory.SelfAttribute("amount")
 
 
 class PaymentSessionFactory(factory.django.DjangoModelFactory):
@@ -216,3 +240,26 @@ class ProductFactory(factory.django.DjangoModelFactory):
 
     name = "Tacos"
     price = Decimal("95.00")
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    """A pending order at a new table, taken by a new waiter, in the restaurant's currency."""
+
+    class Meta:
+        model = "orders.Order"
+
+    table = factory.SubFactory(TableFactory)
+    waiter = factory.SubFactory(UserFactory, roles=["waiter"])
+    currency = factory.LazyFunction(lambda: settings.ORDERS_CURRENCY)
+
+
+class OrderLineFactory(factory.django.DjangoModelFactory):
+    """A line at the product's price."""
+
+    class Meta:
+        model = "orders.OrderLine"
+
+    order = factory.SubFactory(OrderFactory)
+    product = factory.SubFactory(ProductFactory)
+    quantity = 1
+    unit_price = factory.SelfAttribute("product.price")

@@ -10,6 +10,8 @@ from django.utils import timezone
 from django.utils.functional import Promise
 
 from tests.factories import (
+    EventFactory,
+    LedgerEntryFactory,
     PaymentSessionFactory,
     PlanFactory,
     SubscriptionFactory,
@@ -178,11 +180,10 @@ def test_operations_page_shows_labels_not_codes(client, operations_scenario):
 
 @pytest.mark.django_db
 def test_live_activity_names_event_types_and_audiences(client):
-    from notifications.models import Event
 
     operator = UserFactory(roles=["operator"])
-    Event.objects.create(audience=f"user:{operator.pk}", type="payment.confirmed", payload={})
-    Event.objects.create(audience="role:operator", type="ticket.called", payload={})
+    EventFactory(audience=f"user:{operator.pk}", type="payment.confirmed", payload={})
+    EventFactory(audience="role:operator", type="ticket.called", payload={})
     client.force_login(operator)
     for url in ("/activity/", "/activity/list/"):
         response = client.get(url, HTTP_ACCEPT_LANGUAGE="en")
@@ -229,13 +230,13 @@ def test_every_registered_purpose_has_a_label():
 
 @pytest.mark.django_db
 def test_payments_page_shows_purpose_and_entry_labels(client):
-    from payments.models import LedgerEntry, LedgerKind
+    from payments.models import LedgerKind
 
     customer = UserFactory()
     topup = _session(customer, purpose="wallet_topup", status="completed", amount="20.00")
     machine = _session(customer, purpose="machine_session", status="completed", amount="8.00")
     account = WalletAccountFactory(user=customer, balance=Decimal("12"))
-    LedgerEntry.objects.create(
+    LedgerEntryFactory(
         account=account,
         kind=LedgerKind.TOPUP,
         amount=Decimal("20.00"),
@@ -243,7 +244,7 @@ def test_payments_page_shows_purpose_and_entry_labels(client):
         session=topup,
         reason="top-up",
     )
-    LedgerEntry.objects.create(
+    LedgerEntryFactory(
         account=account,
         kind=LedgerKind.SPEND,
         amount=Decimal("-8.00"),

@@ -12,10 +12,10 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from notifications.models import Alert, Event
+from notifications.models import Event
 from payments.models import AuditSource, DeliveryStatus, PaymentAudit
 from payments.services.retention import delivery_resolve
-from tests.factories import EventFactory, UserFactory, WebhookDeliveryFactory
+from tests.factories import AlertFactory, EventFactory, UserFactory, WebhookDeliveryFactory
 from tests.operations.test_expiry import kiosk_session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,10 +37,8 @@ def delivery(status, *, days, resolved=False):
 
 
 def alert(code, *, resolved_days=None):
-    return Alert.objects.create(
+    return AlertFactory(
         code=code,
-        dedupe_key=code,
-        message=code,
         resolved_at=ago(resolved_days) if resolved_days is not None else None,
     )
 
