@@ -104,7 +104,7 @@ def kiosk_requests(
     session's notification again is the same payment, not a second one); `msg_ids` (one
     per reference) fixes their Standard Webhooks message ids."""
     from bench.fixtures import SERVICE_PRICE
-    from payments.fakes.kiosk import kiosk_notification
+    from payments.providers.kiosk import kiosk_notification
 
     out = []
     for index, reference in enumerate(references):

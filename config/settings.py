@@ -485,6 +485,10 @@ PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=8.0)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # Local fake providers for the demo and tests; never on in production.
 FAKE_PROVIDERS = env.bool("FAKE_PROVIDERS", default=False) and DEBUG
+# Their app (fake servers' commands, the Simulate buttons' simulators) is installed only
+# then, and in the test run, whose tests switch FAKE_PROVIDERS on and off as they go.
+if FAKE_PROVIDERS or TESTING:
+    INSTALLED_APPS.append("fakeproviders.apps.FakeProvidersConfig")
 
 # --- Tickets and printing ----------------------------------------------------------------------
 BUSINESS_NAME = env.str("BUSINESS_NAME", default="Confirma")

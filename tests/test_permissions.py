@@ -26,7 +26,7 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tests import permissions_matrix as matrix
-from tests.factories import MachineFactory, UserFactory
+from tests.factories import KioskFactory, MachineFactory, PlanFactory, ServiceFactory, UserFactory
 from tests.notifications.wsclient import ws_connect
 from tests.orders.conftest import make_order
 
@@ -59,9 +59,7 @@ def _build_world() -> World:
     from payments.models import AuditSource
     from payments.services import payment_session_create
     from payments.services.confirmation import Evidence, payment_confirm
-    from subscriptions.models import Plan
     from subscriptions.services.machines import machine_device_token_rotate
-    from tickets.models import Kiosk, Service
     from tickets.services import kiosk_token_rotate
 
     w = World()
@@ -90,13 +88,8 @@ def _build_world() -> World:
         "machine_code": machine.code,
     }
 
-    plan = Plan.objects.create(
-        code="perm-basic",
-        name="Basic",
-        tier="basic",
-        price=Decimal("49000.00"),
-        currency="UZS",
-        period_days=30,
+    plan = PlanFactory(
+        code="perm-basic", name="Basic", tier="basic", price=Decimal("49000.00"), currency="UZS"
     )
 
     def subscription_session(user):
@@ -108,9 +101,9 @@ def _build_world() -> World:
             idempotency_key=uuid.uuid4().hex,
         ).session
 
-    service = Service.objects.create(name="Atendimento", prefix="PM", price=Decimal("5.00"))
-    kiosk = Kiosk.objects.create(name="Totem perm 1")
-    other_kiosk = Kiosk.objects.create(name="Totem perm 2")
+    service = ServiceFactory(name="Atendimento", prefix="PM")
+    kiosk = KioskFactory(name="Totem perm 1")
+    other_kiosk = KioskFactory(name="Totem perm 2")
 
     def kiosk_session(kiosk_id=None):
         params = {"service": service.pk} | ({"kiosk": kiosk_id} if kiosk_id else {})

@@ -5,7 +5,7 @@ import uuid
 
 from django.conf import settings
 
-from payments.fakes.kiosk import kiosk_send
+from payments.providers.kiosk import kiosk_send
 from payments.services import payment_session_create
 from tickets.models import PrintJob, PrintJobStatus, Service, Ticket
 from tickets.services import ticket_cancel

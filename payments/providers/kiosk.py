@@ -1,7 +1,16 @@
-"""The kiosk payment terminal: Standard Webhooks (webhook-id / -timestamp / -signature)."""
+"""The kiosk payment terminal: Standard Webhooks (webhook-id / -timestamp / -signature).
+
+Both sides of the protocol live here: the adapter that verifies and reads a terminal's
+notification, and `kiosk_notification` / `kiosk_send`, which sign and send one the way a
+terminal does (the integration self-test plays the terminal with them).
+"""
 
 import json
+import time
+import uuid
+from datetime import UTC, datetime
 
+import requests
 from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
@@ -79,3 +88,42 @@ class KioskAdapter(ProviderAdapter):
 
 adapter = KioskAdapter()
 provider_register(adapter)
+
+
+def kiosk_notification(
+    *,
+    secret: str,
+    reference: str,
+    status: str = "paid",
+    amount="10.00",
+    currency: str = "BRL",
+    transaction_id: str | None = None,
+    msg_id: str | None = None,
+    timestamp: float | None = None,
+):
+    """(headers, body bytes) of one terminal notification, signed with `secret`."""
+    body = json.dumps(
+        {
+            "transaction_id": transaction_id or f"tx_{uuid.uuid4().hex[:16]}",
+            "reference": reference,
+            "status": status,
+            "amount": str(amount),
+            "currency": currency,
+        }
+    )
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    ts = int(time.time() if timestamp is None else timestamp)
+    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(ts, UTC), body)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": signature,
+    }
+    return headers, body.encode()
+
+
+def kiosk_send(url: str, *, secret: str, timeout: float = 10, **fields) -> int:
+    """Post one signed terminal notification to `url`; the HTTP status it was answered."""
+    headers, body = kiosk_notification(secret=secret, **fields)
+    return requests.post(url, data=body, headers=headers, timeout=timeout).status_code

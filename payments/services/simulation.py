@@ -1,18 +1,35 @@
 """The demo's "simulate payment": asks a fake provider to pay, which then calls our real
-webhook URL with a correctly signed notification. Never a shortcut around the webhook."""
+webhook URL with a correctly signed notification. Never a shortcut around the webhook.
 
-import contextlib
-import threading
+`payments` knows no fake provider: the fake providers' app (installed only when
+FAKE_PROVIDERS is on) registers one simulator per provider it fakes from its
+`AppConfig.ready()`, and `payment_simulate` looks them up by provider.
+"""
 
-import requests
+from collections.abc import Callable
+
 from django.conf import settings
 from django.utils.translation import gettext as _
 
 from payments.errors import PaymentError
-from payments.fakes.kiosk import kiosk_send
-from payments.models import PaymentSession, Provider
+from payments.models import PaymentSession
 
 ACTIONS = {"approve": "paid", "reject": "failed", "expire": "expired"}
+
+# A simulator makes its fake provider settle the session (action is one of ACTIONS) and
+# returns whether it could; the outcome comes back through the webhook.
+Simulator = Callable[[PaymentSession, str], bool]
+
+_simulators: dict[str, Simulator] = {}
+
+
+def simulator_register(provider: str, simulator: Simulator) -> None:
+    """Let `payment_simulate` settle `provider`'s payments through `simulator`."""
+    _simulators[provider] = simulator
+
+
+def simulator_get(provider: str) -> Simulator | None:
+    return _simulators.get(provider)
 
 
 def payment_simulate(*, session: PaymentSession, action: str) -> None:
@@ -24,45 +41,6 @@ def payment_simulate(*, session: PaymentSession, action: str) -> None:
         raise PaymentError(_("Unknown simulation."), code="invalid_action")
     if not session.is_open:
         raise PaymentError(_("This payment is no longer open."), code="not_open")
-    simulate = SIMULATORS.get(session.provider)
+    simulate = simulator_get(session.provider)
     if simulate is None or not simulate(session, action):
         raise PaymentError(_("This payment cannot be simulated."), code="not_simulable")
-
-
-def _mercadopago(session: PaymentSession, action: str) -> bool:
-    """The fake Mercado Pago settles the PIX and posts its notification."""
-    if not session.provider_payment_id:
-        return False
-    url = (
-        f"{settings.MERCADOPAGO_API_BASE.rstrip('/')}/_fake/payments/"
-        f"{session.provider_payment_id}/{action}"
-    )
-    headers = {"Authorization": f"Bearer {settings.MERCADOPAGO_ACCESS_TOKEN}"}
-    response = requests.post(url, headers=headers, json={}, timeout=5)
-    if response.status_code >= 400:
-        raise PaymentError(_("The fake provider refused: %(s)s") % {"s": response.status_code})
-    return True
-
-
-def _kiosk(session: PaymentSession, action: str) -> bool:
-    """The fake kiosk terminal posts its signed notification."""
-    webhook = settings.PUBLIC_BASE_URL.rstrip("/") + "/webhooks/kiosk/"
-    fields = {
-        "secret": settings.KIOSK_WEBHOOK_SECRET,
-        "reference": session.reference,
-        "status": ACTIONS[action],
-        "amount": str(session.amount),
-        "currency": session.currency,
-    }
-    # Sent from another thread: this request may be served by the same process.
-    threading.Thread(target=_send_quietly, args=(webhook, fields), daemon=True).start()
-    return True
-
-
-# The providers whose fake can settle a payment on demand.
-SIMULATORS = {Provider.MERCADOPAGO: _mercadopago, Provider.KIOSK: _kiosk}
-
-
-def _send_quietly(url: str, fields: dict) -> None:
-    with contextlib.suppress(requests.RequestException):
-        kiosk_send(url, **fields)

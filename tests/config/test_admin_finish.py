@@ -27,7 +27,12 @@ from payments.models import (
 from payments.services import payment_session_create
 from subscriptions.models import Subscription, SubscriptionEvent
 from subscriptions.services.plans import subscription_activate_manually
-from tests.factories import CouponFactory, UserFactory
+from tests.factories import (
+    CouponFactory,
+    UserFactory,
+    WebhookDeliveryFactory,
+    WebhookRefusalFactory,
+)
 from tests.payments.conftest import staff_client, test_purpose  # noqa: F401 - fixtures
 from tests.subscriptions.conftest import plans  # noqa: F401 - fixture
 
@@ -174,10 +179,7 @@ def test_subscription_and_alert_actions_say_what_they_did(staff_client, plans): 
 
 
 def test_resolving_dead_deliveries_counts_them_with_the_right_plural(staff_client):  # noqa: F811
-    dead = [
-        WebhookDelivery.objects.create(provider="mercadopago", status=DeliveryStatus.DEAD)
-        for _ in range(3)
-    ]
+    dead = [WebhookDeliveryFactory(status=DeliveryStatus.DEAD) for _ in range(3)]
     url = "/admin/payments/webhookdelivery/"
 
     assert run_action(staff_client, url, "mark_resolved", dead[:1]) == ["1 dead delivery resolved."]
@@ -261,15 +263,8 @@ def test_read_only_change_pages_show_no_save_button(staff_client, test_purpose, 
         user=UserFactory(), plan=plans["usd"], days=3, actor=staff_client.user, reason="test"
     )
     alert_raise(code="test.admin", message="Something needs a person")
-    WebhookDelivery.objects.create(provider="mercadopago", status=DeliveryStatus.DEAD)
-    WebhookRefusal.objects.create(
-        provider="mercadopago",
-        reason="bad_signature",
-        response_status=401,
-        window_start=now,
-        first_at=now,
-        last_at=now,
-    )
+    WebhookDeliveryFactory(status=DeliveryStatus.DEAD)
+    WebhookRefusalFactory(window_start=now, first_at=now, last_at=now)
     PeriodicJob.objects.get_or_create(
         name="test-job", defaults={"every_seconds": 60, "next_due_at": now + timedelta(minutes=1)}
     )

@@ -7,8 +7,7 @@ from django.utils import translation
 
 from core.formatting import business_time_text
 from tests.config.test_settings import run
-from tests.factories import UserFactory
-from tickets.models import Printer
+from tests.factories import PrinterFactory, UserFactory
 
 MOMENT = datetime(2026, 12, 6, 12, 41, 5, tzinfo=UTC)
 NNBSP = "\u202f"  # Babel puts a narrow no-break space before AM/PM
@@ -32,7 +31,7 @@ def test_a_moment_is_written_in_the_business_zone_and_names_it(settings):
 @pytest.mark.django_db
 def test_operations_page_shows_printer_times_in_the_business_zone(client, settings):
     settings.BUSINESS_TIME_ZONE = "America/Sao_Paulo"
-    Printer.objects.create(name="Balcão", url="dummy:", last_success_at=MOMENT)
+    PrinterFactory(name="Balcão", last_success_at=MOMENT)
     client.force_login(UserFactory(roles=["staff"]))
     page = client.get("/operations/", HTTP_ACCEPT_LANGUAGE="pt-BR").content.decode()
     assert (

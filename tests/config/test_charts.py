@@ -3,15 +3,18 @@
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from django.utils import timezone, translation
 
 from config import charts
 from config.series import last_day_series
-from payments.models import PaymentSession, WebhookDelivery, WebhookRefusal
-from tests.factories import UserFactory
+from tests.factories import (
+    PaymentSessionFactory,
+    UserFactory,
+    WebhookDeliveryFactory,
+    WebhookRefusalFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -25,20 +28,13 @@ def at(hour: int, minute: int = 0, day: int = 6) -> datetime:
 
 
 def delivery(status: str, received: datetime, processed: datetime | None = None):
-    return WebhookDelivery.objects.create(
-        provider="mercadopago", status=status, received_at=received, processed_at=processed
-    )
+    return WebhookDeliveryFactory(status=status, received_at=received, processed_at=processed)
 
 
 def payment(created: datetime, status="pending", completed=None, fulfilled=None):
-    return PaymentSession.objects.create(
+    return PaymentSessionFactory(
         purpose="kiosk",
-        provider="mercadopago",
-        amount=Decimal("10.00"),
-        original_amount=Decimal("10.00"),
-        currency="BRL",
         status=status,
-        idempotency_key=f"charts-{PaymentSession.objects.count()}-{created.isoformat()}",
         expires_at=created + timedelta(hours=1),
         created_at=created,
         completed_at=completed,
@@ -58,10 +54,8 @@ def known_day(settings):
     for minute in (5, 6, 7):
         delivery("processed", at(13, minute), at(13, minute + 1))  # bucket 23
     delivery("received", at(13, 10))  # bucket 23, waiting now
-    WebhookRefusal.objects.create(
-        provider="mercadopago",
+    WebhookRefusalFactory(
         reason="invalid signature",
-        response_status=401,
         window_start=at(12),
         first_at=at(12, 1),
         last_at=at(12, 59),

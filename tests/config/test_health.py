@@ -6,7 +6,7 @@ from django.utils import timezone
 from config.models import WorkerHeartbeat
 from config.services import worker_heartbeat_beat
 from tests.conftest import _reset_channel_layers
-from tests.factories import UserFactory
+from tests.factories import UserFactory, WebhookDeliveryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -154,7 +154,7 @@ def test_a_webhook_backlog_older_than_the_setting_is_unhealthy_and_alerted(
 
     settings.WEBHOOK_BACKLOG_ALERT_SECONDS = 60
     worker_heartbeat_beat(worker_id="w1", tasks_run=0)
-    stuck = WebhookDelivery.objects.create(
+    stuck = WebhookDeliveryFactory(
         provider="kiosk",
         signature_valid=True,
         received_at=timezone.now() - timedelta(seconds=90),

@@ -1,8 +1,6 @@
 """What people read is a translated label, never a field name or a code: every model field
 has a verbose name written in code, and pages show labels instead of codes."""
 
-import uuid
-from datetime import timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 
@@ -11,7 +9,16 @@ from django.apps import apps
 from django.utils import timezone
 from django.utils.functional import Promise
 
-from tests.factories import UserFactory
+from tests.factories import (
+    EventFactory,
+    LedgerEntryFactory,
+    PaymentSessionFactory,
+    PlanFactory,
+    SubscriptionFactory,
+    UserFactory,
+    WalletAccountFactory,
+    WebhookDeliveryFactory,
+)
 
 CONFIRMA_APPS = ("config", "notifications", "payments", "subscriptions", "tickets", "orders")
 
@@ -81,10 +88,9 @@ def test_the_check_finds_a_field_without_a_verbose_name():
     ],
 )
 def test_admin_column_headers_are_translated(client, url, portuguese, english):
-    from payments.models import WalletAccount
 
     staff = UserFactory(roles=["staff"], is_staff=True, is_superuser=True)
-    WalletAccount.objects.create(user=staff, balance=Decimal("1.00"))
+    WalletAccountFactory(user=staff, balance=Decimal("1.00"))
     client.force_login(staff)
     response = client.get(url, HTTP_ACCEPT_LANGUAGE="pt-BR")
     assert response.status_code == 200
@@ -126,35 +132,26 @@ def visible_text(response) -> str:
 
 
 def _session(user, *, purpose, status="pending", provider="mercadopago", amount="10.00"):
-    from payments.models import PaymentSession
-
-    now = timezone.now()
-    return PaymentSession.objects.create(
+    return PaymentSessionFactory(
         purpose=purpose,
         provider=provider,
         user=user,
         amount=Decimal(amount),
-        original_amount=Decimal(amount),
-        currency="BRL",
         status=status,
-        idempotency_key=f"labels-{uuid.uuid4().hex}",
-        expires_at=now + timedelta(hours=1),
-        completed_at=now if status == "completed" else None,
+        completed_at=timezone.now() if status == "completed" else None,
     )
 
 
 @pytest.fixture
 def operations_scenario():
     """Payments of two purposes (one paid and never delivered), and processed webhooks."""
-    from payments.models import DeliveryStatus, WebhookDelivery
+    from payments.models import DeliveryStatus
 
     customer = UserFactory()
     _session(customer, purpose="wallet_topup", status="completed")
     _session(customer, purpose="machine_session")
     for _ in range(6):
-        WebhookDelivery.objects.create(
-            provider="mercadopago", status=DeliveryStatus.PROCESSED, signature_valid=True
-        )
+        WebhookDeliveryFactory(status=DeliveryStatus.PROCESSED, signature_valid=True)
 
 
 @pytest.mark.django_db
@@ -183,11 +180,10 @@ def test_operations_page_shows_labels_not_codes(client, operations_scenario):
 
 @pytest.mark.django_db
 def test_live_activity_names_event_types_and_audiences(client):
-    from notifications.models import Event
 
     operator = UserFactory(roles=["operator"])
-    Event.objects.create(audience=f"user:{operator.pk}", type="payment.confirmed", payload={})
-    Event.objects.create(audience="role:operator", type="ticket.called", payload={})
+    EventFactory(audience=f"user:{operator.pk}", type="payment.confirmed", payload={})
+    EventFactory(audience="role:operator", type="ticket.called", payload={})
     client.force_login(operator)
     for url in ("/activity/", "/activity/list/"):
         response = client.get(url, HTTP_ACCEPT_LANGUAGE="en")
@@ -234,13 +230,13 @@ def test_every_registered_purpose_has_a_label():
 
 @pytest.mark.django_db
 def test_payments_page_shows_purpose_and_entry_labels(client):
-    from payments.models import LedgerEntry, LedgerKind, WalletAccount
+    from payments.models import LedgerKind
 
     customer = UserFactory()
     topup = _session(customer, purpose="wallet_topup", status="completed", amount="20.00")
     machine = _session(customer, purpose="machine_session", status="completed", amount="8.00")
-    account = WalletAccount.objects.create(user=customer, currency="BRL", balance=Decimal("12"))
-    LedgerEntry.objects.create(
+    account = WalletAccountFactory(user=customer, balance=Decimal("12"))
+    LedgerEntryFactory(
         account=account,
         kind=LedgerKind.TOPUP,
         amount=Decimal("20.00"),
@@ -248,7 +244,7 @@ def test_payments_page_shows_purpose_and_entry_labels(client):
         session=topup,
         reason="top-up",
     )
-    LedgerEntry.objects.create(
+    LedgerEntryFactory(
         account=account,
         kind=LedgerKind.SPEND,
         amount=Decimal("-8.00"),
@@ -270,34 +266,16 @@ def test_payments_page_shows_purpose_and_entry_labels(client):
 
 @pytest.mark.django_db
 def test_plan_pages_show_names_not_tiers(client):
-    from subscriptions.models import Plan, Subscription, SubscriptionEvent
+    from subscriptions.models import SubscriptionEvent
 
-    basic = Plan.objects.create(
-        code="basic-brl",
-        name="Basic",
-        tier="tier_basic",
-        price=Decimal("10.00"),
-        currency="BRL",
-        period_days=30,
+    basic = PlanFactory(
+        code="basic-brl", name="Basic", tier="tier_basic", price=Decimal("10.00"), currency="BRL"
     )
-    pro = Plan.objects.create(
-        code="pro-brl",
-        name="Professional",
-        tier="tier_pro",
-        price=Decimal("20.00"),
-        currency="BRL",
-        period_days=30,
+    pro = PlanFactory(
+        code="pro-brl", name="Professional", tier="tier_pro", price=Decimal("20.00"), currency="BRL"
     )
     customer = UserFactory()
-    now = timezone.now()
-    subscription = Subscription.objects.create(
-        user=customer,
-        plan=pro,
-        tier=pro.tier,
-        status="active",
-        current_period_start=now,
-        current_period_end=now + timedelta(days=30),
-    )
+    subscription = SubscriptionFactory(user=customer, plan=pro, active=True)
     SubscriptionEvent.objects.create(
         subscription=subscription,
         user=customer,

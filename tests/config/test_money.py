@@ -10,8 +10,7 @@ from django.utils import translation
 from core.formatting import babel_locale, money_text
 from payments.models import WalletAccount
 from payments.services.wallet import wallet_account_get
-from subscriptions.models import Plan
-from tests.factories import UserFactory
+from tests.factories import PlanFactory, UserFactory
 
 NBSP = "\xa0"
 
@@ -71,22 +70,10 @@ def plans_page(client, language: str) -> str:
 
 @pytest.mark.django_db
 def test_plans_page_shows_prices_in_the_readers_language(client):
-    Plan.objects.create(
-        code="basic-uzs",
-        name="Basic",
-        tier="basic",
-        price=Decimal("99000.00"),
-        currency="UZS",
-        period_days=30,
+    PlanFactory(
+        code="basic-uzs", name="Basic", tier="basic", price=Decimal("99000.00"), currency="UZS"
     )
-    Plan.objects.create(
-        code="pro-usd",
-        name="Pro",
-        tier="pro",
-        price=Decimal("9.99"),
-        currency="USD",
-        period_days=30,
-    )
+    PlanFactory(code="pro-usd", name="Pro", tier="pro", price=Decimal("9.99"), currency="USD")
     client.force_login(UserFactory(roles=["customer"]))
     english = plans_page(client, "en")
     assert "<strong>UZS99,000.00</strong>" in english and "<strong>$9.99</strong>" in english

@@ -1,9 +1,8 @@
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
-from tests.factories import UserFactory
+from tests.factories import TokenFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +60,7 @@ def test_activity_requires_login(client):
 
 def test_api_accepts_session_and_token_authentication(client):
     cashier = UserFactory(roles=["cashier"])
-    token = Token.objects.create(user=cashier)
+    token = TokenFactory(user=cashier)
     anonymous = client.get("/api/me/")
     assert anonymous.status_code in (401, 403)
     assert "error" in anonymous.json()

@@ -2,10 +2,8 @@
 "not found", never a DataError and a 500 (core/text.py)."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 
-from tests.factories import UserFactory
-from tickets.models import Kiosk
+from tests.factories import KioskFactory, TokenFactory, UserFactory
 from tickets.services import kiosk_token_rotate
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +34,7 @@ def test_a_nul_in_a_reference_is_not_found(client, staff, url, status):
 
 
 def test_a_nul_in_a_kiosk_wait_reference_is_not_found(client):
-    token = kiosk_token_rotate(kiosk=Kiosk.objects.create(name="Totem NUL"))
+    token = kiosk_token_rotate(kiosk=KioskFactory(name="Totem NUL"))
     assert client.get(f"/kiosk/wait/ps_%00/?token={token}").status_code == 404
 
 
@@ -46,7 +44,7 @@ def test_a_nul_in_a_repair_reference_is_nothing_to_repair(client, staff):
 
 
 def test_a_nul_in_an_api_token_is_refused(client):
-    key = Token.objects.create(user=UserFactory(roles=["staff"])).key
+    key = TokenFactory(user=UserFactory(roles=["staff"])).key
     response = client.post(
         "/api/integration/test/", headers={"authorization": f"Token {key[:-1]}\x00"}
     )

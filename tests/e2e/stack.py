@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from payments.fakes.billing import FakeBilling
-from payments.fakes.mercadopago import FakeMercadoPago
+from fakeproviders.billing import FakeBilling
+from fakeproviders.mercadopago import FakeMercadoPago
 
 ROOT = Path(__file__).resolve().parents[2]
 MP_TOKEN = "TEST-e2e-access-token"

@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 import psycopg
 import requests
 
-from payments.fakes.kiosk import kiosk_notification
+from payments.providers.kiosk import kiosk_notification
 from tests.e2e.stack import KIOSK_SECRET, ROOT, Stack, free_port
 from tickets.printing import STATUS_REQUEST
 

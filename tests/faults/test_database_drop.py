@@ -22,7 +22,7 @@ import time
 import pytest
 import requests
 
-from payments.fakes.kiosk import kiosk_notification
+from payments.providers.kiosk import kiosk_notification
 from tests.e2e.stack import KIOSK_SECRET
 from tests.faults.harness import settled
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from payments.fakes.kiosk import kiosk_notification
+from payments.providers.kiosk import kiosk_notification
 from tests.e2e.stack import KIOSK_SECRET
 from tests.faults.harness import settled
 

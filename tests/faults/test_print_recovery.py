@@ -15,9 +15,10 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from notifications.models import Alert, Event
+from tests.factories import PrinterFactory
 from tests.faults.harness import SlowPrinter, wait_until
 from tests.tickets.conftest import kiosk_session, pay_at_kiosk
-from tickets.models import Printer, PrintJob, PrintJobStatus, TicketEvent, TicketStatus
+from tickets.models import PrintJob, PrintJobStatus, TicketEvent, TicketStatus
 from tickets.printing import reprint_banner_render
 from tickets.services import (
     PrintRecovery,
@@ -36,7 +37,7 @@ class WorkerKilled(BaseException):
 
 @pytest.fixture
 def paid_job(db, kiosk_secret, service, loopback_printer):
-    Printer.objects.create(name="Balcão", url=loopback_printer.url)
+    PrinterFactory(name="Balcão", url=loopback_printer.url)
     session = kiosk_session(service)
     paid = pay_at_kiosk(Client(), kiosk_secret, session)
     assert (paid.status_code, paid.json()["status"]) == (200, "processed")
@@ -171,7 +172,7 @@ def test_the_periodic_command_reports_what_it_took_back(paid_job, monkeypatch, c
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sweeps_take_a_job_back_exactly_once(kiosk_secret, service, monkeypatch):
-    Printer.objects.create(name="Balcão", url="dummy:")
+    PrinterFactory(name="Balcão")
     jobs = []
     for _ in range(5):
         paid = pay_at_kiosk(Client(), kiosk_secret, kiosk_session(service))

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from notifications.tokens import audience_token_create
-from payments.fakes.kiosk import kiosk_notification
+from payments.providers.kiosk import kiosk_notification
 from tests.e2e.stack import KIOSK_SECRET
 from tests.faults.harness import wait_until
 from tests.faults.wsclient import ClientPool, EventClient

@@ -30,7 +30,7 @@ from http.client import HTTPConnection, HTTPException
 import pytest
 from django.conf import settings
 
-from payments.fakes.kiosk import kiosk_notification
+from payments.providers.kiosk import kiosk_notification
 from tests.e2e.stack import KIOSK_SECRET
 from tests.faults.harness import wait_until
 from tests.faults.nodes import PROXY_HEADERS, Cluster, Node

@@ -25,7 +25,6 @@ from django.db import close_old_connections, transaction
 from django.urls import Resolver404, resolve
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -36,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 
 from config.wsgi import application
 from payments.models import PaymentSession, Provider
-from tests.factories import CouponFactory, MachineFactory, UserFactory
+from tests.factories import CouponFactory, MachineFactory, TokenFactory, UserFactory
 from tests.subscriptions.conftest import *  # noqa: F403 - provider fakes, plans, purposes
 
 CONFIG = schemathesis.Config.from_dict({"generation": {"deterministic": True}})
@@ -95,7 +94,7 @@ def in_process(db):
 
 
 def _token(user) -> dict:
-    return {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    return {"Authorization": f"Token {TokenFactory(user=user).key}"}
 
 
 def _call(case, headers):

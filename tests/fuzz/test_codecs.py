@@ -15,7 +15,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from payments.fakes.pix import pix_code, pix_code_valid, pix_crc, pix_fields
+from fakeproviders.pix import pix_code, pix_code_valid, pix_crc, pix_fields
 from payments.providers import InboundRequest, SignatureInvalid
 from payments.providers.nowpayments import (
     NowPaymentsAdapter,

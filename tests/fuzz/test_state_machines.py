@@ -42,7 +42,14 @@ from payments.services import (
     payment_session_create,
 )
 from payments.services.confirmation import Evidence
-from tests.factories import MachineFactory, UserFactory
+from tests.factories import (
+    MachineFactory,
+    PaymentSessionFactory,
+    PlanFactory,
+    PrinterFactory,
+    ServiceFactory,
+    UserFactory,
+)
 from tests.orders.conftest import make_order, png_bytes, upload
 from tests.payments.conftest import *  # noqa: F403 - registers the test_purchase purpose
 
@@ -67,17 +74,14 @@ def rolled_back():
 
 def open_payment(*, purpose, params, user, amount, currency, provider, overdue=False):
     """A payment session as `payment_session_create` leaves it, without a provider call."""
-    now = timezone.now()
-    session = PaymentSession.objects.create(
+    session = PaymentSessionFactory(
         purpose=purpose,
         params=params,
         provider=provider,
         user=user,
         amount=amount,
-        original_amount=amount,
         currency=currency,
-        idempotency_key=f"fuzz-{next(_keys)}",
-        expires_at=now + timedelta(hours=-1 if overdue else 1),
+        expires_at=timezone.now() + timedelta(hours=-1 if overdue else 1),
         provider_data={"fuzz": True},
     )
     PaymentAudit.objects.create(
@@ -469,10 +473,8 @@ def test_tickets_and_print_jobs_follow_their_transitions(actions, settings):
     from tickets.models import (
         FINISHED_STATUSES,
         TICKET_TRANSITIONS,
-        Printer,
         PrintJob,
         PrintJobStatus,
-        Service,
         Ticket,
         TicketStatus,
     )
@@ -504,8 +506,8 @@ def test_tickets_and_print_jobs_follow_their_transitions(actions, settings):
     }
     with rolled_back():
         operator = UserFactory(roles=["operator"])
-        service = Service.objects.create(name="Emissão de 2ª via", prefix="Z", price="5.00")
-        printer = Printer.objects.create(name="Balcão", url="dummy:")
+        service = ServiceFactory(name="Emissão de 2ª via", prefix="Z")
+        printer = PrinterFactory(name="Balcão")
         session = payment_session_create(
             user=None,
             purpose="ticket",
@@ -728,7 +730,6 @@ SUBSCRIPTION_ACTIONS = st.one_of(
 def test_subscriptions_extend_from_the_later_of_now_and_period_end(actions):
     from subscriptions.errors import SubscriptionError
     from subscriptions.models import (
-        Plan,
         Subscription,
         SubscriptionEvent,
         SubscriptionEventType,
@@ -744,15 +745,14 @@ def test_subscriptions_extend_from_the_later_of_now_and_period_end(actions):
 
     with rolled_back():
         plans = {
-            "uzs": Plan.objects.create(
+            "uzs": PlanFactory(
                 code="fuzz-uzs",
                 name="Basic",
                 tier="basic",
                 price=Decimal("49000.00"),
                 currency="UZS",
-                period_days=30,
             ),
-            "usd": Plan.objects.create(
+            "usd": PlanFactory(
                 code="fuzz-usd",
                 name="Pro",
                 tier="pro",

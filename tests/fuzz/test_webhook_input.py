@@ -25,8 +25,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
+from fakeproviders import billing as fake_billing
 from notifications.models import Alert, Event
-from payments.fakes import billing as fake_billing
 from payments.models import (
     DeliveryStatus,
     LedgerEntry,

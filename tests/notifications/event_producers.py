@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("config", "notifications", "payments", "subscriptions", "tickets", "orders")
-SKIPPED_PARTS = ("migrations", "fakes")
+SKIPPED_PARTS = ("migrations",)
 # Functions that pass on a type chosen at run time by staff (announcements), not by code.
 PASS_THROUGH = {
     ("notifications/management/commands/notify.py", "handle"),

@@ -37,12 +37,12 @@ from subscriptions.services.plans import (
     subscription_deactivate,
     subscriptions_expire_due,
 )
-from tests.factories import MachineFactory, UserFactory
+from tests.factories import MachineFactory, PrinterFactory, ServiceFactory, UserFactory
 from tests.notifications.event_producers import published_event_types
 from tests.orders.conftest import make_order, png_bytes, upload
 from tests.subscriptions.conftest import billing, buy, checkout, plans, with_credit  # noqa: F401
 from tests.tickets.conftest import DeafPrinter, LoopbackPrinter, kiosk_session
-from tickets.models import Printer, PrintJob, Service
+from tickets.models import PrintJob
 from tickets.services import (
     print_job_run,
     ticket_call_next,
@@ -175,9 +175,9 @@ def test_kiosk_tickets_and_their_payments_match_the_catalogue(
     settings.PRINT_MAX_ATTEMPTS = 2
     settings.PRINT_RETRY_BASE_SECONDS = 0
     operator = UserFactory(roles=["operator"])
-    service = Service.objects.create(name="Emissão de 2ª via", prefix="A", price=Decimal("5.00"))
+    service = ServiceFactory(name="Emissão de 2ª via", prefix="A")
     good, deaf = LoopbackPrinter(), DeafPrinter()
-    printer = Printer.objects.create(name="Balcão", url=good.url)
+    printer = PrinterFactory(name="Balcão", url=good.url)
     try:
         tickets = []
         for _ in range(3):

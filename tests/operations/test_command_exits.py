@@ -126,16 +126,22 @@ print("CODES=" + json.dumps(codes))
 """
 
 
-def test_every_command_exits_2_when_the_database_is_unreachable():
+def unreachable_database_env() -> dict[str, str]:
+    """The environment cron gives a command (production profile, DEBUG off), with a database
+    nobody answers for."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     env["DATABASE_URL"] = "postgres://nobody@127.0.0.1:1/nothing"
-    env["SECRET_KEY"] = "cron-" + "k" * 50  # as cron runs it: production profile, DEBUG off
+    env["SECRET_KEY"] = "cron-" + "k" * 50
     env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    return env
+
+
+def test_every_command_exits_2_when_the_database_is_unreachable():
     argvs = [*NEEDS_THE_DATABASE, ["expire_subscriptions", "--bogus"]]
     done = subprocess.run(
         [sys.executable, "-c", DRIVER, json.dumps(argvs)],
         cwd=ROOT,
-        env=env,
+        env=unreachable_database_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -145,6 +151,33 @@ def test_every_command_exits_2_when_the_database_is_unreachable():
     assert codes == {" ".join(argv): 2 for argv in argvs}, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     assert done.stderr.count("OperationalError") >= len(NEEDS_THE_DATABASE)
+
+
+@pytest.mark.parametrize(
+    "command, says",
+    [
+        (
+            "expire_payment_sessions",
+            "expire_payment_sessions could not run: the database is unreachable",
+        ),
+        ("prune", "prune could not run: the database is unreachable"),
+        ("retry_webhooks", "Could not retry webhook deliveries: OperationalError"),
+    ],
+)
+def test_a_periodic_job_run_by_manage_py_exits_2_and_says_the_database_is_unreachable(
+    command, says
+):
+    done = subprocess.run(
+        [sys.executable, "manage.py", command],
+        cwd=ROOT,
+        env=unreachable_database_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert says in done.stderr
+    assert "OperationalError" in done.stderr
 
 
 @pytest.fixture

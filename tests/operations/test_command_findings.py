@@ -7,17 +7,18 @@ from django.test import Client
 from django.utils import timezone
 
 from notifications.models import Alert
+from tests.factories import PrinterFactory
 from tests.operations.test_command_exits import status
 from tests.tickets.conftest import *  # noqa: F403 - kiosk, service and provider fixtures
 from tests.tickets.conftest import kiosk_session, pay_at_kiosk
-from tickets.models import Printer, PrintJob, PrintJobStatus
+from tickets.models import PrintJob, PrintJobStatus
 
 
 @pytest.mark.django_db
 def test_recover_print_jobs_exits_1_when_a_job_had_used_its_last_attempt(
     kiosk_secret, service, settings
 ):
-    Printer.objects.create(name="Balcão", url="dummy:")
+    PrinterFactory(name="Balcão")
     paid = pay_at_kiosk(Client(), kiosk_secret, kiosk_session(service))
     assert paid.json()["status"] == "processed"
     job = PrintJob.objects.get()

@@ -11,11 +11,9 @@ from payments.models import (
     AuditSource,
     DeliveryStatus,
     PaymentSession,
-    WebhookDelivery,
-    WebhookRefusal,
 )
 from payments.services.confirmation import Evidence, payment_confirm
-from tests.factories import UserFactory
+from tests.factories import UserFactory, WebhookDeliveryFactory, WebhookRefusalFactory
 from tests.subscriptions.conftest import *  # noqa: F403 - billing, plans, customer
 from tests.subscriptions.conftest import checkout
 
@@ -69,12 +67,12 @@ def scenario(billing, plans, customer, monkeypatch):
         ("kiosk", DeliveryStatus.RECEIVED, True, now - timedelta(seconds=40)),
     ]
     for provider, status, valid, when in rows:
-        WebhookDelivery.objects.create(
+        WebhookDeliveryFactory(
             provider=provider, status=status, signature_valid=valid, received_at=when
         )
     # Refused requests are counted, not stored: one bad signature now, one three hours ago.
     for when in (now, old):
-        WebhookRefusal.objects.create(
+        WebhookRefusalFactory(
             provider="click",
             reason="invalid signature",
             response_status=200,

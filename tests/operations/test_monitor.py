@@ -13,7 +13,7 @@ from payments.models import AuditSource, PaymentAudit, PaymentSession
 from payments.registry import purpose_get
 from payments.services import payment_session_create
 from payments.services.confirmation import Evidence, payment_confirm
-from tests.factories import MachineFactory, UserFactory
+from tests.factories import MachineFactory, ServiceFactory, UserFactory
 from tests.orders.conftest import (
     make_order,
     png_bytes,
@@ -91,9 +91,8 @@ def _topup(customer, **_):
 
 
 def _ticket(**_):
-    from tickets.models import Service
 
-    service = Service.objects.create(name="Segunda via", prefix="B", price=Decimal("5.00"))
+    service = ServiceFactory(name="Segunda via", prefix="B")
     return kiosk_session(service)
 
 

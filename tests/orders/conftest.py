@@ -2,14 +2,19 @@ import io
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
-from orders.models import Order, OrderLine, OrderStatus, Product, Table
-from tests.factories import UserFactory
+from orders.models import Order, OrderStatus, Table
+from tests.factories import (
+    OrderFactory,
+    OrderLineFactory,
+    ProductFactory,
+    TableFactory,
+    UserFactory,
+)
 
 
 def png_bytes(size=(64, 48), exif: bool = False, fmt="PNG") -> bytes:
@@ -76,12 +81,10 @@ def staff_users(db):
 
 
 def make_order(waiter, status=OrderStatus.DELIVERED) -> Order:
-    table = Table.objects.create(name=f"Mesa {Table.objects.count() + 1}")
-    order = Order.objects.create(
-        table=table, waiter=waiter, status=status, currency=settings.ORDERS_CURRENCY
-    )
-    tacos = Product.objects.create(name="Tacos", price=Decimal("95.00"))
-    agua = Product.objects.create(name="Agua de jamaica", price=Decimal("35.00"))
-    OrderLine.objects.create(order=order, product=tacos, quantity=2, unit_price=tacos.price)
-    OrderLine.objects.create(order=order, product=agua, quantity=1, unit_price=agua.price)
+    table = TableFactory(name=f"Mesa {Table.objects.count() + 1}")
+    order = OrderFactory(table=table, waiter=waiter, status=status)
+    tacos = ProductFactory(name="Tacos", price=Decimal("95.00"))
+    agua = ProductFactory(name="Agua de jamaica", price=Decimal("35.00"))
+    OrderLineFactory(order=order, product=tacos, quantity=2)
+    OrderLineFactory(order=order, product=agua, quantity=1)
     return order

@@ -12,7 +12,7 @@ from notifications.models import Event
 from orders.errors import OrderError
 from orders.models import Order, OrderLine, OrderStatus, Product, Table
 from orders.services import order_create
-from tests.factories import UserFactory
+from tests.factories import ProductFactory, TableFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,11 +20,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def menu(db):
     return {
-        "table": Table.objects.create(name="Mesa 9"),
-        "closed_table": Table.objects.create(name="Terraza", active=False),
-        "tacos": Product.objects.create(name="Tacos", price=Decimal("95.00")),
-        "agua": Product.objects.create(name="Agua de jamaica", price=Decimal("35.00")),
-        "gone": Product.objects.create(name="Pozole", price=Decimal("80.00"), active=False),
+        "table": TableFactory(name="Mesa 9"),
+        "closed_table": TableFactory(name="Terraza", active=False),
+        "tacos": ProductFactory(name="Tacos", price=Decimal("95.00")),
+        "agua": ProductFactory(name="Agua de jamaica", price=Decimal("35.00")),
+        "gone": ProductFactory(name="Pozole", price=Decimal("80.00"), active=False),
     }
 
 

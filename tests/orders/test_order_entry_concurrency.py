@@ -8,17 +8,17 @@ import pytest
 from django.db import connection
 
 from notifications.models import Event
-from orders.models import Order, Product, Table
+from orders.models import Order
 from orders.services import order_create
-from tests.factories import UserFactory
+from tests.factories import ProductFactory, TableFactory, UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_same_form_at_once_makes_one_order():
     waiter = UserFactory(roles=["waiter"])
-    table = Table.objects.create(name="Mesa 1")
-    tacos = Product.objects.create(name="Tacos", price=Decimal("95.00"))
+    table = TableFactory(name="Mesa 1")
+    tacos = ProductFactory(name="Tacos", price=Decimal("95.00"))
     key, count = uuid.uuid4(), 4
     results, errors, barrier = [None] * count, [], threading.Barrier(count)
 

@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
+from fakeproviders.mercadopago import FakeMercadoPago
 from notifications.services import event_publish
 from payments.errors import InvalidParams
-from payments.fakes.mercadopago import FakeMercadoPago
 from payments.models import Provider
 from payments.registry import Purpose, Quote, purpose_register
 from tests.conftest import processed

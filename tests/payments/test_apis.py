@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from payments.fakes.pix import pix_code_valid, pix_fields
+from fakeproviders.pix import pix_code_valid, pix_fields
 from payments.models import Coupon, PaymentSession, PaymentStatus
 from payments.services import payment_confirm, wallet_adjust
 from payments.services.confirmation import Evidence

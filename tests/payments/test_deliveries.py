@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from payments.fakes.kiosk import kiosk_notification
 from payments.models import PaymentSession, WebhookDelivery
+from payments.providers.kiosk import kiosk_notification
 from payments.services import payment_session_create
 from payments.services.deliveries import deliveries_claim, deliveries_process, deliveries_run
 from tests.payments.conftest import post_kiosk

@@ -1,7 +1,12 @@
 """The demo's fake providers are off unless explicitly on in development."""
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -12,9 +17,10 @@ from payments.services import payment_session_create
 from payments.services.simulation import payment_simulate
 from tests.factories import UserFactory
 
-pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.django_db
 def test_simulation_and_fake_server_refuse_when_fakes_are_off(settings, mp_fake):
     settings.FAKE_PROVIDERS = False
     session = payment_session_create(
@@ -30,6 +36,7 @@ def test_simulation_and_fake_server_refuse_when_fakes_are_off(settings, mp_fake)
         call_command("fake_mercadopago", "--port", "0")
 
 
+@pytest.mark.django_db
 def test_simulate_page_requires_the_owner(client, settings, mp_fake):
     settings.FAKE_PROVIDERS = True
     owner = UserFactory()
@@ -52,6 +59,7 @@ def test_simulate_page_requires_the_owner(client, settings, mp_fake):
     assert session.status == PaymentStatus.PENDING  # only the webhook may confirm it
 
 
+@pytest.mark.django_db
 def test_demo_data_adds_coupons_and_credit(settings):
     from payments.models import Coupon
     from payments.services import wallet_account_get
@@ -103,3 +111,67 @@ def test_fake_server_command_stops_on_sigterm():
     finally:
         if process.poll() is None:
             process.kill()
+
+
+# Starts Django as `manage.py` would, imports every module of the product and resolves the
+# URLs, then reports what of the fake providers' app got loaded.
+LAYOUT = """
+import importlib, json, pkgutil, sys
+import django
+django.setup()
+from django.apps import apps
+from django.core.management import get_commands
+from django.urls import get_resolver
+from payments.services.simulation import simulator_get
+get_resolver().url_patterns
+for app in ("config", "notifications", "payments", "subscriptions", "tickets", "orders"):
+    package = importlib.import_module(app)
+    for module in pkgutil.walk_packages(package.__path__, app + "."):
+        importlib.import_module(module.name)
+print("LAYOUT=" + json.dumps({
+    "installed": apps.is_installed("fakeproviders"),
+    "loaded": any(name.split(".")[0] == "fakeproviders" for name in sys.modules),
+    "commands": sorted(c for c in get_commands() if c.startswith("fake_")),
+    "simulates": [p for p in ("mercadopago", "kiosk", "click") if simulator_get(p)],
+}))
+"""
+
+
+@pytest.mark.parametrize(
+    "profile, expected",
+    [
+        (
+            {"SECRET_KEY": "prod-" + "k" * 50},
+            {"installed": False, "loaded": False, "commands": [], "simulates": []},
+        ),
+        (
+            {"DEBUG": "true"},
+            {"installed": False, "loaded": False, "commands": [], "simulates": []},
+        ),
+        (
+            {"DEBUG": "true", "FAKE_PROVIDERS": "true"},
+            {
+                "installed": True,
+                "loaded": True,
+                "commands": ["fake_billing", "fake_mercadopago"],
+                "simulates": ["mercadopago", "kiosk"],
+            },
+        ),
+    ],
+    ids=["production", "development", "demo"],
+)
+def test_the_fake_providers_are_loaded_only_when_they_are_on(profile, expected):
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env.update(profile, DJANGO_SETTINGS_MODULE="config.settings")
+    env["DATABASE_URL"] = "postgres://nobody@127.0.0.1:1/nothing"  # never connected to
+    done = subprocess.run(
+        [sys.executable, "-c", LAYOUT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("LAYOUT=")), None)
+    assert line, done.stderr[-3000:]
+    assert json.loads(line.removeprefix("LAYOUT=")) == expected

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 
-from payments.fakes.billing import (
+from fakeproviders.billing import (
     FakeBilling,
     RawNumber,
     click_fields,

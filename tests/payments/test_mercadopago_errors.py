@@ -11,8 +11,8 @@ import requests
 from django.utils import timezone
 from mercadopago.errors import MPConnectionError, MPServerError
 
+from fakeproviders.mercadopago import FakeMercadoPago
 from payments.errors import PaymentError, ProviderUnavailable
-from payments.fakes.mercadopago import FakeMercadoPago
 from payments.models import DeliveryStatus, LedgerEntry, PaymentStatus, WebhookDelivery
 from payments.providers.mercadopago import adapter
 from payments.services import payment_session_create, wallet_account_get

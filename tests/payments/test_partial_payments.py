@@ -5,8 +5,8 @@ accept it (the session confirmed through the one path) or record its refund."""
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
+from fakeproviders.billing import RawNumber
 from notifications.models import Event
-from payments.fakes.billing import RawNumber
 from payments.models import PartialPayment, PaymentSession, PaymentStatus
 from payments.selectors import payments_health
 from payments.services.monitor import gaps_find

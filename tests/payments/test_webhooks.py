@@ -12,7 +12,6 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.utils import timezone
 
-from payments.fakes.kiosk import kiosk_notification
 from payments.models import (
     DeliveryStatus,
     LedgerEntry,
@@ -20,6 +19,7 @@ from payments.models import (
     WebhookDelivery,
     WebhookRefusal,
 )
+from payments.providers.kiosk import kiosk_notification
 from payments.services import payment_session_create, wallet_account_get
 from payments.services.deliveries import deliveries_run
 from tests.conftest import processed
@@ -286,7 +286,7 @@ def test_mercadopago_failed_fetch_backs_off_without_a_task_per_delivery(
 
 
 def test_mercadopago_other_topics_are_ignored(client, mp_fake):
-    from payments.fakes.mercadopago import sign_notification
+    from fakeproviders.mercadopago import sign_notification
 
     signature = sign_notification(
         secret=mp_fake.webhook_secret, data_id="77", request_id="req-1", ts=int(time.time())
@@ -519,7 +519,7 @@ def test_kiosk_paid_without_a_usable_amount_is_400_and_changes_nothing(
 
 
 def test_mercadopago_notification_for_an_unknown_payment_is_ignored(client, mp_fake):
-    from payments.fakes.mercadopago import sign_notification
+    from fakeproviders.mercadopago import sign_notification
 
     signature = sign_notification(
         secret=mp_fake.webhook_secret, data_id="123456", request_id="req-404", ts=int(time.time())

@@ -4,12 +4,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from payments.fakes import billing as fake_billing
-from payments.fakes.billing import FakeBilling
+from fakeproviders import billing as fake_billing
+from fakeproviders.billing import FakeBilling
 from payments.services import wallet_adjust
 from subscriptions.services.machines import machine_session_buy
 from tests.conftest import processed
-from tests.factories import UserFactory
+from tests.factories import PlanFactory, UserFactory
 from tests.payments.conftest import *  # noqa: F403 - the provider fakes and helpers
 
 CLICK_SERVICE = "31415"
@@ -56,24 +56,13 @@ def billing(settings):
 
 @pytest.fixture
 def plans(db):
-    from subscriptions.models import Plan
 
     return {
-        "uzs": Plan.objects.create(
-            code="basic-uzs",
-            name="Basic",
-            tier="basic",
-            price=Decimal("49000.00"),
-            currency="UZS",
-            period_days=30,
+        "uzs": PlanFactory(
+            code="basic-uzs", name="Basic", tier="basic", price=Decimal("49000.00"), currency="UZS"
         ),
-        "usd": Plan.objects.create(
-            code="pro-usd",
-            name="Pro",
-            tier="pro",
-            price=Decimal("9.99"),
-            currency="USD",
-            period_days=30,
+        "usd": PlanFactory(
+            code="pro-usd", name="Pro", tier="pro", price=Decimal("9.99"), currency="USD"
         ),
     }
 

@@ -3,7 +3,7 @@ body, `event.id` as the idempotency key."""
 
 import pytest
 
-from payments.fakes.billing import coinbase_event_body
+from fakeproviders.billing import coinbase_event_body
 from payments.models import DeliveryStatus, WebhookDelivery, WebhookRefusal
 from subscriptions.models import Subscription, SubscriptionEvent
 from tests.subscriptions.conftest import CB_KEY, checkout, post_coinbase
@@ -74,7 +74,7 @@ def test_bad_signatures_change_nothing(client, session, billing, settings):
     import json
 
     raw = json.dumps(body).encode()
-    from payments.fakes.billing import coinbase_sign
+    from fakeproviders.billing import coinbase_sign
 
     signature = coinbase_sign(raw, "coinbase-webhook-secret-for-tests")
     altered = raw.replace(b'"9.99"', b'"0.01"')

@@ -10,11 +10,12 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
+from fakeproviders.billing import RawNumber, nowpayments_serialise, nowpayments_sign
 from notifications.models import Event
-from payments.fakes.billing import RawNumber, nowpayments_serialise, nowpayments_sign
 from payments.models import DeliveryStatus, PaymentSession, WebhookDelivery, WebhookRefusal
 from payments.providers.nowpayments import parse_faithful, serialise_sorted, signature_valid
 from subscriptions.models import Subscription, SubscriptionEvent
+from tests.factories import SubscriptionFactory
 from tests.subscriptions.conftest import NP_KEY, NP_SECRET, checkout, post_nowpayments
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +135,7 @@ def test_checkout_without_api_key_is_a_clear_error(billing, plans, customer, set
 
 def test_finished_ipn_activates_an_inactive_subscription(client, session, customer):
     """The original bug: the payment said finished, the user stayed inactive."""
-    Subscription.objects.create(user=customer)  # inactive, as the bug left users
+    SubscriptionFactory(user=customer)  # inactive, as the bug left users
     since = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
     response = post_nowpayments(client, ipn(session, "finished"))
     assert response.status_code == 200, response.content

@@ -12,9 +12,9 @@ from django.utils import timezone
 from payments.models import AuditSource, Coupon, PaymentSession
 from payments.services.confirmation import Evidence, payment_confirm
 from subscriptions.errors import SubscriptionError
-from subscriptions.models import Plan, Subscription, SubscriptionEvent
+from subscriptions.models import Subscription, SubscriptionEvent
 from subscriptions.services.plans import subscription_activate_manually
-from tests.factories import CouponFactory, UserFactory
+from tests.factories import CouponFactory, PlanFactory, UserFactory
 from tests.payments.test_throttling import rates
 from tests.subscriptions.conftest import checkout
 
@@ -23,13 +23,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def pro_uzs(plans):
-    return Plan.objects.create(
-        code="pro-uzs",
-        name="Pro",
-        tier="pro",
-        price=Decimal("98000.00"),
-        currency="UZS",
-        period_days=30,
+    return PlanFactory(
+        code="pro-uzs", name="Pro", tier="pro", price=Decimal("98000.00"), currency="UZS"
     )
 
 

@@ -17,7 +17,7 @@ from subscriptions.services.plans import (
     subscription_deactivate,
     subscriptions_expire_due,
 )
-from tests.factories import CouponFactory, UserFactory
+from tests.factories import CouponFactory, SubscriptionFactory, UserFactory
 from tests.subscriptions.conftest import checkout
 
 pytestmark = pytest.mark.django_db
@@ -128,7 +128,7 @@ def test_expiry_job(billing, plans, customer):
 
 def test_manual_activation_from_the_admin(client, staff, plans, customer):
     client.force_login(staff)
-    subscription = Subscription.objects.create(user=customer)
+    subscription = SubscriptionFactory(user=customer)
     url = "/admin/subscriptions/subscription/"
     form = {"action": "activate_manually", "_selected_action": [subscription.pk]}
     # First the form; without a reason nothing happens.

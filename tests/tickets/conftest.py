@@ -1,14 +1,13 @@
 import socket
 import threading
 import uuid
-from decimal import Decimal
 
 import pytest
 
-from payments.fakes.kiosk import kiosk_notification
+from payments.providers.kiosk import kiosk_notification
+from tests.factories import PrinterFactory, ServiceFactory
 from tests.payments.conftest import *  # noqa: F403 - provider fakes
 from tests.payments.conftest import post_kiosk
-from tickets.models import Printer, Service
 from tickets.printing import STATUS_REQUEST
 
 ONLINE = b"\x12"
@@ -90,12 +89,12 @@ def deaf_printer():
 
 @pytest.fixture
 def service(db):
-    return Service.objects.create(name="Emissão de 2ª via", prefix="A", price=Decimal("5.00"))
+    return ServiceFactory(name="Emissão de 2ª via", prefix="A")
 
 
 @pytest.fixture
 def printer(db, loopback_printer):
-    return Printer.objects.create(name="Balcão", url=loopback_printer.url)
+    return PrinterFactory(name="Balcão", url=loopback_printer.url)
 
 
 def pay_at_kiosk(client, secret, session, *, msg_id=None):
@@ -124,7 +123,7 @@ def kiosk_session(service, **params):
 @pytest.fixture
 def dummy_printer(db):
     """A printer kept in the database (`dummy:`): printing always succeeds, at once."""
-    return Printer.objects.create(name="Demo", url="dummy:")
+    return PrinterFactory(name="Demo")
 
 
 def paid_ticket(service, *, printed: bool = True, **params):

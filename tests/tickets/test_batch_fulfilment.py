@@ -1,16 +1,15 @@
 """A batch of paid tickets is fulfilled at once, and one that cannot be fulfilled is
 isolated: the others get their tickets, it keeps its payment with the error."""
 
-from decimal import Decimal
-
 import pytest
 from django_tasks_db.models import DBTaskResult
 
 from payments.models import PaymentAudit, WebhookDelivery
 from payments.services.deliveries import deliveries_run
+from tests.factories import ServiceFactory
 from tests.tickets.conftest import kiosk_session
 from tests.tickets.test_webhook_cost import _post
-from tickets.models import PrintJob, Service, Ticket
+from tickets.models import PrintJob, Ticket
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -18,7 +17,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_a_batch_of_tickets_is_numbered_printed_and_enqueued_together(
     client, kiosk_secret, service, printer
 ):
-    other = Service.objects.create(name="Segunda via", prefix="B", price=Decimal("5.00"))
+    other = ServiceFactory(name="Segunda via", prefix="B")
     sessions = [kiosk_session(service if i % 2 else other) for i in range(6)]
     for session in sessions:
         assert _post(client, kiosk_secret, session).json()["status"] == "accepted"
@@ -47,7 +46,7 @@ def test_a_batch_of_tickets_is_numbered_printed_and_enqueued_together(
 def test_one_ticket_that_cannot_be_made_does_not_hold_back_the_batch(
     client, kiosk_secret, service, printer
 ):
-    gone = Service.objects.create(name="Fechado", prefix="F", price=Decimal("5.00"))
+    gone = ServiceFactory(name="Fechado", prefix="F")
     sessions = [kiosk_session(service), kiosk_session(gone), kiosk_session(service)]
     for session in sessions:
         assert _post(client, kiosk_secret, session).json()["status"] == "accepted"

@@ -7,7 +7,6 @@ batches' own order, makes PostgreSQL kill one batch as a deadlock every time."""
 
 import contextlib
 import threading
-from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -15,8 +14,9 @@ from django.db import connection
 from payments.models import AuditSource, PaymentSession
 from payments.providers import Notification, PaymentState
 from payments.services.confirmation import Applied, Evidence, notifications_apply
+from tests.factories import ServiceFactory
 from tests.tickets.conftest import kiosk_session
-from tickets.models import Service, Ticket
+from tickets.models import Ticket
 from tickets.services import purpose as ticket_purpose
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -36,8 +36,8 @@ def _approved(session) -> Applied:
 
 
 def test_two_batches_over_the_same_services_never_deadlock(monkeypatch):
-    first = Service.objects.create(name="Primeira via", prefix="A", price=Decimal("5.00"))
-    second = Service.objects.create(name="Segunda via", prefix="B", price=Decimal("5.00"))
+    first = ServiceFactory(name="Primeira via", prefix="A")
+    second = ServiceFactory(name="Segunda via", prefix="B")
     x = [kiosk_session(first), kiosk_session(second)]
     y = [kiosk_session(second), kiosk_session(first)]
     barrier = threading.Barrier(2)

@@ -5,7 +5,7 @@ import random
 import pytest
 from django.test import Client
 
-from payments.fakes.kiosk import kiosk_notification
+from payments.providers.kiosk import kiosk_notification
 from tests.payments.conftest import post_kiosk
 from tests.payments.test_concurrency import run_in_threads
 from tests.tickets.conftest import kiosk_session

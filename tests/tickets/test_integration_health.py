@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 
 from payments.models import PaymentAudit, PaymentSession
-from tests.factories import UserFactory
+from tests.factories import PrinterFactory, UserFactory
 from tests.tickets.conftest import closed_port_url, paid_ticket
-from tickets.models import Printer, PrintJob, Ticket, TicketEvent, TicketStatus
+from tickets.models import PrintJob, Ticket, TicketEvent, TicketStatus
 from tickets.selectors import integration_health, latency_rating
 from tickets.services import print_job_run
 from tickets.services.desks import ticket_reprint_request
@@ -70,7 +70,7 @@ def test_time_to_ticket_is_rated_and_moves_the_health(
 
 def test_a_printer_error_moves_the_health_at_once_and_back(client, service, settings):
     settings.PRINT_MAX_ATTEMPTS = 2
-    printer = Printer.objects.create(name="Balcão", url=closed_port_url())
+    printer = PrinterFactory(name="Balcão", url=closed_port_url())
     ticket = paid_ticket(service, printed=False)
     job = ticket.print_jobs.get()
     assert integration_health()["status"] == "healthy"

@@ -12,10 +12,10 @@ from django.test import Client
 from django.urls import reverse
 
 from payments.models import PaymentSession
+from tests.factories import KioskFactory
 from tests.payments.conftest import create_session
 from tests.payments.test_page_throttling import TOO_MANY
 from tests.payments.test_throttling import KIOSK_TEA, provider_creations, rates
-from tickets.models import Kiosk
 from tickets.services import kiosk_token_rotate
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ STORE = "198.51.100.7"  # the store's one public address: its kiosks and its gue
 
 
 def kiosk_url(service, name="Entrada"):
-    token = kiosk_token_rotate(kiosk=Kiosk.objects.create(name=name))
+    token = kiosk_token_rotate(kiosk=KioskFactory(name=name))
     return reverse("kiosk-service", args=[service.pk]) + f"?token={token}"
 
 
@@ -65,7 +65,7 @@ def test_posts_with_an_invalid_token_are_turned_away_without_spending_the_kiosks
 ):
     rates(settings, kiosk_ticket="2/hour", payment_session_create="2/hour")
     url = kiosk_url(service)
-    retired = Kiosk.objects.create(name="Retired", active=False)
+    retired = KioskFactory(name="Retired", active=False)
     retired_url = reverse("kiosk-service", args=[service.pk]) + (
         f"?token={kiosk_token_rotate(kiosk=retired)}"
     )

@@ -12,9 +12,9 @@ from django.utils.translation import gettext
 
 from notifications.models import Alert, Event
 from payments.errors import InvalidParams
-from tests.factories import UserFactory
+from tests.factories import KioskFactory, PrinterFactory, UserFactory
 from tests.tickets.conftest import closed_port_url, kiosk_session, pay_at_kiosk
-from tickets.models import Kiosk, Printer, PrintJob, PrintJobStatus, Ticket, TicketStatus
+from tickets.models import PrintJob, PrintJobStatus, Ticket, TicketStatus
 from tickets.printing import banner_render, printer_send, reprint_banner_render
 from tickets.services import (
     kiosk_token_rotate,
@@ -163,7 +163,7 @@ def test_a_printer_that_took_the_bytes_and_never_answered_gets_a_reprint(
 ):
     settings.PRINT_TIMEOUT_SECONDS = 0.3
     settings.PRINT_RETRY_BASE_SECONDS = 0
-    deaf = Printer.objects.create(name="Deaf", url=deaf_printer.url)
+    deaf = PrinterFactory(name="Deaf", url=deaf_printer.url)
     pay_at_kiosk(client, kiosk_secret, kiosk_session(service))
     job = PrintJob.objects.get()
     original = bytes(job.data)
@@ -185,7 +185,7 @@ def test_a_printer_that_was_never_reached_is_retried_unmarked(
     client, kiosk_secret, service, settings, loopback_printer
 ):
     settings.PRINT_RETRY_BASE_SECONDS = 0
-    off = Printer.objects.create(name="Off", url=closed_port_url())
+    off = PrinterFactory(name="Off", url=closed_port_url())
     pay_at_kiosk(client, kiosk_secret, kiosk_session(service))
     job = PrintJob.objects.get()
     original = bytes(job.data)
@@ -244,7 +244,7 @@ def test_the_operator_panel_marks_a_ticket_that_may_have_two_slips(
 
 
 def test_the_kiosk_records_the_customers_language_for_the_paper(client, service):
-    kiosk = Kiosk.objects.create(name="Entrada")
+    kiosk = KioskFactory(name="Entrada")
     token = kiosk_token_rotate(kiosk=kiosk)
     url = reverse("kiosk-service", args=[service.pk]) + f"?token={token}"
     answer = client.post(

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from notifications.models import Event
-from tests.factories import UserFactory
+from tests.factories import PrinterFactory, UserFactory
 from tests.tickets.conftest import closed_port_url, kiosk_session, pay_at_kiosk
 from tickets.models import Printer, PrintJob, PrintJobStatus, Ticket, TicketStatus
 from tickets.services import print_job_run
@@ -64,7 +64,7 @@ def test_unreachable_printer_ends_in_print_error_then_reprint_succeeds(
     settings.PRINT_TIMEOUT_SECONDS = 0.3
     settings.PRINT_MAX_ATTEMPTS = 2
     url = closed_port_url() if kind == "closed" else deaf_printer.url
-    bad = Printer.objects.create(name="Broken", url=url)
+    bad = PrinterFactory(name="Broken", url=url)
     session = kiosk_session(service)
     pay_at_kiosk(client, kiosk_secret, session)
     job = PrintJob.objects.get()
@@ -107,7 +107,7 @@ def test_a_hanging_printer_never_hangs_the_worker(kiosk_secret, service, deaf_pr
 
     from tests.notifications.test_services import _database_url
 
-    Printer.objects.create(name="Deaf", url=deaf_printer.url)
+    PrinterFactory(name="Deaf", url=deaf_printer.url)
     sessions = [kiosk_session(service) for _ in range(2)]
     for session in sessions:
         pay_at_kiosk(Client(), kiosk_secret, session)

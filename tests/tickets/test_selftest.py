@@ -1,10 +1,9 @@
 """POST /api/integration/test/: a real payment through the real webhook URL."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 
-from tests.factories import UserFactory
-from tickets.models import Printer, Ticket
+from tests.factories import PrinterFactory, TokenFactory, UserFactory
+from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,9 +20,9 @@ def test_self_test_reports_each_step(
     live_server, settings, kiosk_secret, service, worker_inline, webhook_worker
 ):
     settings.PUBLIC_BASE_URL = live_server.url
-    Printer.objects.create(name="Demo", url="dummy:")
+    PrinterFactory(name="Demo")
     staff = UserFactory(roles=["staff"])
-    token = Token.objects.create(user=staff)
+    token = TokenFactory(user=staff)
     from django.test import Client
 
     response = Client().post("/api/integration/test/", HTTP_AUTHORIZATION=f"Token {token.key}")

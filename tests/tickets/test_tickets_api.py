@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from tests.factories import UserFactory
+from tests.factories import ServiceFactory, UserFactory
 from tests.tickets.conftest import paid_ticket
-from tickets.models import Service, Ticket
+from tickets.models import Ticket
 from tickets.services.desks import desk_call_next
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def queue(service, dummy_printer):
     """A-001 called to desk 3, A-002 waiting, B-001 called to desk 4, B-002 printing
     (its job not sent), A-003 waiting from yesterday."""
-    other = Service.objects.create(name="Câmbio", prefix="B", price=Decimal("8.00"))
+    other = ServiceFactory(name="Câmbio", prefix="B", price=Decimal("8.00"))
     operator = UserFactory(roles=["operator"])
     tickets = {
         "A1": paid_ticket(service, customer_name="Iñés Conceição Souza"),

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 
-from payments.fakes.server import LoopbackServer
+from fakeproviders.server import LoopbackServer
 
 TIMEOUT = 10
 COINBASE_API_VERSION = "2018-03-22"

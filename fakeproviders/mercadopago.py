@@ -31,8 +31,8 @@ from urllib.parse import urlparse
 import qrcode
 import requests
 
-from payments.fakes.pix import pix_code
-from payments.fakes.server import LoopbackServer
+from fakeproviders.pix import pix_code
+from fakeproviders.server import LoopbackServer
 
 _NOTIFICATION_IDS = itertools.count(int(time.time() * 1000) % 10**12 * 1000)
 

@@ -1,7 +1,7 @@
 from django.conf import settings
 
 from core.commands import ConfirmaCommand, usage_error
-from payments.fakes.mercadopago import FakeMercadoPago
+from fakeproviders.mercadopago import FakeMercadoPago
 
 
 class Command(ConfirmaCommand):

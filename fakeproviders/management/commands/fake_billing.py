@@ -1,7 +1,7 @@
 from django.conf import settings
 
 from core.commands import ConfirmaCommand, usage_error
-from payments.fakes.billing import FakeBilling
+from fakeproviders.billing import FakeBilling
 
 REQUIRED = (
     "CLICK_SERVICE_ID",
