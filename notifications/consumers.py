@@ -126,8 +126,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         dispatch what comes one message at a time, as channels' `await_many_dispatch`
         does. That made a new task and an `asyncio.wait` for every message: with a
         hundred screens on a server and every push going to each, that bookkeeping took
-        a fifth of the server's samples (py-spy, `make bench ARGS=--profile`). The first loop to end (a handler raising,
-        StopConsumer on disconnect) ends the other."""
+        a fifth of the server's samples (`make bench ARGS=--profile`). The first loop to
+        end (a handler raising, StopConsumer on disconnect) ends the other."""
         dispatching = asyncio.Lock()
 
         async def loop(source) -> None:
