@@ -27,7 +27,7 @@ from bench.loadgen import (
     spread,
     windows,
 )
-from bench.stack import PROXY_HEADERS, ROOT, WaitSampler
+from bench.stack import PROXY_HEADERS, ROOT, WaitSampler, cpu_seconds
 
 KIOSK_PATH = "/webhooks/kiosk/"
 AUDIENCE = "role:operator"  # what the ticket flow tells operators (ticket.created)
@@ -772,15 +772,18 @@ def screen_latency(ctx: Context, rate: float = 100.0) -> list[Row]:
             await asyncio.sleep(1)
             sent_base: dict[str, float] = {}
             frames["base"] = pool.frames
+            cpu["base"] = cpu_seconds(daphne)
             base = await open_loop(
                 stack.http_url, group_send_requests(1, count), rate=rate,
                 max_seconds=seconds, sent_at=sent_base, drain_seconds=ctx.n(10, 30),
             )  # fmt: skip
             await pool.wait_for(list(sent_base), max_seconds=ctx.n(8, 20))
             frames["base"] = pool.frames - frames["base"]
+            cpu["base"] = cpu_seconds(daphne) - cpu["base"]
             base_lat, base_missing = pool.latencies(sent_base)
             await asyncio.to_thread(drain_tasks)
             frames["mine"] = pool.frames
+            cpu["mine"] = cpu_seconds(daphne)
             sent: dict[str, float] = {}
             requests = kiosk_requests(stack.kiosk_secret, references)
             deadlocks["before"] = stack.deadlocks()
@@ -791,6 +794,7 @@ def screen_latency(ctx: Context, rate: float = 100.0) -> list[Row]:
             )  # fmt: skip
             await pool.wait_for(list(sent), max_seconds=ctx.n(8, 20))
             frames["mine"] = pool.frames - frames["mine"]
+            cpu["mine"] = cpu_seconds(daphne) - cpu["mine"]
             if profiler:
                 ctx.profiles["screen-latency"] = await asyncio.to_thread(profiler.finish)
             lat, missing = pool.latencies(sent)
@@ -798,6 +802,10 @@ def screen_latency(ctx: Context, rate: float = 100.0) -> list[Row]:
 
     deadlocks: dict[str, int] = {}
     frames: dict[str, int] = {}
+    # What the WebSocket servers spend per frame they deliver (CPU time, which the
+    # machine's other load moves far less than latency).
+    cpu: dict[str, float] = {}
+    daphne = stack.pids()["daphne"]
     opened, base, base_lat, base_missing, mine, lat, missing = asyncio.run(run())
     per_screen = {
         k: round(frames[k] / (n * opened), 2) if n and opened else None
@@ -812,8 +820,10 @@ def screen_latency(ctx: Context, rate: float = 100.0) -> list[Row]:
             ("base99", base_lat, 99),
         )
     }  # fmt: skip
+    per_frame_us = {k: round(cpu[k] / frames[k] * 1e6, 1) if frames[k] else None for k in cpu}
     ctx.details[f"screen_latency_{rate:g}_per_s"] = {
         "clients_open": opened,
+        "daphne_cpu_us_per_frame": per_frame_us,
         "rate_per_s": rate,
         "seconds": seconds,
         "deadlocks": deadlocks["during"],
@@ -831,7 +841,8 @@ def screen_latency(ctx: Context, rate: float = 100.0) -> list[Row]:
         f"{opened} clients, {mine.count}+{mine.errors} err notifications (ack p99 "
         f"{_fmt_ms(mine.ms(99))}); missing deliveries {missing} vs baseline {base_missing}; "
         f"{deadlocks['during']} deadlocks; {per_screen['mine']} frames per notification per "
-        f"screen (baseline {per_screen['base']})"
+        f"screen (baseline {per_screen['base']}); daphne CPU {per_frame_us['mine']} µs per "
+        f"frame (baseline {per_frame_us['base']} µs)"
     )
     bench = f"4 webhook→screen (100 clients, {rate:g}/s)"
     return [

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from notifications.audiences import audience_group
 from notifications.selectors import event_latest_id, events_since_any
-from notifications.services import PUSH_MESSAGE_TYPE
+from notifications.services import push_message
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class EventRelay:
             self.cursor = max(self.cursor, event.id)
             await layer.group_send(
                 audience_group(event.audience),
-                {"type": PUSH_MESSAGE_TYPE, "frame": event.as_frame()},
+                push_message(event.as_frame()),
             )
             sent += 1
         return sent

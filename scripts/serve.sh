@@ -21,6 +21,8 @@
 #   WEBHOOK_WORKER_NICE  their niceness (default 10): when the node is short of CPU the
 #                     webhook requests are answered first and confirming waits a little
 #   WORKER_PROCESSES  db_worker processes (default 1)
+#   WORKER_NICE       their niceness (default 10): background tasks (printing, alerts) give
+#                     way to the webhook requests and the live screens when CPU is short
 #   WORKER_INTERVAL   seconds an idle worker waits before looking for tasks (default 0.2)
 #   RUN_PERIODIC      "false" when cron runs the periodic jobs (default true)
 #   SKIP_PREPARE      "true" to skip compile_translations + collectstatic at start
@@ -53,6 +55,7 @@ DAPHNE_PROCESSES=${DAPHNE_PROCESSES:-$CORES}
 WORKER_PROCESSES=${WORKER_PROCESSES:-1}
 WEBHOOK_WORKERS=${WEBHOOK_WORKERS:-2}
 WEBHOOK_WORKER_NICE=${WEBHOOK_WORKER_NICE:-10}
+WORKER_NICE=${WORKER_NICE:-10}
 WORKER_INTERVAL=${WORKER_INTERVAL:-0.2}
 RUN_PERIODIC=${RUN_PERIODIC:-true}
 
@@ -87,7 +90,7 @@ for ((i = 0; i < WEBHOOK_WORKERS; i++)); do
   pids+=($!)
 done
 for ((i = 0; i < WORKER_PROCESSES; i++)); do
-  "$PY" manage.py db_worker --no-reload --interval "$WORKER_INTERVAL" -v0 &
+  nice -n "$WORKER_NICE" "$PY" manage.py db_worker --no-reload --interval "$WORKER_INTERVAL" -v0 &
   pids+=($!)
 done
 if [ "$RUN_PERIODIC" = "true" ]; then

@@ -17,6 +17,7 @@ from notifications.services.events import (
     events_mark,
     events_prune,
     events_push,
+    push_message,
 )
 from notifications.services.mail import alert_summary
 
@@ -34,4 +35,5 @@ __all__ = [
     "events_mark",
     "events_prune",
     "events_push",
+    "push_message",
 ]

@@ -151,6 +151,12 @@ class _PushLoop:
 _push_loop = _PushLoop()
 
 
+def push_message(frame: dict) -> dict:
+    """The channel-layer message that carries one frame to a group. The frame goes encoded
+    once here, so a hundred screens on one server do not each encode it again."""
+    return {"type": PUSH_MESSAGE_TYPE, "frame": frame, "text": json.dumps(frame)}
+
+
 def events_push(frames: list[tuple[str, dict]]) -> None:
     """Send already-committed frames to their audiences' groups; never raises.
 
@@ -163,9 +169,7 @@ def events_push(frames: list[tuple[str, dict]]) -> None:
 
     async def send_all() -> None:
         for audience, frame in frames:
-            await layer.group_send(
-                audience_group(audience), {"type": PUSH_MESSAGE_TYPE, "frame": frame}
-            )
+            await layer.group_send(audience_group(audience), push_message(frame))
 
     try:
         if isinstance(layer, InMemoryChannelLayer):

@@ -1,6 +1,7 @@
 """Waking the webhook workers the moment a delivery is stored.
 
-The intake calls `deliveries_wake()` after its INSERT has committed; a worker with nothing
+The intake calls `deliveries_wake()` after its INSERT has committed (with Redis the PUBLISH
+goes from a thread of the process, so the request never waits for it); a worker with nothing
 to do waits on a `WakeListener`. With Redis (production) the wake-up is one PUBLISH on
 WEBHOOK_WAKE_CHANNEL, which every worker on every node hears. Without Redis, on PostgreSQL,
 it is a NOTIFY sent by the intake after its INSERT — not by a trigger inside the INSERT's
@@ -55,13 +56,50 @@ def _warn(what: str, exc: Exception) -> None:
         logger.warning("%s (%s); workers look every few seconds meanwhile", what, exc)
 
 
+class _Waker:
+    """Sends this process's Redis wake-ups from a thread of its own, so a webhook request
+    never waits for Redis (its answer and its thread are the provider's). Rings that come
+    while a PUBLISH is under way make one more PUBLISH after it, not one each: every
+    delivery committed before a ring is followed by a PUBLISH sent after that ring."""
+
+    def __init__(self) -> None:
+        self._rung = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def ring(self) -> None:
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            with self._lock:  # first ring in this process (or after a fork): start it
+                if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                    self._rung = threading.Event()
+                    self._thread = threading.Thread(
+                        target=self._run, name="webhook-wake", daemon=True
+                    )
+                    self._pid = os.getpid()
+                    self._thread.start()
+        self._rung.set()
+
+    def _run(self) -> None:
+        while True:
+            self._rung.wait()
+            self._rung.clear()
+            try:
+                _redis().publish(settings.WEBHOOK_WAKE_CHANNEL, b"1")
+            except redis.RedisError as exc:
+                _warn("cannot wake the webhook workers through Redis", exc)
+            except Exception:  # never let the thread die: the next ring needs it
+                logger.exception("webhook wake-up failed")
+
+
+_waker = _Waker()
+
+
 def deliveries_wake() -> None:
-    """Tell the webhook workers a delivery was committed (call after the commit)."""
+    """Tell the webhook workers a delivery was committed (call after the commit). With
+    Redis it returns at once: the PUBLISH goes from this process's waker thread."""
     if settings.REDIS_URL:
-        try:
-            _redis().publish(settings.WEBHOOK_WAKE_CHANNEL, b"1")
-        except redis.RedisError as exc:
-            _warn("cannot wake the webhook workers through Redis", exc)
+        _waker.ring()
         return
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         try:

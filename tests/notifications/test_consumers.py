@@ -286,3 +286,26 @@ async def test_a_push_is_sent_while_the_process_sync_thread_is_busy(redis_layer)
     assert not busy.done()
     await busy
     await ws.disconnect()
+
+
+async def test_a_push_goes_out_as_its_sender_encoded_it(redis_layer):
+    """`events_push` encodes a frame once for every screen; the consumer sends that text
+    as it is, through the server's own send (not re-encoded per connection)."""
+    from notifications.services import push_message
+
+    user = await make_user()
+    ws, ok, _ = await ws_connect(user=user)
+    assert ok
+    frame = {"id": 10**12 + 1, "type": "direct", "payload": {"b": 1, "a": 2}, "at": "x"}
+    message = push_message(frame)
+    expected = '{"id": 1000000000001, "type": "direct", "payload": {"b": 1, "a": 2}, "at": "x"}'
+    assert message["text"] == expected
+    # A distinctive encoding (no spaces, keys sorted) shows which text reached the screen.
+    message["text"] = '{"at":"x","id":1000000000001,"payload":{"a":2,"b":1},"type":"direct"}'
+    await get_channel_layer().group_send(audience_group(f"user:{user.pk}"), message)
+    text = await ws.receive_from(timeout=3)
+    assert text == message["text"]
+    # The same event id again (the log's catch-up, a relay) is not sent twice.
+    await get_channel_layer().group_send(audience_group(f"user:{user.pk}"), push_message(frame))
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()

@@ -121,12 +121,51 @@ def test_a_wake_up_that_cannot_be_sent_still_answers_and_stores(
     from payments.services import wake
 
     wake._warned[0] = 0.0
-    first = _store(client, kiosk_secret, _session("wake-down-1"))
-    second = _store(client, kiosk_secret, _session("wake-down-2"))
 
-    assert WebhookDelivery.objects.filter(pk__in=[first, second], status="received").count() == 2
-    warnings = [r for r in caplog.records if "cannot wake" in r.getMessage()]
-    assert len(warnings) == 1  # said once, not per request
+    def warnings():
+        return [r for r in caplog.records if "cannot wake" in r.getMessage()]
+
+    first = _store(client, kiosk_secret, _session("wake-down-1"))
+    _wait(lambda: len(warnings()) == 1, "the warning")  # from the waker thread
+    second = _store(client, kiosk_secret, _session("wake-down-2"))
+    third = _store(client, kiosk_secret, _session("wake-down-3"))
+
+    stored = WebhookDelivery.objects.filter(pk__in=[first, second, third], status="received")
+    assert stored.count() == 3
+    time.sleep(0.5)  # the later wake-ups' attempts fail too (nothing listens there)
+    assert len(warnings()) == 1  # said once, not per request
+
+
+@pytest.mark.redis
+def test_the_answer_does_not_wait_for_redis(client, kiosk_secret, settings, caplog, tmp_path):
+    """A Redis that does not answer (frozen, as under a long pause) costs the intake
+    nothing: the PUBLISH goes from the waker thread, which gives up after its socket
+    timeout (0.5 s) and says so, after the provider has had its answer."""
+    from payments.services import wake
+    from tests.faults.harness import RedisServer
+
+    server = RedisServer(tmp_path)
+    try:
+        settings.REDIS_URL = server.url
+        caplog.set_level(logging.WARNING, logger="payments.services.wake")
+        wake._warned[0] = 0.0
+        _store(client, kiosk_secret, _session("wake-warm"))  # the client connects
+        _wait(lambda: server.answers(), "redis")
+        time.sleep(0.2)
+        server.freeze()
+        try:
+            delivery = _store(client, kiosk_secret, _session("wake-frozen"))
+            # Answered and stored before the wake-up even gave up: it was not waited for.
+            assert not [r for r in caplog.records if "cannot wake" in r.getMessage()]
+            assert WebhookDelivery.objects.filter(pk=delivery, status="received").exists()
+            _wait(
+                lambda: any("cannot wake" in r.getMessage() for r in caplog.records),
+                "the waker thread to give up",
+            )
+        finally:
+            server.thaw()
+    finally:
+        server.close()
 
 
 @pytest.mark.redis
