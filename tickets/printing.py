@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext
+from escpos.capabilities import get_profile
 from escpos.printer import Dummy
 
 from tickets.cpf import name_mask
@@ -36,6 +37,9 @@ CODE_PAGE = "CP860"  # Portuguese; also has Spanish ñ, ¿, ¡ and the accented 
 CYRILLIC_CODE_PAGE = "CP866"  # Russian; ESC t 17 on Epson-compatible printers
 # The code page each language prints in; any other language prints in CODE_PAGE.
 LANGUAGE_CODE_PAGES = {"ru": CYRILLIC_CODE_PAGE}
+# For printers whose profile lacks those: the nearest pages, best first.
+CYRILLIC_FALLBACKS = ("CP1251", "CP855", "ISO_8859-5")
+LATIN_FALLBACKS = ("CP860", "CP850", "CP858", "CP1252", "CP437")
 # Letters no code page of ours has, written as the nearest printable ones: Uzbek Latin's
 # oʻ/gʻ (modifier letters and the apostrophes people type for them) and Uzbek Cyrillic's
 # ғ/қ/ҳ (CP866 has ў but not these).
@@ -71,15 +75,31 @@ class PrintError(Exception):
         self.maybe_printed = maybe_printed
 
 
-def code_page_for(language: str | None, *texts: str) -> str:
+def code_page_for(language: str | None, *texts: str, profile: str = "default") -> str:
     """The code page a job prints in: its language's (Cyrillic for Russian), and CP866 as
     well when any of its texts is written in Cyrillic (a Russian name on an Uzbek kiosk,
-    a business name in Cyrillic): CP866 also has every ASCII letter."""
+    a business name in Cyrillic): CP866 also has every ASCII letter. A printer whose
+    profile lacks that page gets the nearest one it has (CP1251 for Cyrillic, CP850 or
+    CP437 for Latin), and `printable` makes the text fit it."""
     language = (language or settings.LANGUAGE_CODE).lower()
     page = LANGUAGE_CODE_PAGES.get(language, CODE_PAGE)
     if page == CODE_PAGE and any(_cyrillic(text) for text in texts):
-        return CYRILLIC_CODE_PAGE
+        page = CYRILLIC_CODE_PAGE
+    has = _profile_code_pages(profile)
+    if page in has:
+        return page
+    nearest = CYRILLIC_FALLBACKS if page == CYRILLIC_CODE_PAGE else ()
+    for candidate in (*nearest, *LATIN_FALLBACKS):
+        if candidate in has:
+            return candidate
     return page
+
+
+def _profile_code_pages(profile: str) -> set[str]:
+    try:
+        return set(get_profile(profile).get_code_pages())
+    except Exception:
+        return set()
 
 
 def _cyrillic(text: str) -> bool:
@@ -119,7 +139,9 @@ def ticket_render(ticket, *, profile: str = "default") -> bytes:
     the kiosk, its time in BUSINESS_TIME_ZONE."""
     language = (ticket.payment_session.params or {}).get("language")
     name = name_mask(ticket.customer_name) if ticket.customer_name else ""
-    page = code_page_for(language, settings.BUSINESS_NAME, ticket.service.name, name)
+    page = code_page_for(
+        language, settings.BUSINESS_NAME, ticket.service.name, name, profile=profile
+    )
     printer = Dummy(profile=profile)
     printer.charcode(page)
     printer.set(align="center", bold=True)
@@ -151,7 +173,7 @@ def reprint_banner_render(*, language: str | None = None, profile: str = "defaul
         note = gettext(
             "Another copy of this ticket may exist: same number, same place in the queue."
         )
-        page = code_page_for(language or settings.LANGUAGE_CODE, title, note)
+        page = code_page_for(language or settings.LANGUAGE_CODE, title, note, profile=profile)
     return banner_render(title, note, profile=profile, code_page=page)
 
 

@@ -10,7 +10,7 @@ from django.utils.translation import gettext
 
 from tests.tickets.conftest import paid_ticket
 from tickets.models import Service
-from tickets.printing import printable, reprint_banner_render, ticket_render
+from tickets.printing import code_page_for, printable, reprint_banner_render, ticket_render
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +75,13 @@ def test_printable_substitutes_then_drops_accents_then_marks_the_rest():
     assert printable("São João ñ", "CP866") == "Sao Joao n"
     assert printable("São João ñ", "CP860") == "São João ñ"
     assert printable("票", "CP860") == "?"
+
+
+def test_a_printer_without_the_page_gets_the_nearest_it_has(dummy_printer, service):
+    ticket = paid_ticket(service, printed=False, language="ru", customer_name="Иван Петров")
+    assert code_page_for("ru", profile="TM-T88V") == "CP866"
+    assert code_page_for("ru", profile="T-1") == "CP860"  # no Cyrillic page at all
+    assert code_page_for("pt-br", profile="TM-U220") == "CP437"
+    data = ticket_render(ticket, profile="TM-U220")
+    assert data.startswith(b"\x1bt\x00")  # ESC t 0: PC437, the only page it has
+    assert "Emissao de 2ª via".encode("cp437") in data  # CP437 has ª but no ã
