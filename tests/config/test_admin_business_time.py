@@ -5,12 +5,21 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from django.utils import translation
 
 from notifications.models import Alert, Event
 from notifications.services import alert_raise, event_publish
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _language_back():
+    # A request's Accept-Language stays active in this thread: later tests expect none.
+    yield
+    translation.deactivate()
+
 
 MOMENT = datetime(2026, 12, 6, 15, 7, 30, tzinfo=UTC)  # 20:07 in Tashkent
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from notifications.services import event_publish
 from subscriptions.models import Plan, Subscription, SubscriptionEvent
@@ -14,6 +15,14 @@ from tests.tickets.conftest import paid_ticket
 from tickets.models import Printer, Service, Ticket
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _language_back():
+    # A request's Accept-Language stays active in this thread: later tests expect none.
+    yield
+    translation.deactivate()
+
 
 # 15:07 UTC is 20:07 in Tashkent (UTC+5) and 12:07 in São Paulo (UTC−3).
 MOMENT = datetime(2026, 12, 6, 15, 7, 30, tzinfo=UTC)

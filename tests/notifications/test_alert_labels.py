@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 APPS = ("config", "notifications", "payments", "subscriptions", "tickets", "orders")
 
 
+@pytest.fixture(autouse=True)
+def _language_back():
+    # A request's Accept-Language stays active in this thread: later tests expect none.
+    yield
+    translation.deactivate()
+
+
 def raised_codes() -> set[str]:
     """Alert codes written in the production code: `code="…"` next to alert_raise, the
     `_alert(session, "…")` helper (its f-strings expanded) and providers' (code, message)."""

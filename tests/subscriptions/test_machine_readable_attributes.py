@@ -2,8 +2,16 @@
 "49000.00", never "49000,00" (what Portuguese or Russian readers see is in the text)."""
 
 import pytest
+from django.utils import translation
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _language_back():
+    # A request's Accept-Language stays active in this thread: later tests expect none.
+    yield
+    translation.deactivate()
 
 
 @pytest.mark.parametrize("language", ["pt-br", "ru", "uz", "es"])
