@@ -49,7 +49,7 @@ makemessages: $(VENV)/.runtime
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
 
-## screenshots: regenerate docs/screenshots/*.png in Chromium
+## screenshots: regenerate docs/screenshots/*.png (English) and docs/screenshots/pt-br/*.png in Chromium
 screenshots: $(VENV)/.dev messages
 	$(PY) scripts/screenshots.py
 

@@ -1,5 +1,10 @@
 """Request middleware of Confirma's own."""
 
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+
 from notifications.selectors import event_latest_id
 
 # Requests that never render a page with a live event stream.
@@ -26,3 +31,22 @@ class EventsCursorMiddleware:
         if request.method in ("GET", "HEAD") and not request.path.startswith(_NO_PAGE_PREFIXES):
             request.events_since = event_latest_id()
         return None
+
+
+class AdminBusinessTimeMiddleware:
+    """The admin shows times in the business's time zone (BUSINESS_TIME_ZONE), as the
+    other pages do, and names it in its header: Django renders the admin's dates in the
+    active zone, which is otherwise the server's (TIME_ZONE, UTC). Stored times, the API
+    and everything outside the admin keep their zone."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith("/admin/"):
+            return self.get_response(request)
+        timezone.activate(ZoneInfo(settings.BUSINESS_TIME_ZONE))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

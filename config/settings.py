@@ -98,6 +98,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.EventsCursorMiddleware",
+    "config.middleware.AdminBusinessTimeMiddleware",
     # Last, as django-axes asks: turns a locked login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

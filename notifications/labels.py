@@ -37,6 +37,33 @@ EVENT_TYPE_LABELS = {
     "alert.raised": _("Alert"),
 }
 
+# What each alert code means, for the staff alert bar and the alert pages. A code not
+# listed reads as "Alert", never as itself.
+ALERT_LABELS = {
+    "payment.amount_mismatch": _("Payment amount or currency does not match"),
+    "payment.late": _("Payment arrived after its session closed"),
+    "payment.delayed": _("Crypto payment arrived after the charge expired"),
+    "payment.partially_paid": _("Crypto payment arrived short of the price"),
+    "payment.duplicate": _("Second payment for one session"),
+    "payment.refund_due": _("Payment to refund"),
+    "payment.fulfilment_failed": _("Paid but not delivered"),
+    "payment.refund": _("Payment refunded"),
+    "payment.chargeback": _("Payment charged back"),
+    "payment.refund_unexpected": _("Refund for a payment that is not completed"),
+    "payment.chargeback_unexpected": _("Chargeback for a payment that is not completed"),
+    "payment.refund_other_payment": _("Refund for a second payment"),
+    "payment.chargeback_other_payment": _("Chargeback for a second payment"),
+    "payment.unmatched": _("Payment that matches no session"),
+    "webhook.dead": _("Provider notification given up"),
+    "webhook.backlog": _("Provider notifications waiting too long"),
+    "monitor.gap": _("Paid but not active"),
+    "monitor.repair_failed": _("Automatic repair failed"),
+    "wallet.topup_reversal_short": _("Refunded top-up already spent"),
+    "ticket.print_error": _("Ticket printing failed"),
+    "task.orphaned": _("Background task lost"),
+    "alerts.test": _("Test alert"),
+}
+
 ROLE_LABELS = {
     "cashier": _("Cashiers"),
     "waiter": _("Waiters"),
@@ -51,6 +78,17 @@ def event_type_label(event_type: str) -> str:
     yet) reads as "Event" rather than as its code."""
     label = EVENT_TYPE_LABELS.get(event_type)
     return str(label) if label is not None else gettext("Event")
+
+
+def alert_label(code: str) -> str:
+    """The translated label of an alert code; an unknown one reads as "Alert"."""
+    label = ALERT_LABELS.get(code)
+    return str(label) if label is not None else gettext("Alert")
+
+
+def alert_labels() -> dict[str, str]:
+    """Every alert code's label in the active language (for the live alert bar)."""
+    return {code: str(label) for code, label in ALERT_LABELS.items()}
 
 
 def audience_label(audience: str) -> str:

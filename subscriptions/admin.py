@@ -1,6 +1,8 @@
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth import get_user_model
@@ -255,9 +257,13 @@ class SubscriptionAdmin(ReadOnlyModelAdmin):
                             "user": subscription.user,
                             "plan": subscription.plan.name,
                             "end": date_format(
-                                timezone.localtime(subscription.current_period_end),
+                                timezone.localtime(
+                                    subscription.current_period_end,
+                                    ZoneInfo(settings.BUSINESS_TIME_ZONE),
+                                ),
                                 "DATETIME_FORMAT",
-                            ),
+                            )
+                            + f" ({settings.BUSINESS_TIME_ZONE})",
                         },
                         messages.SUCCESS,
                     )

@@ -10,15 +10,23 @@ nothing was printed. A failure after it (the write broke, the status never came,
 printer says it is offline with the job in its buffer) means the paper may have come out:
 `PrintError.maybe_printed` says so, and the next attempt carries `reprint_banner_render`
 above the ticket.
+
+Thermal printers have no Unicode: each job selects one code page (ESC t n) for the
+language it is printed in, and its text is reduced to what that page can print
+(`printable`): Cyrillic in CP866, the Latin languages in CP860, Uzbek's oʻ/gʻ with a
+plain apostrophe.
 """
 
 import socket
+import unicodedata
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext
+from escpos.capabilities import get_profile
 from escpos.printer import Dummy
 
 from tickets.cpf import name_mask
@@ -26,6 +34,36 @@ from tickets.cpf import name_mask
 STATUS_REQUEST = b"\x10\x04\x01"  # DLE EOT 1: printer status
 OFFLINE_BIT = 0x08
 CODE_PAGE = "CP860"  # Portuguese; also has Spanish ñ, ¿, ¡ and the accented vowels
+CYRILLIC_CODE_PAGE = "CP866"  # Russian; ESC t 17 on Epson-compatible printers
+# The code page each language prints in; any other language prints in CODE_PAGE.
+LANGUAGE_CODE_PAGES = {"ru": CYRILLIC_CODE_PAGE}
+# For printers whose profile lacks those: the nearest pages, best first.
+CYRILLIC_FALLBACKS = ("CP1251", "CP855", "ISO_8859-5")
+LATIN_FALLBACKS = ("CP860", "CP850", "CP858", "CP1252", "CP437")
+# Letters no code page of ours has, written as the nearest printable ones: Uzbek Latin's
+# oʻ/gʻ (modifier letters and the apostrophes people type for them) and Uzbek Cyrillic's
+# ғ/қ/ҳ (CP866 has ў but not these).
+PRINTABLE_SUBSTITUTES = {
+    "\u02bb": "'",  # ʻ modifier letter turned comma (oʻ, gʻ)
+    "\u02bc": "'",  # ʼ modifier letter apostrophe (tutuq belgisi)
+    "\u2018": "'",
+    "\u2019": "'",
+    "Ғ": "Г",
+    "ғ": "г",
+    "Қ": "К",
+    "қ": "к",
+    "Ҳ": "Х",
+    "ҳ": "х",
+    "Ҷ": "Ч",
+    "ҷ": "ч",
+    "«": '"',
+    "»": '"',
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2026": "...",
+}
 
 
 class PrintError(Exception):
@@ -37,20 +75,86 @@ class PrintError(Exception):
         self.maybe_printed = maybe_printed
 
 
+def code_page_for(language: str | None, *texts: str, profile: str = "default") -> str:
+    """The code page a job prints in: its language's (Cyrillic for Russian), and CP866 as
+    well when any of its texts is written in Cyrillic (a Russian name on an Uzbek kiosk,
+    a business name in Cyrillic): CP866 also has every ASCII letter. A printer whose
+    profile lacks that page gets the nearest one it has (CP1251 for Cyrillic, CP850 or
+    CP437 for Latin), and `printable` makes the text fit it."""
+    language = (language or settings.LANGUAGE_CODE).lower()
+    page = LANGUAGE_CODE_PAGES.get(language, CODE_PAGE)
+    if page == CODE_PAGE and any(_cyrillic(text) for text in texts):
+        page = CYRILLIC_CODE_PAGE
+    has = _profile_code_pages(profile)
+    if page in has:
+        return page
+    nearest = CYRILLIC_FALLBACKS if page == CYRILLIC_CODE_PAGE else ()
+    for candidate in (*nearest, *LATIN_FALLBACKS):
+        if candidate in has:
+            return candidate
+    return page
+
+
+def _profile_code_pages(profile: str) -> set[str]:
+    try:
+        return set(get_profile(profile).get_code_pages())
+    except Exception:
+        return set()
+
+
+def _cyrillic(text: str) -> bool:
+    return any("\u0400" <= char <= "\u04ff" for char in text or "")
+
+
+def printable(text: str, code_page: str) -> str:
+    """`text` with only characters `code_page` can print: known substitutes first (oʻ →
+    o'), then a letter without its accent (ã → a in CP866), then "?"."""
+    encoding = code_page.lower()
+
+    def fits(text: str) -> bool:
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError:
+            return False
+        return True
+
+    out = []
+    for char in str(text):
+        if not fits(char):
+            plain = "".join(
+                part
+                for part in unicodedata.normalize("NFKD", char)
+                if not unicodedata.combining(part)
+            )
+            for candidate in (PRINTABLE_SUBSTITUTES.get(char, ""), plain, "?"):
+                if candidate and fits(candidate):
+                    char = candidate
+                    break
+        out.append(char)
+    return "".join(out)
+
+
 def ticket_render(ticket, *, profile: str = "default") -> bytes:
+    """The ticket's ESC/POS bytes, in the code page of the language the customer used at
+    the kiosk, its time in BUSINESS_TIME_ZONE."""
+    language = (ticket.payment_session.params or {}).get("language")
+    name = name_mask(ticket.customer_name) if ticket.customer_name else ""
+    page = code_page_for(
+        language, settings.BUSINESS_NAME, ticket.service.name, name, profile=profile
+    )
     printer = Dummy(profile=profile)
-    printer.charcode(CODE_PAGE)
+    printer.charcode(page)
     printer.set(align="center", bold=True)
-    printer.textln(settings.BUSINESS_NAME)
+    printer.textln(printable(settings.BUSINESS_NAME, page))
     printer.set(align="center", normal_textsize=True)
-    printer.textln(ticket.service.name)
+    printer.textln(printable(ticket.service.name, page))
     printer.set(align="center", bold=True, double_height=True, double_width=True)
-    printer.textln(ticket.code)
+    printer.textln(printable(ticket.code, page))
     printer.set(align="center", normal_textsize=True)
-    local = timezone.localtime(ticket.paid_at)
+    local = ticket.paid_at.astimezone(ZoneInfo(settings.BUSINESS_TIME_ZONE))
     printer.textln(local.strftime("%d/%m/%Y %H:%M"))
-    if ticket.customer_name:
-        printer.textln(name_mask(ticket.customer_name))
+    if name:
+        printer.textln(printable(name, page))
     if ticket.cpf_masked:
         printer.textln(f"CPF {ticket.cpf_masked}")
     printer.qr(ticket.payment_session.reference, size=5, native=True)
@@ -69,17 +173,20 @@ def reprint_banner_render(*, language: str | None = None, profile: str = "defaul
         note = gettext(
             "Another copy of this ticket may exist: same number, same place in the queue."
         )
-    return banner_render(title, note, profile=profile)
+        page = code_page_for(language or settings.LANGUAGE_CODE, title, note, profile=profile)
+    return banner_render(title, note, profile=profile, code_page=page)
 
 
-def banner_render(title: str, note: str, *, profile: str = "default") -> bytes:
+def banner_render(
+    title: str, note: str, *, profile: str = "default", code_page: str = CODE_PAGE
+) -> bytes:
     """ESC/POS bytes of a banner: `title` large and inverted, `note` below it."""
     printer = Dummy(profile=profile)
-    printer.charcode(CODE_PAGE)
+    printer.charcode(code_page)
     printer.set(align="center", bold=True, invert=True, double_height=True, double_width=True)
-    printer.textln(f" {title} ")
+    printer.textln(f" {printable(title, code_page)} ")
     printer.set(align="center", normal_textsize=True)
-    printer.textln(note)
+    printer.textln(printable(note, code_page))
     printer.textln("-" * 32)
     return printer.output
 

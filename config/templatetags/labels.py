@@ -4,6 +4,8 @@ attributes, JSON) keep the codes."""
 
 from django import template
 
+from notifications.labels import alert_label as _alert_label
+from notifications.labels import alert_labels as _alert_labels
 from notifications.labels import audience_label as _audience_label
 from notifications.labels import event_type_label as _event_type_label
 from payments.labels import delivery_status_label as _delivery_status_label
@@ -42,3 +44,14 @@ def event_type_label(code) -> str:
 @register.filter
 def audience_label(audience) -> str:
     return _audience_label(str(audience or ""))
+
+
+@register.filter
+def alert_label(code) -> str:
+    return _alert_label(str(code or ""))
+
+
+@register.simple_tag
+def alert_labels() -> dict[str, str]:
+    """Every alert code's label in the active language: the live alert bar shows these."""
+    return _alert_labels()

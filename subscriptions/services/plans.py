@@ -12,7 +12,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -231,7 +233,11 @@ def plan_change_check(*, user, plan: Plan) -> None:
         % {
             "current": change.previous_plan.name,
             "currency": change.previous_plan.currency,
-            "end": date_format(timezone.localtime(change.previous_end), "DATETIME_FORMAT"),
+            "end": date_format(
+                timezone.localtime(change.previous_end, ZoneInfo(settings.BUSINESS_TIME_ZONE)),
+                "DATETIME_FORMAT",
+            )
+            + f" ({settings.BUSINESS_TIME_ZONE})",
         },
         code="plan_change_currency",
     )

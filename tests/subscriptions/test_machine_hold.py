@@ -4,6 +4,7 @@ payment from the machine's page, which frees the machine at once."""
 
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -51,9 +52,13 @@ def test_the_hold_is_a_setting_not_the_pix_lifetime(client, mp_fake, settings):
     # The customer paying sees until when the machine is theirs, and can give it up.
     client.force_login(payer)
     html = page(client, machine)
-    held_until = timezone.localtime(usage.reserved_until).strftime("%H:%M")
+    # In the business's time zone, named (English: "9:16 AM (America/Sao_Paulo)").
+    local = usage.reserved_until.astimezone(ZoneInfo(settings.BUSINESS_TIME_ZONE))
+    held_until = f"{local.strftime('%-I:%M')}\u202f{local.strftime('%p')}"
     assert 'data-state="paying"' in html and 'data-holding="true"' in html
-    assert f"This machine is held for you until {held_until}." in html
+    assert (
+        f"This machine is held for you until {held_until} ({settings.BUSINESS_TIME_ZONE})." in html
+    )
     assert f'action="/machines/{machine.code}/cancel/"' in html and "Cancel this payment" in html
     assert f'name="reference" value="{payment.reference}"' in html
 

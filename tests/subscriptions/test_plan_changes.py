@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 
 from payments.models import AuditSource, Coupon, PaymentSession
@@ -192,6 +193,8 @@ def test_plans_page_shows_what_paying_would_do(client, billing, plans, pro_uzs, 
     assert 'data-change="renewed"' in quote(page, "basic-uzs")
     usd = quote(page, "pro-usd")
     assert "plan-refused" in usd and "Choose a plan priced in UZS" in usd
+    # Until when, in the business's time zone, named.
+    assert f"({django_settings.BUSINESS_TIME_ZONE})). Choose a plan" in usd
     assert PaymentSession.objects.count() == 1
 
 
