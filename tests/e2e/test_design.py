@@ -106,6 +106,14 @@ def test_phone_menu_is_collapsed_and_opens_on_tap(open_as):
     assert button.is_visible() and button.get_attribute("aria-expanded") == "false"
     assert page.locator("#site-nav").is_hidden()
     assert page.locator("#topbar").bounding_box()["height"] < 80
+    # Whatever the live state says (a slow connection, a longer language), one line.
+    for word in ("Connecting…", "Reconnecting…", "Переподключение…"):
+        page.evaluate(
+            "w => { const s = document.getElementById('events-status');"
+            " s.hidden = false; s.dataset.state = 'reconnecting'; s.textContent = w; }",
+            word,
+        )
+        assert page.locator("#topbar").bounding_box()["height"] < 80, word
     button.click()
     page.wait_for_selector("#site-nav a[href='/payments/']", state="visible")
     assert button.get_attribute("aria-expanded") == "true"
