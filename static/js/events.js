@@ -64,6 +64,7 @@
     if (!el) return;
     el.dataset.state = state;
     el.textContent = el.dataset["label" + state.charAt(0).toUpperCase() + state.slice(1)] || state;
+    el.title = el.textContent; // the pill is narrow: a long word shows whole on hover
     document.dispatchEvent(new CustomEvent("confirma:connection", { detail: { state: state } }));
   };
 

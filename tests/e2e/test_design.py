@@ -90,6 +90,15 @@ def test_navigation_per_role_and_one_line_for_staff(open_as):
     nav = staff.locator("#site-nav").bounding_box()
     first_link = staff.locator("#site-nav a").first.bounding_box()
     assert nav["height"] < first_link["height"] * 1.5, (nav, first_link)
+    # Whatever the live state says (a slow connection, a longer language), still one line.
+    for word in ("Connecting…", "Reconnecting…", "Переподключение…"):
+        staff.evaluate(
+            "w => { const s = document.getElementById('events-status');"
+            " s.hidden = false; s.dataset.state = 'reconnecting'; s.textContent = w; }",
+            word,
+        )
+        nav = staff.locator("#site-nav").bounding_box()
+        assert nav["height"] < first_link["height"] * 1.5, (word, nav, first_link)
     assert staff.locator("#menu-button").is_hidden()
     assert overflow(staff) == 0
 
