@@ -24,4 +24,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 "$PY" manage.py makemigrations --check --dry-run -v0
-exec "$PY" scripts/testenv.py -- "$PY" -m pytest "$@"
+# Two processes (pytest-xdist; TEST_WORKERS=0 runs in one): the browser and the fault tests
+# each stay in one process (tests/conftest.py), the rest is shared out test by test.
+exec "$PY" scripts/testenv.py -- "$PY" -m pytest -n "${TEST_WORKERS:-2}" --dist loadgroup "$@"

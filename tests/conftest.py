@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import uuid
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -36,6 +37,12 @@ def _reachable(url: str) -> bool:
         return False
 
 
+# Tests in these directories run one after another in one process of a parallel run
+# (pytest-xdist, `--dist loadgroup`): the browser tests share their stacks and Chromium
+# (tests/e2e/conftest.py), the fault tests start servers and kill processes.
+SERIAL_GROUPS = ("e2e", "faults")
+
+
 def pytest_configure(config):
     from django.conf import settings
 
@@ -43,6 +50,36 @@ def pytest_configure(config):
     # servers) would keep their connections open past the end of the run, and the test
     # database could not be dropped. Servers the tests start as processes keep the default.
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        _names_of_the_workers_own(settings, worker)
+
+
+def _names_of_the_workers_own(settings, worker: str) -> None:
+    """Each process of a parallel run has its own test database (pytest-django adds the
+    worker's name to it); here it also gets its own names in Redis (channel groups, cache
+    keys, the webhook workers' wake-up), and so do the processes it starts."""
+    prefix = f"{settings.CHANNELS_PREFIX}-{worker}"
+    os.environ["CHANNELS_PREFIX"] = prefix
+    settings.CHANNELS_PREFIX = prefix
+    for layer in settings.CHANNEL_LAYERS.values():
+        if "prefix" in layer.get("CONFIG", {}):
+            layer["CONFIG"]["prefix"] = prefix
+    for cache in settings.CACHES.values():
+        if "KEY_PREFIX" in cache:
+            cache["KEY_PREFIX"] = prefix
+    settings.WEBHOOK_WAKE_CHANNEL = f"{prefix}:deliveries"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    tests = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests).parts if item.path.is_relative_to(tests) else ()
+        if parts and parts[0] in SERIAL_GROUPS:
+            item.add_marker(pytest.mark.xdist_group(parts[0]))
 
 
 def pytest_runtest_setup(item):
