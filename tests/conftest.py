@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import uuid
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -71,15 +70,24 @@ def _names_of_the_workers_own(settings, worker: str) -> None:
     settings.WEBHOOK_WAKE_CHANNEL = f"{prefix}:deliveries"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    tests = Path(__file__).parent
-    for item in items:
-        parts = item.path.relative_to(tests).parts if item.path.is_relative_to(tests) else ()
-        if parts and parts[0] in SERIAL_GROUPS:
-            item.add_marker(pytest.mark.xdist_group(parts[0]))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup`, grouping by directory: each of SERIAL_GROUPS is one unit of work
+    for one process (the biggest units are handed out first); every other test is a unit
+    of its own. (xdist's own `xdist_group` marks do not reach its scheduler on pytest 9,
+    which no longer reads the node id the marks are written into.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DirectoryGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            parts = nodeid.split("::", 1)[0].split("/")
+            if len(parts) > 2 and parts[0] == "tests" and parts[1] in SERIAL_GROUPS:
+                return parts[1]
+            return nodeid
+
+    return DirectoryGroups(config, log)
 
 
 def pytest_runtest_setup(item):
