@@ -90,6 +90,27 @@ def pytest_xdist_make_scheduler(config, log):
     return DirectoryGroups(config, log)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Playwright's sync API leaves its event loop marked as running in this thread from
+    the `browser` fixture's first use to the end of the process: Django would refuse
+    database access there ("async context") and pytest-asyncio could not run loops of its
+    own. In a parallel run any test may follow a browser test in the same process, so a
+    test that does not use the browser runs (set-up and tear-down included) with the mark
+    taken off; it is put back afterwards."""
+    from asyncio import events
+
+    loop = events._get_running_loop()
+    if loop is None or "browser" in item.fixturenames:
+        return (yield)
+    events._set_running_loop(None)
+    try:
+        return (yield)
+    finally:
+        if events._get_running_loop() is None and not loop.is_closed():
+            events._set_running_loop(loop)
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("postgres"):
         from django.conf import settings
@@ -176,11 +197,17 @@ def browser():
         _missing("Playwright")
     if not os.path.exists(CHROMIUM):
         _missing(f"Chromium at {CHROMIUM}")
+    from asyncio import events
+
     with sync_playwright() as playwright:
+        loop = events._get_running_loop()
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
         )
         yield chromium
+        # Torn down at the end of a test that does not use the browser, Playwright needs
+        # its loop marked as running again (see pytest_runtest_protocol).
+        events._set_running_loop(loop)
         chromium.close()
 
 
