@@ -40,6 +40,8 @@ def _reachable(url: str) -> bool:
 # (pytest-xdist, `--dist loadgroup`): the browser tests share their stacks and Chromium
 # (tests/e2e/conftest.py), the fault tests start servers and kill processes.
 SERIAL_GROUPS = ("e2e", "faults")
+# …except these modules, which test the database of the run (see the scheduler below).
+DATABASE_TESTS_IN_GROUPS = ("tests/faults/test_print_recovery.py",)
 
 
 def pytest_configure(config):
@@ -75,15 +77,27 @@ def pytest_xdist_make_scheduler(config, log):
     """`--dist loadgroup`, grouping by directory: each of SERIAL_GROUPS is one unit of work
     for one process (the biggest units are handed out first); every other test is a unit
     of its own. (xdist's own `xdist_group` marks do not reach its scheduler on pytest 9,
-    which no longer reads the node id the marks are written into.)"""
+    which no longer reads the node id the marks are written into.)
+
+    A group runs before the ordinary database tests of its process, so it must hold no
+    test on the test database: a transactional test's flush would leave the tests after
+    it without the data the migrations made (the roles). The modules of these
+    directories that have such tests are shared out test by test like the rest
+    (pytest-django runs their database tests in its order: ordinary, then transactional)."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class DirectoryGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            parts = nodeid.split("::", 1)[0].split("/")
-            if len(parts) > 2 and parts[0] == "tests" and parts[1] in SERIAL_GROUPS:
+            path = nodeid.split("::", 1)[0]
+            parts = path.split("/")
+            if (
+                len(parts) > 2
+                and parts[0] == "tests"
+                and parts[1] in SERIAL_GROUPS
+                and path not in DATABASE_TESTS_IN_GROUPS
+            ):
                 return parts[1]
             return nodeid
 
