@@ -26,4 +26,6 @@ fi
 # Every import points down the layers declared in pyproject.toml, and none goes round.
 .venv/bin/lint-imports --no-cache
 "$PY" manage.py makemigrations --check --dry-run -v0
-exec "$PY" scripts/testenv.py -- "$PY" -m pytest "$@"
+# Two processes (pytest-xdist; TEST_WORKERS=0 runs in one): the browser and the fault tests
+# each stay in one process (tests/conftest.py), the rest is shared out test by test.
+exec "$PY" scripts/testenv.py -- "$PY" -m pytest -n "${TEST_WORKERS:-2}" --dist loadgroup "$@"

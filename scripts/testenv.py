@@ -97,7 +97,12 @@ def _pg_database(user: str, host: str, port: int) -> Iterator[str]:
         yield _pg_url(user, host, port, name)
     finally:
         with contextlib.suppress(Exception), _pg_connect(admin) as conn:
-            for db in (name, f"test_{name}"):
+            # Its test databases too: one, or one per process of a parallel run (_gw0…).
+            tests = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname = %s OR datname LIKE %s",
+                (f"test_{name}", f"test_{name}_gw%"),
+            ).fetchall()
+            for db in [name, *(row[0] for row in tests)]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 

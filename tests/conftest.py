@@ -36,6 +36,14 @@ def _reachable(url: str) -> bool:
         return False
 
 
+# Tests in these directories run one after another in one process of a parallel run
+# (pytest-xdist, `--dist loadgroup`): the browser tests share their stacks and Chromium
+# (tests/e2e/conftest.py), the fault tests start servers and kill processes.
+SERIAL_GROUPS = ("e2e", "faults")
+# …except these modules, which test the database of the run (see the scheduler below).
+DATABASE_TESTS_IN_GROUPS = ("tests/faults/test_print_recovery.py",)
+
+
 def pytest_configure(config):
     from django.conf import settings
 
@@ -43,6 +51,78 @@ def pytest_configure(config):
     # servers) would keep their connections open past the end of the run, and the test
     # database could not be dropped. Servers the tests start as processes keep the default.
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        _names_of_the_workers_own(settings, worker)
+
+
+def _names_of_the_workers_own(settings, worker: str) -> None:
+    """Each process of a parallel run has its own test database (pytest-django adds the
+    worker's name to it); here it also gets its own names in Redis (channel groups, cache
+    keys, the webhook workers' wake-up), and so do the processes it starts."""
+    prefix = f"{settings.CHANNELS_PREFIX}-{worker}"
+    os.environ["CHANNELS_PREFIX"] = prefix
+    settings.CHANNELS_PREFIX = prefix
+    for layer in settings.CHANNEL_LAYERS.values():
+        if "prefix" in layer.get("CONFIG", {}):
+            layer["CONFIG"]["prefix"] = prefix
+    for cache in settings.CACHES.values():
+        if "KEY_PREFIX" in cache:
+            cache["KEY_PREFIX"] = prefix
+    settings.WEBHOOK_WAKE_CHANNEL = f"{prefix}:deliveries"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup`, grouping by directory: each of SERIAL_GROUPS is one unit of work
+    for one process (the biggest units are handed out first); every other test is a unit
+    of its own. (xdist's own `xdist_group` marks do not reach its scheduler on pytest 9,
+    which no longer reads the node id the marks are written into.)
+
+    A group runs before the ordinary database tests of its process, so it must hold no
+    test on the test database: a transactional test's flush would leave the tests after
+    it without the data the migrations made (the roles). The modules of these
+    directories that have such tests are shared out test by test like the rest
+    (pytest-django runs their database tests in its order: ordinary, then transactional)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DirectoryGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            parts = path.split("/")
+            if (
+                len(parts) > 2
+                and parts[0] == "tests"
+                and parts[1] in SERIAL_GROUPS
+                and path not in DATABASE_TESTS_IN_GROUPS
+            ):
+                return parts[1]
+            return nodeid
+
+    return DirectoryGroups(config, log)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Playwright's sync API leaves its event loop marked as running in this thread from
+    the `browser` fixture's first use to the end of the process: Django would refuse
+    database access there ("async context") and pytest-asyncio could not run loops of its
+    own. In a parallel run any test may follow a browser test in the same process, so a
+    test that does not use the browser runs (set-up and tear-down included) with the mark
+    taken off; it is put back afterwards."""
+    from asyncio import events
+
+    loop = events._get_running_loop()
+    if loop is None or "browser" in item.fixturenames:
+        return (yield)
+    events._set_running_loop(None)
+    try:
+        return (yield)
+    finally:
+        if events._get_running_loop() is None and not loop.is_closed():
+            events._set_running_loop(loop)
 
 
 def pytest_runtest_setup(item):
@@ -131,11 +211,17 @@ def browser():
         _missing("Playwright")
     if not os.path.exists(CHROMIUM):
         _missing(f"Chromium at {CHROMIUM}")
+    from asyncio import events
+
     with sync_playwright() as playwright:
+        loop = events._get_running_loop()
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
         )
         yield chromium
+        # Torn down at the end of a test that does not use the browser, Playwright needs
+        # its loop marked as running again (see pytest_runtest_protocol).
+        events._set_running_loop(loop)
         chromium.close()
 
 

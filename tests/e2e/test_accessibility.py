@@ -51,14 +51,9 @@ def axe_violations(page, *, contrast: bool = True) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """One stack is enough here: the embedded one, the quicker to start."""
-    from tests.e2e.stack import Stack
-
-    running = Stack("sqlite-memory", tmp_path_factory.mktemp("a11y"))
-    running.start()
-    yield running
-    running.close()
+def stack(sqlite_memory_stack):
+    """One stack is enough here: the embedded one, shared with the other browser tests."""
+    return sqlite_memory_stack
 
 
 @dataclass

@@ -7,8 +7,6 @@ import re
 
 import pytest
 
-from tests.e2e.stack import Stack
-
 pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -18,12 +16,10 @@ STAFF_ONLY = ("/admin/", "/operations/", "/api/docs/")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    # One stack for the module: layout does not depend on the database engine.
-    running = Stack("sqlite-memory", tmp_path_factory.mktemp("design"))
-    running.start()
-    yield running
-    running.close()
+def stack(sqlite_memory_stack):
+    # The embedded stack, shared with the other browser tests: layout does not depend on
+    # the database engine.
+    return sqlite_memory_stack
 
 
 @pytest.fixture
