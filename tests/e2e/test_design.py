@@ -68,10 +68,19 @@ def test_customer_pages_fit_the_width_and_plan_choices_do_not_overlap(open_as, v
     page.goto("/billing/")
     plans = page.locator("form.plan")
     assert plans.count() >= 2
-    for i in range(plans.count()):
-        options = plans.nth(i).locator(".pay-with .option")
-        boxes = [options.nth(j).bounding_box() for j in range(options.count())]
-        card = plans.nth(i).bounding_box()
+    # Each plan's boxes measured at one moment (the page may still move as it connects).
+    measured = page.eval_on_selector_all(
+        "form.plan",
+        """plans => plans.map(plan => {
+            const box = e => { const r = e.getBoundingClientRect();
+                return {x: r.x, y: r.y, width: r.width, height: r.height}; };
+            return {card: box(plan),
+                    boxes: [...plan.querySelectorAll('.pay-with .option')].map(box)};
+        })""",
+    )
+    for plan in measured:
+        card, boxes = plan["card"], plan["boxes"]
+        assert boxes
         for j, box in enumerate(boxes):
             assert box["x"] >= card["x"] and box["x"] + box["width"] <= card["x"] + card["width"]
             for other in boxes[j + 1 :]:

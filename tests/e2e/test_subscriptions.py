@@ -82,4 +82,9 @@ def test_a_partial_crypto_payment_is_explained_on_the_return_page(stack, login):
     text = held.inner_text()
     assert "We received 0.0000317 BTC of the 0.0000635 BTC" in text
     assert "0.0000318 BTC are missing." in text and "Please do not pay again." in text
-    assert "Part of your payment arrived." in page.locator("#return-status").inner_text()
+    # The status line is a second live update of the page: it may follow a moment later.
+    page.wait_for_function(
+        "() => document.querySelector('#return-status').innerText"
+        ".includes('Part of your payment arrived.')",
+        timeout=5000,
+    )
