@@ -8,6 +8,7 @@ from core.api import error_responses
 from core.roles import has_role
 from core.text import text_storable
 from core.throttling import ScopedRateThrottle
+from notifications.audiences import audience_payment
 from notifications.errors import InvalidToken
 from notifications.tokens import audience_token_create, audience_token_read
 from payments.errors import PaymentNotFound, UnknownPurpose
@@ -32,7 +33,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 def payment_token(session: PaymentSession) -> str:
     """Lets whoever created the session (e.g. an anonymous kiosk) follow it."""
     return audience_token_create(
-        audiences=[f"payment:{session.reference}"], ttl_seconds=2 * 24 * 3600
+        audiences=[audience_payment(session.reference)], ttl_seconds=2 * 24 * 3600
     )
 
 
@@ -102,7 +103,7 @@ class PaymentSessionDetailApi(APIView):
         if not token:
             return False
         try:
-            return f"payment:{session.reference}" in audience_token_read(token)
+            return audience_payment(session.reference) in audience_token_read(token)
         except InvalidToken:
             return False
 

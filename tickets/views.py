@@ -20,6 +20,7 @@ from core.errors import ConfirmaError
 from core.roles import has_role
 from core.text import text_storable
 from core.throttling import throttle_page
+from notifications.audiences import audience_display
 from notifications.errors import InvalidToken
 from notifications.selectors import event_latest_id
 from notifications.tokens import audience_token_read
@@ -329,7 +330,7 @@ def _display_token(request) -> str:
         audiences = audience_token_read(token)
     except InvalidToken:
         raise Http404 from None
-    if f"display:{settings.TICKET_DISPLAY}" not in audiences:
+    if audience_display(settings.TICKET_DISPLAY) not in audiences:
         raise Http404
     return token
 
