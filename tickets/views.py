@@ -7,8 +7,6 @@ import uuid
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ConfirmaError
-from core.roles import has_role
+from core.roles import role_required
 from core.text import text_storable
 from core.throttling import throttle_page
 from notifications.audiences import audience_display
@@ -215,14 +213,6 @@ def kiosk_simulate(request, reference: str):
 # --- Operator panel -----
 
 
-def _operator(request):
-    if not request.user.is_authenticated:
-        return None
-    if not has_role(request.user, "operator"):
-        raise PermissionDenied
-    return request.user
-
-
 def _panel_context(request) -> dict:
     return {
         "queues": tickets_waiting_by_service(),
@@ -240,24 +230,22 @@ REPRINT_REASONS = (
 )
 
 
-@login_required
+@role_required("operator")
 @require_GET
 def operator_panel(request):
-    _operator(request)
     return render(request, "tickets/operator.html", _panel_context(request))
 
 
-@login_required
+@role_required("operator")
 @require_GET
 def operator_panel_fragment(request):
-    _operator(request)
     return render(request, "tickets/_operator_panel.html", _panel_context(request))
 
 
-@login_required
+@role_required("operator")
 @require_POST
 def operator_desk(request):
-    operator = _operator(request)
+    operator = request.user
     try:
         desk = operator_desk_set(operator=operator, desk=request.POST.get("desk", ""))
     except ConfirmaError as exc:
@@ -267,10 +255,10 @@ def operator_desk(request):
     return redirect("operator")
 
 
-@login_required
+@role_required("operator")
 @require_POST
 def operator_call(request):
-    operator = _operator(request)
+    operator = request.user
     service = request.POST.get("service", "")
     try:
         ticket = desk_call_next(
@@ -299,10 +287,10 @@ ACTIONS = {
 }
 
 
-@login_required
+@role_required("operator")
 @require_POST
 def operator_ticket(request, ticket_id: int, action: str):
-    operator = _operator(request)
+    operator = request.user
     if action != "reprint" and action not in ACTIONS:
         raise Http404
     try:
@@ -359,16 +347,9 @@ def display_list(request):
 # --- Integration status (staff) -----
 
 
-def _staff(request):
-    if not has_role(request.user, "staff"):
-        raise PermissionDenied
-    return request.user
-
-
-@login_required
+@role_required("staff")
 @require_GET
 def integration_page(request):
-    _staff(request)
     template = "tickets/_integration.html" if request.htmx else "tickets/integration.html"
     return render(request, template, {"health": integration_health()})
 
@@ -378,11 +359,11 @@ def integration_page(request):
 FIX_RETURN = {"integration": "integration", "operations": "operations"}
 
 
-@login_required
+@role_required("staff")
 @require_POST
 def integration_fix(request):
     """A fix button of the issues list: make the missing ticket of one paid session."""
-    staff = _staff(request)
+    staff = request.user
     reference = request.POST.get("reference", "")[:64]
     try:
         ticket = ticket_missing_create(
