@@ -6,7 +6,6 @@ from rest_framework.views import APIView
 
 from core.api import error_responses
 from core.roles import has_role
-from core.text import text_storable
 from core.throttling import ScopedRateThrottle
 from notifications.audiences import audience_payment
 from notifications.errors import InvalidToken
@@ -87,9 +86,7 @@ class PaymentSessionDetailApi(APIView):
         parameters=[OpenApiParameter("token", str, OpenApiParameter.QUERY, required=False)],
     )
     def get(self, request, reference: str):
-        session = None
-        if text_storable(reference):
-            session = PaymentSession.objects.filter(reference=reference).first()
+        session = PaymentSession.objects.filter(reference=reference).first()
         if session is None or not self._may_see(request, session):
             raise PaymentNotFound(reference)
         return Response(PaymentSessionSerializer(session).data)

@@ -20,7 +20,7 @@ webhook_urlpatterns = [
 api_urlpatterns = [
     path("payment-sessions/", apis.PaymentSessionCreateApi.as_view(), name="api-payment-create"),
     path(
-        "payment-sessions/<str:reference>/",
+        "payment-sessions/<reference:reference>/",
         apis.PaymentSessionDetailApi.as_view(),
         name="api-payment-detail",
     ),
@@ -30,7 +30,7 @@ api_urlpatterns = [
 page_urlpatterns = [
     path("", views.payments_home, name="payments"),
     path("topup/", views.topup, name="payments-topup"),
-    path("<str:reference>/", views.payment_detail, name="payment-detail"),
-    path("<str:reference>/status/", views.payment_status, name="payment-status"),
-    path("<str:reference>/simulate/", views.simulate, name="payment-simulate"),
+    path("<reference:reference>/", views.payment_detail, name="payment-detail"),
+    path("<reference:reference>/status/", views.payment_status, name="payment-status"),
+    path("<reference:reference>/simulate/", views.simulate, name="payment-simulate"),
 ]

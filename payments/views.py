@@ -14,7 +14,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ConfirmaError
 from core.roles import has_role
-from core.text import text_storable
 from core.throttling import throttle_page
 from payments.models import PaymentSession
 from payments.services import payment_session_create, wallet_account_get
@@ -32,9 +31,7 @@ class TopupForm(forms.Form):
 
 
 def _own_session(request, reference: str) -> PaymentSession:
-    session = None
-    if text_storable(reference):
-        session = PaymentSession.objects.filter(reference=reference).first()
+    session = PaymentSession.objects.filter(reference=reference).first()
     if session is None or not (
         session.user_id == request.user.pk or has_role(request.user, "staff")
     ):

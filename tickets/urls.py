@@ -5,9 +5,11 @@ from tickets import apis, views
 urlpatterns = [
     path("kiosk/", views.kiosk_home, name="kiosk"),
     path("kiosk/service/<int:service_id>/", views.kiosk_service, name="kiosk-service"),
-    path("kiosk/wait/<str:reference>/", views.kiosk_wait, name="kiosk-wait"),
-    path("kiosk/wait/<str:reference>/state/", views.kiosk_wait_state, name="kiosk-wait-state"),
-    path("kiosk/wait/<str:reference>/simulate/", views.kiosk_simulate, name="kiosk-simulate"),
+    path("kiosk/wait/<reference:reference>/", views.kiosk_wait, name="kiosk-wait"),
+    path(
+        "kiosk/wait/<reference:reference>/state/", views.kiosk_wait_state, name="kiosk-wait-state"
+    ),
+    path("kiosk/wait/<reference:reference>/simulate/", views.kiosk_simulate, name="kiosk-simulate"),
     path("operator/", views.operator_panel, name="operator"),
     path("operator/panel/", views.operator_panel_fragment, name="operator-panel"),
     path("operator/desk/", views.operator_desk, name="operator-desk"),

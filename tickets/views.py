@@ -16,7 +16,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ConfirmaError
 from core.roles import role_required
-from core.text import text_storable
 from core.throttling import throttle_page
 from notifications.audiences import audience_display
 from notifications.errors import InvalidToken
@@ -155,9 +154,7 @@ def kiosk_service(request, service_id: int):
 
 def _kiosk_session(request, reference: str):
     kiosk = _kiosk(request)
-    session = None
-    if text_storable(reference):
-        session = PaymentSession.objects.filter(reference=reference, purpose="ticket").first()
+    session = PaymentSession.objects.filter(reference=reference, purpose="ticket").first()
     if session is None or session.params.get("kiosk") != kiosk.pk:
         raise Http404
     ticket = Ticket.objects.filter(payment_session=session).select_related("service").first()
