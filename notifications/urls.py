@@ -6,3 +6,5 @@ urlpatterns = [
     path("activity/", views.activity, name="activity"),
     path("activity/list/", views.activity_fragment, name="activity-list"),
 ]
+
+api_urlpatterns = []

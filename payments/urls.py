@@ -1,3 +1,5 @@
+"""Provider webhooks under /webhooks/, customer pages under /payments/, the payment API."""
+
 from django.urls import path
 
 from payments import apis, views
@@ -12,9 +14,18 @@ WEBHOOKS = (  # (provider, path under /webhooks/, URL name)
     (Provider.NOWPAYMENTS, "nowpayments", "webhook-nowpayments"),
     (Provider.COINBASE, "coinbase", "webhook-coinbase"),
 )
-webhook_urlpatterns = [
-    path(f"{endpoint}/", endpoint_view(provider, endpoint), name=name)
+_webhook_urlpatterns = [
+    path(f"webhooks/{endpoint}/", endpoint_view(provider, endpoint), name=name)
     for provider, endpoint, name in WEBHOOKS
+]
+
+urlpatterns = [
+    *_webhook_urlpatterns,
+    path("payments/", views.payments_home, name="payments"),
+    path("payments/topup/", views.topup, name="payments-topup"),
+    path("payments/<reference:reference>/", views.payment_detail, name="payment-detail"),
+    path("payments/<reference:reference>/status/", views.payment_status, name="payment-status"),
+    path("payments/<reference:reference>/simulate/", views.simulate, name="payment-simulate"),
 ]
 
 api_urlpatterns = [
@@ -25,12 +36,4 @@ api_urlpatterns = [
         name="api-payment-detail",
     ),
     path("wallet/", apis.WalletApi.as_view(), name="api-wallet"),
-]
-
-page_urlpatterns = [
-    path("", views.payments_home, name="payments"),
-    path("topup/", views.topup, name="payments-topup"),
-    path("<reference:reference>/", views.payment_detail, name="payment-detail"),
-    path("<reference:reference>/status/", views.payment_status, name="payment-status"),
-    path("<reference:reference>/simulate/", views.simulate, name="payment-simulate"),
 ]
