@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from config.health import integration_status
 from config.selectors import system_health
 from core.navigation import pages_for
+from core.pages import render_page
 from core.roles import has_role, role_required, user_roles
 from core.text import text_storable
 from payments.services.monitor import gap_get, gaps_repair
@@ -74,8 +75,12 @@ def healthz(request):
 def operations(request):
     """The integrations live: conversion and timings per purpose and provider, webhooks,
     open gaps with a repair button, printers, the worker."""
-    template = "config/_operations.html" if request.htmx else "config/operations.html"
-    return render(request, template, {"status": integration_status()})
+    return render_page(
+        request,
+        "config/operations.html",
+        "config/_operations.html",
+        {"status": integration_status()},
+    )
 
 
 @role_required("staff")

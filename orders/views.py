@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import ConfirmaError
+from core.pages import render_page
 from core.roles import role_required
 from core.throttling import throttle_page
 from orders.errors import OrderError
@@ -33,14 +34,10 @@ from orders.services import (
 )
 
 
-def _page(request, full, fragment, context):
-    return render(request, fragment if request.htmx else full, context)
-
-
 @role_required("cashier")
 @require_GET
 def cashier_dashboard(request):
-    return _page(
+    return render_page(
         request,
         "orders/cashier.html",
         "orders/_cashier_list.html",
@@ -66,7 +63,7 @@ def cashier_decide(request, order_id: int, decision: str):
 
 
 def _waiter_page(request):
-    return _page(
+    return render_page(
         request,
         "orders/waiter.html",
         "orders/_waiter_list.html",
@@ -156,7 +153,7 @@ def order_step(request, order_id: int, to: str):
 @role_required("kitchen")
 @require_GET
 def kitchen_board(request):
-    return _page(
+    return render_page(
         request,
         "orders/kitchen.html",
         "orders/_kitchen_list.html",

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from core.pages import fragment_view
 from payments import apis, views
 from payments.models import Provider
 from payments.webhooks import endpoint_view
@@ -24,7 +25,11 @@ urlpatterns = [
     path("payments/", views.payments_home, name="payments"),
     path("payments/topup/", views.topup, name="payments-topup"),
     path("payments/<reference:reference>/", views.payment_detail, name="payment-detail"),
-    path("payments/<reference:reference>/status/", views.payment_status, name="payment-status"),
+    path(
+        "payments/<reference:reference>/status/",
+        fragment_view(views.payment_detail),
+        name="payment-status",
+    ),
     path("payments/<reference:reference>/simulate/", views.simulate, name="payment-simulate"),
 ]
 

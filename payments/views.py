@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ConfirmaError
+from core.pages import render_page
 from core.roles import has_role
 from core.throttling import throttle_page
 from payments.models import PaymentSession
@@ -91,24 +92,12 @@ def topup(request):
 @login_required
 @require_GET
 def payment_detail(request, reference: str):
+    """The payment's live status; its status block is re-fetched when an event about this
+    payment arrives."""
     session = _own_session(request, reference)
-    return render(
+    return render_page(
         request,
         "payments/detail.html",
-        {
-            "session": session,
-            "simulate": settings.FAKE_PROVIDERS and session.is_open,
-        },
-    )
-
-
-@login_required
-@require_GET
-def payment_status(request, reference: str):
-    """The status block alone, re-fetched when an event about this payment arrives."""
-    session = _own_session(request, reference)
-    return render(
-        request,
         "payments/_status.html",
         {
             "session": session,

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ConfirmaError
+from core.pages import render_page
 from core.throttling import throttle_check, throttle_message, throttle_page
 from notifications.selectors import event_latest_id
 from payments.errors import InsufficientCredit
@@ -56,9 +57,10 @@ def _state_context(request, machine) -> dict:
 
 
 def _machine_page(request, machine):
-    return render(
+    return render_page(
         request,
         "subscriptions/machine.html",
+        "subscriptions/_machine_state.html",
         {"machine": machine, **_state_context(request, machine)},
     )
 
@@ -66,19 +68,8 @@ def _machine_page(request, machine):
 @login_required
 @require_GET
 def machine_page(request, code: str):
+    """The machine and its state block (re-fetched on every event and after a reconnect)."""
     return _machine_page(request, get_object_or_404(Machine, code=code, active=True))
-
-
-@login_required
-@require_GET
-def machine_state(request, code: str):
-    """The state block alone; re-fetched on every event and after a reconnect."""
-    machine = get_object_or_404(Machine, code=code, active=True)
-    return render(
-        request,
-        "subscriptions/_machine_state.html",
-        {"machine": machine, **_state_context(request, machine)},
-    )
 
 
 def _machine_start_refused(request, message: str, code: str):
@@ -166,25 +157,16 @@ def _controller_machine(request) -> tuple[Machine, str]:
 def controller(request):
     """What a machine's controller would do, on screen: on and off as events arrive."""
     machine, token = _controller_machine(request)
-    return render(
+    return render_page(
         request,
         "subscriptions/controller.html",
+        "subscriptions/_controller_state.html",
         {
             "machine": machine,
             "usage": machine_controller_state(machine=machine),
             "events_token": token,
             "events_since": event_latest_id(),
         },
-    )
-
-
-@require_GET
-def controller_state(request):
-    machine, _token = _controller_machine(request)
-    return render(
-        request,
-        "subscriptions/_controller_state.html",
-        {"machine": machine, "usage": machine_controller_state(machine=machine)},
     )
 
 
@@ -269,13 +251,12 @@ def _return_context(request) -> dict:
 def billing_return(request):
     """Where providers send the customer back. Finds the payment by whatever the provider
     appended and shows its live state; never a dead end."""
-    return render(request, "subscriptions/billing_return.html", _return_context(request))
-
-
-@login_required
-@require_GET
-def billing_return_state(request):
-    return render(request, "subscriptions/_billing_return_state.html", _return_context(request))
+    return render_page(
+        request,
+        "subscriptions/billing_return.html",
+        "subscriptions/_billing_return_state.html",
+        _return_context(request),
+    )
 
 
 @login_required

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from core.pages import fragment_view
 from tickets import apis, views
 
 urlpatterns = [
@@ -7,11 +8,13 @@ urlpatterns = [
     path("kiosk/service/<int:service_id>/", views.kiosk_service, name="kiosk-service"),
     path("kiosk/wait/<reference:reference>/", views.kiosk_wait, name="kiosk-wait"),
     path(
-        "kiosk/wait/<reference:reference>/state/", views.kiosk_wait_state, name="kiosk-wait-state"
+        "kiosk/wait/<reference:reference>/state/",
+        fragment_view(views.kiosk_wait),
+        name="kiosk-wait-state",
     ),
     path("kiosk/wait/<reference:reference>/simulate/", views.kiosk_simulate, name="kiosk-simulate"),
     path("operator/", views.operator_panel, name="operator"),
-    path("operator/panel/", views.operator_panel_fragment, name="operator-panel"),
+    path("operator/panel/", fragment_view(views.operator_panel), name="operator-panel"),
     path("operator/desk/", views.operator_desk, name="operator-desk"),
     path("operator/call/", views.operator_call, name="operator-call"),
     path(
@@ -20,7 +23,7 @@ urlpatterns = [
         name="operator-ticket",
     ),
     path("display/", views.display_board, name="display"),
-    path("display/list/", views.display_list, name="display-list"),
+    path("display/list/", fragment_view(views.display_board), name="display-list"),
     path("integration/", views.integration_page, name="integration"),
     path("integration/fix/", views.integration_fix, name="integration-fix"),
 ]

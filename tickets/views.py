@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ConfirmaError
+from core.pages import render_page
 from core.roles import role_required
 from core.throttling import throttle_page
 from notifications.audiences import audience_display
@@ -164,9 +165,10 @@ def _kiosk_session(request, reference: str):
 @require_GET
 def kiosk_wait(request, reference: str):
     kiosk, session, ticket = _kiosk_session(request, reference)
-    return render(
+    return render_page(
         request,
         "tickets/kiosk_wait.html",
+        "tickets/_kiosk_state.html",
         _kiosk_context(
             request,
             kiosk,
@@ -175,23 +177,6 @@ def kiosk_wait(request, reference: str):
             simulate=settings.FAKE_PROVIDERS,
             events_token=payment_token(session),
             events_since=event_latest_id(),
-            reset_seconds=settings.KIOSK_RESET_SECONDS,
-        ),
-    )
-
-
-@require_GET
-def kiosk_wait_state(request, reference: str):
-    kiosk, session, ticket = _kiosk_session(request, reference)
-    return render(
-        request,
-        "tickets/_kiosk_state.html",
-        _kiosk_context(
-            request,
-            kiosk,
-            session=session,
-            ticket=ticket,
-            simulate=settings.FAKE_PROVIDERS,
             reset_seconds=settings.KIOSK_RESET_SECONDS,
         ),
     )
@@ -230,13 +215,9 @@ REPRINT_REASONS = (
 @role_required("operator")
 @require_GET
 def operator_panel(request):
-    return render(request, "tickets/operator.html", _panel_context(request))
-
-
-@role_required("operator")
-@require_GET
-def operator_panel_fragment(request):
-    return render(request, "tickets/_operator_panel.html", _panel_context(request))
+    return render_page(
+        request, "tickets/operator.html", "tickets/_operator_panel.html", _panel_context(request)
+    )
 
 
 @role_required("operator")
@@ -323,9 +304,10 @@ def _display_token(request) -> str:
 @require_GET
 def display_board(request):
     token = _display_token(request)
-    return render(
+    return render_page(
         request,
         "tickets/display.html",
+        "tickets/_display_list.html",
         {
             "called": tickets_recently_called(),
             "events_token": token,
@@ -335,20 +317,18 @@ def display_board(request):
     )
 
 
-@require_GET
-def display_list(request):
-    _display_token(request)
-    return render(request, "tickets/_display_list.html", {"called": tickets_recently_called()})
-
-
 # --- Integration status (staff) -----
 
 
 @role_required("staff")
 @require_GET
 def integration_page(request):
-    template = "tickets/_integration.html" if request.htmx else "tickets/integration.html"
-    return render(request, template, {"health": integration_health()})
+    return render_page(
+        request,
+        "tickets/integration.html",
+        "tickets/_integration.html",
+        {"health": integration_health()},
+    )
 
 
 # Where the issues list's buttons come back to: this page, or the operations page that
