@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -16,12 +16,13 @@ from core.roles import role_required
 from core.throttling import throttle_page
 from orders.errors import OrderError
 from orders.forms import OrderEntryForm
-from orders.models import PaymentMethod, PaymentProof
+from orders.models import PaymentMethod
 from orders.selectors import (
     order_entry_choices,
     orders_awaiting_verification,
     orders_for_kitchen,
     orders_for_waiter,
+    proof_get,
 )
 from orders.services import (
     order_advance,
@@ -165,8 +166,8 @@ def kitchen_board(request):
 @require_GET
 def proof_file(request, proof_id: int):
     """The proof file, only for staff, cashiers and the order's waiter; never public."""
-    proof = get_object_or_404(PaymentProof.objects.select_related("order"), pk=proof_id)
-    if not proof_viewable_by(proof, request.user):
+    proof = proof_get(proof_id=proof_id)
+    if proof is None or not proof_viewable_by(proof, request.user):
         raise Http404
     try:
         handle = proof_storage().open(proof.file.name, "rb")

@@ -13,6 +13,7 @@ from notifications.tokens import audience_token_create, audience_token_read
 from payments.errors import PaymentNotFound, UnknownPurpose
 from payments.models import PaymentSession
 from payments.registry import purpose_get
+from payments.selectors import payment_session_get, wallet_entries_recent
 from payments.serializers import (
     PaymentSessionCreateSerializer,
     PaymentSessionSerializer,
@@ -86,7 +87,7 @@ class PaymentSessionDetailApi(APIView):
         parameters=[OpenApiParameter("token", str, OpenApiParameter.QUERY, required=False)],
     )
     def get(self, request, reference: str):
-        session = PaymentSession.objects.filter(reference=reference).first()
+        session = payment_session_get(reference=reference)
         if session is None or not self._may_see(request, session):
             raise PaymentNotFound(reference)
         return Response(PaymentSessionSerializer(session).data)
@@ -111,7 +112,7 @@ class WalletApi(APIView):
     @extend_schema(responses={200: WalletSerializer, **error_responses(403)})
     def get(self, request):
         account = wallet_account_get(user=request.user)
-        entries = account.entries.select_related("session").order_by("-id")[:50]
+        entries = wallet_entries_recent(account=account, limit=50)
         return Response(
             WalletSerializer(
                 {"balance": account.balance, "currency": account.currency, "entries": entries}

@@ -17,6 +17,11 @@ from core.pages import render_page
 from core.roles import has_role
 from core.throttling import throttle_page
 from payments.models import PaymentSession
+from payments.selectors import (
+    payment_session_get,
+    payment_sessions_recent,
+    wallet_entries_recent,
+)
 from payments.services import payment_session_create, wallet_account_get
 from payments.services.simulation import payment_simulate
 
@@ -32,7 +37,7 @@ class TopupForm(forms.Form):
 
 
 def _own_session(request, reference: str) -> PaymentSession:
-    session = PaymentSession.objects.filter(reference=reference).first()
+    session = payment_session_get(reference=reference)
     if session is None or not (
         session.user_id == request.user.pk or has_role(request.user, "staff")
     ):
@@ -47,8 +52,8 @@ def _home(request, amount=None):
         "payments/home.html",
         {
             "account": account,
-            "entries": account.entries.select_related("session").order_by("-id")[:20],
-            "sessions": PaymentSession.objects.filter(user=request.user).order_by("-id")[:20],
+            "entries": wallet_entries_recent(account=account),
+            "sessions": payment_sessions_recent(user=request.user),
             "form": TopupForm(initial={"key": uuid.uuid4().hex, "amount": amount}),
         },
     )

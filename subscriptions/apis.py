@@ -9,9 +9,7 @@ from rest_framework.views import APIView
 
 from core.api import error_responses
 from core.roles import RolePermission
-from core.text import text_storable
-from subscriptions.models import Plan
-from subscriptions.selectors import payment_session_by_reference, user_find
+from subscriptions.selectors import payment_session_by_reference, plan_by_code, user_find
 from subscriptions.services.plans import MAX_MANUAL_DAYS, subscription_activate_manually
 
 
@@ -49,7 +47,7 @@ class ActivationSerializer(serializers.Serializer):
         return user
 
     def validate_plan(self, value):
-        plan = Plan.objects.filter(code=value).first() if text_storable(value) else None
+        plan = plan_by_code(value)
         if plan is None:
             raise serializers.ValidationError(_("There is no such plan."))
         return plan

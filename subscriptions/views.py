@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -25,7 +25,9 @@ from subscriptions.models import Machine
 from subscriptions.selectors import (
     billing_payment_find,
     billing_recent_payments,
+    machine_active_get,
     machine_controller_state,
+    machine_options,
     machine_state_for,
     machines_with_status,
     subscription_get,
@@ -50,10 +52,17 @@ def _state_context(request, machine) -> dict:
     return {
         "state": machine_state_for(machine=machine, user=request.user),
         "account": wallet_account_get(user=request.user),
-        "options": machine.options.all(),
+        "options": machine_options(machine=machine),
         "key": uuid.uuid4().hex,
         "simulate": settings.FAKE_PROVIDERS,
     }
+
+
+def _machine_or_404(code: str) -> Machine:
+    machine = machine_active_get(code=code)
+    if machine is None:
+        raise Http404
+    return machine
 
 
 def _machine_page(request, machine):
@@ -69,11 +78,11 @@ def _machine_page(request, machine):
 @require_GET
 def machine_page(request, code: str):
     """The machine and its state block (re-fetched on every event and after a reconnect)."""
-    return _machine_page(request, get_object_or_404(Machine, code=code, active=True))
+    return _machine_page(request, _machine_or_404(code))
 
 
 def _machine_start_refused(request, message: str, code: str):
-    machine = get_object_or_404(Machine, code=code, active=True)
+    machine = _machine_or_404(code)
     messages.error(request, message)
     return _machine_page(request, machine)
 

@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
@@ -23,14 +23,17 @@ from notifications.errors import InvalidToken
 from notifications.selectors import event_latest_id
 from notifications.tokens import audience_token_read
 from payments.apis import payment_token
-from payments.models import PaymentSession, Provider
+from payments.models import Provider
+from payments.selectors import payment_session_get
 from payments.services import payment_session_create
 from payments.services.simulation import payment_simulate
 from tickets.cpf import cpf_valid
-from tickets.models import Service, Ticket
 from tickets.repairs import ticket_missing_create
 from tickets.selectors import (
     integration_health,
+    service_active_get,
+    services_active,
+    ticket_for_session,
     tickets_at_desks,
     tickets_recently_called,
     tickets_waiting_by_service,
@@ -96,7 +99,7 @@ def kiosk_home(request):
     return render(
         request,
         "tickets/kiosk_home.html",
-        _kiosk_context(request, kiosk, services=Service.objects.filter(active=True)),
+        _kiosk_context(request, kiosk, services=services_active()),
     )
 
 
@@ -116,7 +119,9 @@ def _kiosk_service_page(request, kiosk, service, form):
 
 def _kiosk_service_refused(request, message: str, service_id: int):
     """The details form again, with what the customer typed and the refusal above it."""
-    service = get_object_or_404(Service, pk=service_id, active=True)
+    service = service_active_get(service_id=service_id)
+    if service is None:
+        raise Http404
     form = DetailsForm(request.POST)
     form.add_error(None, message)
     return _kiosk_service_page(request, request.kiosk, service, form)
@@ -126,7 +131,9 @@ def _kiosk_service_refused(request, message: str, service_id: int):
 @throttle_page("kiosk_ticket", refused=_kiosk_service_refused, key=_kiosk_throttle_key)
 def kiosk_service(request, service_id: int):
     kiosk = request.kiosk
-    service = get_object_or_404(Service, pk=service_id, active=True)
+    service = service_active_get(service_id=service_id)
+    if service is None:
+        raise Http404
     form = DetailsForm(request.POST or None, initial={"key": uuid.uuid4().hex, "method": "pix"})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -155,10 +162,10 @@ def kiosk_service(request, service_id: int):
 
 def _kiosk_session(request, reference: str):
     kiosk = _kiosk(request)
-    session = PaymentSession.objects.filter(reference=reference, purpose="ticket").first()
+    session = payment_session_get(reference=reference, purpose="ticket")
     if session is None or session.params.get("kiosk") != kiosk.pk:
         raise Http404
-    ticket = Ticket.objects.filter(payment_session=session).select_related("service").first()
+    ticket = ticket_for_session(session=session)
     return kiosk, session, ticket
 
 
@@ -184,8 +191,7 @@ def kiosk_wait(request, reference: str):
 
 @require_POST
 def kiosk_simulate(request, reference: str):
-    _kiosk_session(request, reference)
-    session = PaymentSession.objects.get(reference=reference)
+    _kiosk, session, _ticket = _kiosk_session(request, reference)
     with contextlib.suppress(ConfirmaError):
         payment_simulate(session=session, action=request.POST.get("action", "approve"))
     url = reverse("kiosk-wait", args=[reference])
