@@ -28,9 +28,10 @@ from bench.loadgen import (
     windows,
 )
 from bench.stack import PROXY_HEADERS, ROOT, WaitSampler, cpu_seconds
+from notifications.audiences import audience_role
 
 KIOSK_PATH = "/webhooks/kiosk/"
-AUDIENCE = "role:operator"  # what the ticket flow tells operators (ticket.created)
+AUDIENCE = audience_role("operator")  # what the ticket flow tells operators (ticket.created)
 
 
 @dataclass

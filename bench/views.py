@@ -8,7 +8,7 @@ from django.db import connection
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from notifications.audiences import audience_validate
+from notifications.audiences import audience_role, audience_validate
 from notifications.services import events_push
 
 # Baseline frames carry negative ids, so clients never mistake one for an event of the log
@@ -33,7 +33,7 @@ def group_send(request):
     """Only push one frame to an audience's group, as Confirma pushes an event after
     commit (`events_push`): `?key=<n>&audience=role:operator`."""
     key = request.GET.get("key", "")
-    audience = request.GET.get("audience", "role:operator")
+    audience = request.GET.get("audience", audience_role("operator"))
     if not key.isdigit() or len(key) > 12:
         return HttpResponseBadRequest("key")
     audience_validate(audience)

@@ -8,9 +8,8 @@ from rest_framework.views import APIView
 from config.asyncapi import asyncapi_document
 from config.health import integration_status
 from core.api import error_responses
-from core.roles import user_roles
+from core.roles import RolePermission, user_roles
 from notifications.audiences import user_audiences
-from tickets.apis import IsStaff
 
 
 class MeApi(APIView):
@@ -60,7 +59,7 @@ class IntegrationStatusApi(APIView):
     sessions vs tickets at the top level; per purpose and provider conversion and
     payment → fulfilled times; webhooks by status; open gaps; printers; the worker."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [RolePermission.of("staff")]
 
     @extend_schema(responses={200: dict, **error_responses(403)})
     def get(self, request):

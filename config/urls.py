@@ -1,21 +1,26 @@
+"""The site's URLs: the pages that compose the apps, then every app wired the same way.
+
+Each app's `urls.py` holds `urlpatterns` (its pages, as paths from the site root) and
+`api_urlpatterns` (its API, mounted under /api/)."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import apis, views
+from notifications import urls as notification_urls
 from orders import urls as order_urls
 from payments import urls as payment_urls
 from subscriptions import urls as subscription_urls
 from tickets import urls as ticket_urls
 
+APPS = (payment_urls, subscription_urls, ticket_urls, order_urls, notification_urls)
+
 api_urlpatterns = [
     path("me/", apis.MeApi.as_view(), name="api-me"),
     path("integration/status/", apis.IntegrationStatusApi.as_view(), name="api-integration"),
-    path("", include(payment_urls.api_urlpatterns)),
-    path("", include(subscription_urls.api_urlpatterns)),
-    path("", include(ticket_urls.api_urlpatterns)),
-    path("", include(order_urls.api_urlpatterns)),
+    *[path("", include(app.api_urlpatterns)) for app in APPS],
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("events/asyncapi.json", apis.EventCatalogueApi.as_view(), name="api-events-asyncapi"),
@@ -33,12 +38,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
-    path("webhooks/", include(payment_urls.webhook_urlpatterns)),
-    path("payments/", include(payment_urls.page_urlpatterns)),
-    path("machines/", include("subscriptions.urls")),
-    path("billing/", include("subscriptions.billing_urls")),
-    path("", include(ticket_urls.urlpatterns)),
-    path("", include(order_urls.urlpatterns)),
+    *[path("", include(app.urlpatterns)) for app in APPS],
     path("api/", include(api_urlpatterns)),
-    path("", include("notifications.urls")),
 ]

@@ -2,8 +2,6 @@ import hmac
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
@@ -15,7 +13,8 @@ from django.views.decorators.http import require_GET, require_POST
 from config.health import integration_status
 from config.selectors import system_health
 from core.navigation import pages_for
-from core.roles import has_role, user_roles
+from core.pages import render_page
+from core.roles import has_role, role_required, user_roles
 from core.text import text_storable
 from payments.services.monitor import gap_get, gaps_repair
 
@@ -70,27 +69,24 @@ def healthz(request):
     return JsonResponse(body, status=200 if ok else 503)
 
 
-def _staff_only(request) -> None:
-    if not has_role(request.user, "staff"):
-        raise PermissionDenied
-
-
-@login_required
+@role_required("staff")
 @never_cache
 @require_GET
 def operations(request):
     """The integrations live: conversion and timings per purpose and provider, webhooks,
     open gaps with a repair button, printers, the worker."""
-    _staff_only(request)
-    template = "config/_operations.html" if request.htmx else "config/operations.html"
-    return render(request, template, {"status": integration_status()})
+    return render_page(
+        request,
+        "config/operations.html",
+        "config/_operations.html",
+        {"status": integration_status()},
+    )
 
 
-@login_required
+@role_required("staff")
 @require_POST
 def operations_repair(request):
     """Re-run fulfilment of one paid-but-not-delivered payment (as the reconciler does)."""
-    _staff_only(request)
     reference = request.POST.get("reference", "")[:64]
     gap = gap_get(reference=reference) if text_storable(reference) else None
     if gap is None:

@@ -22,6 +22,31 @@ _AUDIENCE = re.compile(
 TOKEN_KINDS = ("display", "payment", "machine")
 
 
+def audience_user(user_id: int) -> str:
+    """The audience of one user: their own pages and devices."""
+    return f"user:{user_id}"
+
+
+def audience_role(role: str) -> str:
+    """The audience of everyone holding `role` (one of settings.ROLES)."""
+    return f"role:{role}"
+
+
+def audience_display(name: str) -> str:
+    """The audience of a named display board (settings.TICKET_DISPLAY)."""
+    return f"display:{name}"
+
+
+def audience_payment(reference: str) -> str:
+    """The audience of whoever holds one payment session's token."""
+    return f"payment:{reference}"
+
+
+def audience_machine(machine_id: int) -> str:
+    """The audience of one machine's controller."""
+    return f"machine:{machine_id}"
+
+
 def audience_validate(audience: str) -> str:
     """Return `audience` if it is well formed, else raise InvalidAudience."""
     match = _AUDIENCE.match(audience or "")
@@ -43,4 +68,4 @@ def user_audiences(user) -> list[str]:
     if "staff" in roles:
         # Staff may open every role's dashboard (core.roles.has_role): they see its events.
         roles = set(settings.ROLES)
-    return [f"user:{user.pk}"] + [f"role:{role}" for role in sorted(roles)]
+    return [audience_user(user.pk)] + [audience_role(role) for role in sorted(roles)]

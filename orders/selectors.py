@@ -78,3 +78,8 @@ def order_entry_choices() -> dict[str, list]:
         "tables": list(Table.objects.filter(active=True)),
         "products": list(Product.objects.filter(active=True)),
     }
+
+
+def proof_get(*, proof_id: int) -> PaymentProof | None:
+    """A payment proof with its order; the caller checks who may see it."""
+    return PaymentProof.objects.select_related("order").filter(pk=proof_id).first()

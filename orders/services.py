@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 
 from core.errors import NotFound, PermissionDenied
 from core.roles import has_role, user_roles
+from notifications.audiences import audience_role, audience_user
 from notifications.services import event_publish
 from orders.errors import OrderError
 from orders.models import (
@@ -46,7 +47,7 @@ from payments.services.confirmation import Evidence, fulfilment_evidence
 
 logger = logging.getLogger(__name__)
 
-STAFF_AUDIENCES = ["role:cashier", "role:waiter", "role:kitchen"]
+STAFF_AUDIENCES = [audience_role("cashier"), audience_role("waiter"), audience_role("kitchen")]
 
 
 def proof_storage() -> FileSystemStorage:
@@ -372,7 +373,7 @@ def _proof_record(order_id, actor, method, clean, stored_name) -> PaymentProof:
         )
         _updated(order)
         event_publish(
-            audience="role:cashier",
+            audience=audience_role("cashier"),
             type="payment.verification_pending",
             payload={
                 "order": order.pk,
@@ -484,7 +485,7 @@ def order_reject(*, order_id: int, cashier, reason: str) -> Order:
         )
         _updated(order)
         event_publish(
-            audience=f"user:{order.waiter_id}",
+            audience=audience_user(order.waiter_id),
             type="payment.rejected",
             payload={
                 "order": order.pk,

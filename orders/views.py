@@ -5,23 +5,24 @@ import uuid
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import ConfirmaError
-from core.roles import has_role
+from core.pages import render_page
+from core.roles import role_required
 from core.throttling import throttle_page
 from orders.errors import OrderError
 from orders.forms import OrderEntryForm
-from orders.models import PaymentMethod, PaymentProof
+from orders.models import PaymentMethod
 from orders.selectors import (
     order_entry_choices,
     orders_awaiting_verification,
     orders_for_kitchen,
     orders_for_waiter,
+    proof_get,
 )
 from orders.services import (
     order_advance,
@@ -34,32 +35,20 @@ from orders.services import (
 )
 
 
-def _need(request, role: str) -> None:
-    if not has_role(request.user, role):
-        raise PermissionDenied
-
-
-def _page(request, role, full, fragment, context):
-    _need(request, role)
-    return render(request, fragment if request.htmx else full, context)
-
-
-@login_required
+@role_required("cashier")
 @require_GET
 def cashier_dashboard(request):
-    return _page(
+    return render_page(
         request,
-        "cashier",
         "orders/cashier.html",
         "orders/_cashier_list.html",
         {"orders": orders_awaiting_verification()},
     )
 
 
-@login_required
+@role_required("cashier")
 @require_POST
 def cashier_decide(request, order_id: int, decision: str):
-    _need(request, "cashier")
     try:
         if decision == "approve":
             order_verify(order_id=order_id, cashier=request.user)
@@ -75,32 +64,29 @@ def cashier_decide(request, order_id: int, decision: str):
 
 
 def _waiter_page(request):
-    return _page(
+    return render_page(
         request,
-        "waiter",
         "orders/waiter.html",
         "orders/_waiter_list.html",
         {"groups": orders_for_waiter(request.user), "methods": PaymentMethod.choices},
     )
 
 
-@login_required
+@role_required("waiter")
 @require_GET
 def waiter_page(request):
     return _waiter_page(request)
 
 
 def _waiter_upload_refused(request, message: str, order_id: int):
-    _need(request, "waiter")
     messages.error(request, message)
     return _waiter_page(request)
 
 
-@login_required
+@role_required("waiter")
 @require_POST
 @throttle_page("proof_upload", refused=_waiter_upload_refused)
 def waiter_upload(request, order_id: int):
-    _need(request, "waiter")
     try:
         proof_submit(
             order_id=order_id,
@@ -114,12 +100,11 @@ def waiter_upload(request, order_id: int):
     return redirect("waiter")
 
 
-@login_required
+@role_required("waiter")
 @require_http_methods(["GET", "POST"])
 def waiter_new_order(request):
     """The waiter's phone page to take an order; a refused order comes back with its errors
     (status 400) and nothing stored."""
-    _need(request, "waiter")
     choices = order_entry_choices()
     if request.method != "POST":
         form = OrderEntryForm(initial={"form_key": uuid.uuid4()}, **choices)
@@ -166,12 +151,11 @@ def order_step(request, order_id: int, to: str):
     )
 
 
-@login_required
+@role_required("kitchen")
 @require_GET
 def kitchen_board(request):
-    return _page(
+    return render_page(
         request,
-        "kitchen",
         "orders/kitchen.html",
         "orders/_kitchen_list.html",
         {"orders": orders_for_kitchen()},
@@ -182,8 +166,8 @@ def kitchen_board(request):
 @require_GET
 def proof_file(request, proof_id: int):
     """The proof file, only for staff, cashiers and the order's waiter; never public."""
-    proof = get_object_or_404(PaymentProof.objects.select_related("order"), pk=proof_id)
-    if not proof_viewable_by(proof, request.user):
+    proof = proof_get(proof_id=proof_id)
+    if proof is None or not proof_viewable_by(proof, request.user):
         raise Http404
     try:
         handle = proof_storage().open(proof.file.name, "rb")

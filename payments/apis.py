@@ -6,13 +6,14 @@ from rest_framework.views import APIView
 
 from core.api import error_responses
 from core.roles import has_role
-from core.text import text_storable
 from core.throttling import ScopedRateThrottle
+from notifications.audiences import audience_payment
 from notifications.errors import InvalidToken
 from notifications.tokens import audience_token_create, audience_token_read
 from payments.errors import PaymentNotFound, UnknownPurpose
 from payments.models import PaymentSession
 from payments.registry import purpose_get
+from payments.selectors import payment_session_get, wallet_entries_recent
 from payments.serializers import (
     PaymentSessionCreateSerializer,
     PaymentSessionSerializer,
@@ -32,7 +33,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 def payment_token(session: PaymentSession) -> str:
     """Lets whoever created the session (e.g. an anonymous kiosk) follow it."""
     return audience_token_create(
-        audiences=[f"payment:{session.reference}"], ttl_seconds=2 * 24 * 3600
+        audiences=[audience_payment(session.reference)], ttl_seconds=2 * 24 * 3600
     )
 
 
@@ -86,9 +87,7 @@ class PaymentSessionDetailApi(APIView):
         parameters=[OpenApiParameter("token", str, OpenApiParameter.QUERY, required=False)],
     )
     def get(self, request, reference: str):
-        session = None
-        if text_storable(reference):
-            session = PaymentSession.objects.filter(reference=reference).first()
+        session = payment_session_get(reference=reference)
         if session is None or not self._may_see(request, session):
             raise PaymentNotFound(reference)
         return Response(PaymentSessionSerializer(session).data)
@@ -102,7 +101,7 @@ class PaymentSessionDetailApi(APIView):
         if not token:
             return False
         try:
-            return f"payment:{session.reference}" in audience_token_read(token)
+            return audience_payment(session.reference) in audience_token_read(token)
         except InvalidToken:
             return False
 
@@ -113,7 +112,7 @@ class WalletApi(APIView):
     @extend_schema(responses={200: WalletSerializer, **error_responses(403)})
     def get(self, request):
         account = wallet_account_get(user=request.user)
-        entries = account.entries.select_related("session").order_by("-id")[:50]
+        entries = wallet_entries_recent(account=account, limit=50)
         return Response(
             WalletSerializer(
                 {"balance": account.balance, "currency": account.currency, "entries": entries}

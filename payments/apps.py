@@ -2,6 +2,7 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 from core.navigation import Page, page_register
+from payments.converters import converters_register
 
 
 class PaymentsConfig(AppConfig):
@@ -14,6 +15,7 @@ class PaymentsConfig(AppConfig):
         from payments.purposes import WalletTopup
         from payments.registry import purpose_register
 
+        converters_register()
         purpose_register(WalletTopup())
 
         from core.demo import demo_register

@@ -136,3 +136,22 @@ def webhooks_health(*, now=None) -> list[dict]:
     ):
         entry(provider)["dead_unresolved"] = count
     return [providers[p] for p in sorted(providers)]
+
+
+def payment_session_get(*, reference: str, purpose: str | None = None) -> PaymentSession | None:
+    """The session with this public reference (of `purpose` when given), or None. The caller
+    decides who may see it; `reference` comes from a `<reference:…>` URL."""
+    sessions = PaymentSession.objects.filter(reference=reference)
+    if purpose is not None:
+        sessions = sessions.filter(purpose=purpose)
+    return sessions.first()
+
+
+def payment_sessions_recent(*, user, limit: int = 20) -> list[PaymentSession]:
+    """The user's latest payment sessions, newest first."""
+    return list(PaymentSession.objects.filter(user=user).order_by("-id")[:limit])
+
+
+def wallet_entries_recent(*, account, limit: int = 20) -> list:
+    """The wallet account's latest ledger entries, newest first, with their sessions."""
+    return list(account.entries.select_related("session").order_by("-id")[:limit])

@@ -13,10 +13,15 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ConfirmaError
+from core.pages import render_page
 from core.roles import has_role
-from core.text import text_storable
 from core.throttling import throttle_page
 from payments.models import PaymentSession
+from payments.selectors import (
+    payment_session_get,
+    payment_sessions_recent,
+    wallet_entries_recent,
+)
 from payments.services import payment_session_create, wallet_account_get
 from payments.services.simulation import payment_simulate
 
@@ -32,9 +37,7 @@ class TopupForm(forms.Form):
 
 
 def _own_session(request, reference: str) -> PaymentSession:
-    session = None
-    if text_storable(reference):
-        session = PaymentSession.objects.filter(reference=reference).first()
+    session = payment_session_get(reference=reference)
     if session is None or not (
         session.user_id == request.user.pk or has_role(request.user, "staff")
     ):
@@ -49,8 +52,8 @@ def _home(request, amount=None):
         "payments/home.html",
         {
             "account": account,
-            "entries": account.entries.select_related("session").order_by("-id")[:20],
-            "sessions": PaymentSession.objects.filter(user=request.user).order_by("-id")[:20],
+            "entries": wallet_entries_recent(account=account),
+            "sessions": payment_sessions_recent(user=request.user),
             "form": TopupForm(initial={"key": uuid.uuid4().hex, "amount": amount}),
         },
     )
@@ -94,24 +97,12 @@ def topup(request):
 @login_required
 @require_GET
 def payment_detail(request, reference: str):
+    """The payment's live status; its status block is re-fetched when an event about this
+    payment arrives."""
     session = _own_session(request, reference)
-    return render(
+    return render_page(
         request,
         "payments/detail.html",
-        {
-            "session": session,
-            "simulate": settings.FAKE_PROVIDERS and session.is_open,
-        },
-    )
-
-
-@login_required
-@require_GET
-def payment_status(request, reference: str):
-    """The status block alone, re-fetched when an event about this payment arrives."""
-    session = _own_session(request, reference)
-    return render(
-        request,
         "payments/_status.html",
         {
             "session": session,

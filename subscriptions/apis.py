@@ -4,21 +4,13 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import error_responses
-from core.roles import has_role
-from core.text import text_storable
-from subscriptions.models import Plan
-from subscriptions.selectors import payment_session_by_reference, user_find
+from core.roles import RolePermission
+from subscriptions.selectors import payment_session_by_reference, plan_by_code, user_find
 from subscriptions.services.plans import MAX_MANUAL_DAYS, subscription_activate_manually
-
-
-class IsStaff(BasePermission):
-    def has_permission(self, request, view):
-        return request.user.is_authenticated and has_role(request.user, "staff")
 
 
 class ActivationSerializer(serializers.Serializer):
@@ -55,7 +47,7 @@ class ActivationSerializer(serializers.Serializer):
         return user
 
     def validate_plan(self, value):
-        plan = Plan.objects.filter(code=value).first() if text_storable(value) else None
+        plan = plan_by_code(value)
         if plan is None:
             raise serializers.ValidationError(_("There is no such plan."))
         return plan
@@ -93,7 +85,7 @@ class ActivationApi(APIView):
     """Activate a user's plan by hand (staff only): the same service, rules and audit as
     the admin's manual activation. Works for users who never had a subscription."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [RolePermission.of("staff")]
     parser_classes = [JSONParser]
 
     @extend_schema(

@@ -2,6 +2,7 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 from core.navigation import Page, page_register
+from notifications.audiences import audience_machine
 from notifications.tokens import device_token_resolver_register
 
 
@@ -27,7 +28,9 @@ class SubscriptionsConfig(AppConfig):
         purpose_register(MachineSessionPurpose())
         purpose_register(SubscriptionPurpose())
         device_token_resolver_register(
-            lambda token: [f"machine:{m.pk}"] if (m := machine_for_device_token(token)) else None
+            lambda token: (
+                [audience_machine(m.pk)] if (m := machine_for_device_token(token)) else None
+            )
         )
         page_register(Page("machines", _("Machines"), _("Pay for time on a machine."), order=10))
         page_register(Page("billing", _("Plans"), _("Subscribe to a plan or see yours."), order=15))

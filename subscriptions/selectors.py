@@ -297,3 +297,17 @@ def user_find(who) -> "object | None":
         matches = list(users.filter(email__iexact=who)[:2])
         user = matches[0] if len(matches) == 1 else None
     return user
+
+
+def machine_active_get(*, code: str) -> Machine | None:
+    return Machine.objects.filter(code=code, active=True).first()
+
+
+def machine_options(*, machine: Machine) -> list:
+    """The time options a customer may buy on this machine."""
+    return list(machine.options.all())
+
+
+def plan_by_code(code: str) -> Plan | None:
+    """The plan with this code, or None (also for a code no text column can hold)."""
+    return Plan.objects.filter(code=code).first() if text_storable(code) else None

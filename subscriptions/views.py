@@ -7,13 +7,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ConfirmaError
+from core.pages import render_page
 from core.throttling import throttle_check, throttle_message, throttle_page
 from notifications.selectors import event_latest_id
 from payments.errors import InsufficientCredit
@@ -24,7 +25,9 @@ from subscriptions.models import Machine
 from subscriptions.selectors import (
     billing_payment_find,
     billing_recent_payments,
+    machine_active_get,
     machine_controller_state,
+    machine_options,
     machine_state_for,
     machines_with_status,
     subscription_get,
@@ -49,16 +52,24 @@ def _state_context(request, machine) -> dict:
     return {
         "state": machine_state_for(machine=machine, user=request.user),
         "account": wallet_account_get(user=request.user),
-        "options": machine.options.all(),
+        "options": machine_options(machine=machine),
         "key": uuid.uuid4().hex,
         "simulate": settings.FAKE_PROVIDERS,
     }
 
 
+def _machine_or_404(code: str) -> Machine:
+    machine = machine_active_get(code=code)
+    if machine is None:
+        raise Http404
+    return machine
+
+
 def _machine_page(request, machine):
-    return render(
+    return render_page(
         request,
         "subscriptions/machine.html",
+        "subscriptions/_machine_state.html",
         {"machine": machine, **_state_context(request, machine)},
     )
 
@@ -66,23 +77,12 @@ def _machine_page(request, machine):
 @login_required
 @require_GET
 def machine_page(request, code: str):
-    return _machine_page(request, get_object_or_404(Machine, code=code, active=True))
-
-
-@login_required
-@require_GET
-def machine_state(request, code: str):
-    """The state block alone; re-fetched on every event and after a reconnect."""
-    machine = get_object_or_404(Machine, code=code, active=True)
-    return render(
-        request,
-        "subscriptions/_machine_state.html",
-        {"machine": machine, **_state_context(request, machine)},
-    )
+    """The machine and its state block (re-fetched on every event and after a reconnect)."""
+    return _machine_page(request, _machine_or_404(code))
 
 
 def _machine_start_refused(request, message: str, code: str):
-    machine = get_object_or_404(Machine, code=code, active=True)
+    machine = _machine_or_404(code)
     messages.error(request, message)
     return _machine_page(request, machine)
 
@@ -166,25 +166,16 @@ def _controller_machine(request) -> tuple[Machine, str]:
 def controller(request):
     """What a machine's controller would do, on screen: on and off as events arrive."""
     machine, token = _controller_machine(request)
-    return render(
+    return render_page(
         request,
         "subscriptions/controller.html",
+        "subscriptions/_controller_state.html",
         {
             "machine": machine,
             "usage": machine_controller_state(machine=machine),
             "events_token": token,
             "events_since": event_latest_id(),
         },
-    )
-
-
-@require_GET
-def controller_state(request):
-    machine, _token = _controller_machine(request)
-    return render(
-        request,
-        "subscriptions/_controller_state.html",
-        {"machine": machine, "usage": machine_controller_state(machine=machine)},
     )
 
 
@@ -269,13 +260,12 @@ def _return_context(request) -> dict:
 def billing_return(request):
     """Where providers send the customer back. Finds the payment by whatever the provider
     appended and shows its live state; never a dead end."""
-    return render(request, "subscriptions/billing_return.html", _return_context(request))
-
-
-@login_required
-@require_GET
-def billing_return_state(request):
-    return render(request, "subscriptions/_billing_return_state.html", _return_context(request))
+    return render_page(
+        request,
+        "subscriptions/billing_return.html",
+        "subscriptions/_billing_return_state.html",
+        _return_context(request),
+    )
 
 
 @login_required

@@ -262,7 +262,7 @@ CASES: list[Case] = [
     Case("payments/topup/", "POST", "/payments/topup/", logged_in(to("/payments/"))),
     *[
         Case(
-            "payments/<str:reference>/" + suffix,
+            "payments/<reference:reference>/" + suffix,
             "GET",
             f"/payments/{slot(ref)}/{suffix}",
             logged_in(NOT_FOUND, **dict.fromkeys(may_see, OK)),
@@ -273,7 +273,7 @@ CASES: list[Case] = [
     ],
     *[
         Case(
-            "payments/<str:reference>/simulate/",
+            "payments/<reference:reference>/simulate/",
             "POST",
             f"/payments/{slot(ref)}/simulate/",
             # Simulation is off outside the demo: an error message, back to the payment.
@@ -341,7 +341,7 @@ CASES: list[Case] = [
     ),
     *[
         Case(
-            "kiosk/wait/<str:reference>/" + suffix,
+            "kiosk/wait/<reference:reference>/" + suffix,
             "GET",
             f"/kiosk/wait/{slot(ref)}/{suffix}",
             token_page("kiosk_token") if ref == "kiosk_ref" else nobody(),
@@ -351,14 +351,14 @@ CASES: list[Case] = [
         for ref in ("kiosk_ref", "other_kiosk_ref")
     ],
     Case(
-        "kiosk/wait/<str:reference>/simulate/",
+        "kiosk/wait/<reference:reference>/simulate/",
         "POST",
         "/kiosk/wait/{kiosk_ref}/simulate/",
         token_page("kiosk_token", to("/kiosk/wait/{kiosk_ref}/?token={kiosk_token}")),
         variant="own",
     ),
     Case(
-        "kiosk/wait/<str:reference>/simulate/",
+        "kiosk/wait/<reference:reference>/simulate/",
         "POST",
         "/kiosk/wait/{other_kiosk_ref}/simulate/",
         nobody(),
@@ -494,7 +494,7 @@ CASES: list[Case] = [
     ),
     *[
         Case(
-            "api/payment-sessions/<str:reference>/",
+            "api/payment-sessions/<reference:reference>/",
             "GET",
             f"/api/payment-sessions/{slot(ref)}/",
             # AllowAny: owner, staff, or the holder of the payment's token; else 404.

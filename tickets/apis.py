@@ -14,30 +14,12 @@ from rest_framework.pagination import LimitOffsetPagination
 
 from core.api import error_responses
 from core.errors import ConfirmaError
-from core.roles import has_role
+from core.roles import RolePermission, has_role
 from core.text import text_storable
 from tickets.models import TicketStatus
 from tickets.selectors import tickets_list
 from tickets.selftest import integration_self_test
 from tickets.serializers import TicketFilterSerializer, TicketSerializer
-
-
-class IsStaff:
-    def has_permission(self, request, view):
-        return request.user.is_authenticated and has_role(request.user, "staff")
-
-    def has_object_permission(self, request, view, obj):
-        return self.has_permission(request, view)
-
-
-class IsOperator:
-    """Operators, and staff (who hold every role's rights)."""
-
-    def has_permission(self, request, view):
-        return request.user.is_authenticated and has_role(request.user, "operator")
-
-    def has_object_permission(self, request, view, obj):
-        return self.has_permission(request, view)
 
 
 class InvalidFilter(ConfirmaError):
@@ -53,7 +35,7 @@ class TicketListApi(ListAPIView):
     """Tickets in queue order (paid first), filtered by status, service, day and desk;
     for operators and staff."""
 
-    permission_classes = [IsOperator]
+    permission_classes = [RolePermission.of("operator")]
     serializer_class = TicketSerializer
     pagination_class = TicketPagination
 

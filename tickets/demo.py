@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from notifications.audiences import audience_display
 from notifications.tokens import audience_token_create
 from tickets.models import Kiosk, Printer, Service
 from tickets.services import kiosk_token_rotate
@@ -26,7 +27,7 @@ def tickets_demo() -> list[str]:
     )
     token = kiosk_token_rotate(kiosk=kiosk)
     display = audience_token_create(
-        audiences=[f"display:{settings.TICKET_DISPLAY}"], ttl_seconds=365 * 24 * 3600
+        audiences=[audience_display(settings.TICKET_DISPLAY)], ttl_seconds=365 * 24 * 3600
     )
     return [
         "Kiosk tickets: services A, B, C; printer 'Demo printer' (dummy:)",

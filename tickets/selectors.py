@@ -381,3 +381,17 @@ def printers_health() -> list[dict]:
         }
         for printer in Printer.objects.order_by("name")
     ]
+
+
+def services_active() -> list[Service]:
+    """The services a kiosk offers."""
+    return list(Service.objects.filter(active=True))
+
+
+def service_active_get(*, service_id: int) -> Service | None:
+    return Service.objects.filter(pk=service_id, active=True).first()
+
+
+def ticket_for_session(*, session: PaymentSession) -> Ticket | None:
+    """The ticket a paid kiosk session made, if it made one yet."""
+    return Ticket.objects.filter(payment_session=session).select_related("service").first()

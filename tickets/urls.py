@@ -1,15 +1,20 @@
 from django.urls import path
 
+from core.pages import fragment_view
 from tickets import apis, views
 
 urlpatterns = [
     path("kiosk/", views.kiosk_home, name="kiosk"),
     path("kiosk/service/<int:service_id>/", views.kiosk_service, name="kiosk-service"),
-    path("kiosk/wait/<str:reference>/", views.kiosk_wait, name="kiosk-wait"),
-    path("kiosk/wait/<str:reference>/state/", views.kiosk_wait_state, name="kiosk-wait-state"),
-    path("kiosk/wait/<str:reference>/simulate/", views.kiosk_simulate, name="kiosk-simulate"),
+    path("kiosk/wait/<reference:reference>/", views.kiosk_wait, name="kiosk-wait"),
+    path(
+        "kiosk/wait/<reference:reference>/state/",
+        fragment_view(views.kiosk_wait),
+        name="kiosk-wait-state",
+    ),
+    path("kiosk/wait/<reference:reference>/simulate/", views.kiosk_simulate, name="kiosk-simulate"),
     path("operator/", views.operator_panel, name="operator"),
-    path("operator/panel/", views.operator_panel_fragment, name="operator-panel"),
+    path("operator/panel/", fragment_view(views.operator_panel), name="operator-panel"),
     path("operator/desk/", views.operator_desk, name="operator-desk"),
     path("operator/call/", views.operator_call, name="operator-call"),
     path(
@@ -18,7 +23,7 @@ urlpatterns = [
         name="operator-ticket",
     ),
     path("display/", views.display_board, name="display"),
-    path("display/list/", views.display_list, name="display-list"),
+    path("display/list/", fragment_view(views.display_board), name="display-list"),
     path("integration/", views.integration_page, name="integration"),
     path("integration/fix/", views.integration_fix, name="integration-fix"),
 ]

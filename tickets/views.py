@@ -7,31 +7,33 @@ import uuid
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ConfirmaError
-from core.roles import has_role
-from core.text import text_storable
+from core.pages import render_page
+from core.roles import role_required
 from core.throttling import throttle_page
+from notifications.audiences import audience_display
 from notifications.errors import InvalidToken
 from notifications.selectors import event_latest_id
 from notifications.tokens import audience_token_read
 from payments.apis import payment_token
-from payments.models import PaymentSession, Provider
+from payments.models import Provider
+from payments.selectors import payment_session_get
 from payments.services import payment_session_create
 from payments.services.simulation import payment_simulate
 from tickets.cpf import cpf_valid
-from tickets.models import Service, Ticket
 from tickets.repairs import ticket_missing_create
 from tickets.selectors import (
     integration_health,
+    service_active_get,
+    services_active,
+    ticket_for_session,
     tickets_at_desks,
     tickets_recently_called,
     tickets_waiting_by_service,
@@ -97,7 +99,7 @@ def kiosk_home(request):
     return render(
         request,
         "tickets/kiosk_home.html",
-        _kiosk_context(request, kiosk, services=Service.objects.filter(active=True)),
+        _kiosk_context(request, kiosk, services=services_active()),
     )
 
 
@@ -117,7 +119,9 @@ def _kiosk_service_page(request, kiosk, service, form):
 
 def _kiosk_service_refused(request, message: str, service_id: int):
     """The details form again, with what the customer typed and the refusal above it."""
-    service = get_object_or_404(Service, pk=service_id, active=True)
+    service = service_active_get(service_id=service_id)
+    if service is None:
+        raise Http404
     form = DetailsForm(request.POST)
     form.add_error(None, message)
     return _kiosk_service_page(request, request.kiosk, service, form)
@@ -127,7 +131,9 @@ def _kiosk_service_refused(request, message: str, service_id: int):
 @throttle_page("kiosk_ticket", refused=_kiosk_service_refused, key=_kiosk_throttle_key)
 def kiosk_service(request, service_id: int):
     kiosk = request.kiosk
-    service = get_object_or_404(Service, pk=service_id, active=True)
+    service = service_active_get(service_id=service_id)
+    if service is None:
+        raise Http404
     form = DetailsForm(request.POST or None, initial={"key": uuid.uuid4().hex, "method": "pix"})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -156,21 +162,20 @@ def kiosk_service(request, service_id: int):
 
 def _kiosk_session(request, reference: str):
     kiosk = _kiosk(request)
-    session = None
-    if text_storable(reference):
-        session = PaymentSession.objects.filter(reference=reference, purpose="ticket").first()
+    session = payment_session_get(reference=reference, purpose="ticket")
     if session is None or session.params.get("kiosk") != kiosk.pk:
         raise Http404
-    ticket = Ticket.objects.filter(payment_session=session).select_related("service").first()
+    ticket = ticket_for_session(session=session)
     return kiosk, session, ticket
 
 
 @require_GET
 def kiosk_wait(request, reference: str):
     kiosk, session, ticket = _kiosk_session(request, reference)
-    return render(
+    return render_page(
         request,
         "tickets/kiosk_wait.html",
+        "tickets/_kiosk_state.html",
         _kiosk_context(
             request,
             kiosk,
@@ -184,27 +189,9 @@ def kiosk_wait(request, reference: str):
     )
 
 
-@require_GET
-def kiosk_wait_state(request, reference: str):
-    kiosk, session, ticket = _kiosk_session(request, reference)
-    return render(
-        request,
-        "tickets/_kiosk_state.html",
-        _kiosk_context(
-            request,
-            kiosk,
-            session=session,
-            ticket=ticket,
-            simulate=settings.FAKE_PROVIDERS,
-            reset_seconds=settings.KIOSK_RESET_SECONDS,
-        ),
-    )
-
-
 @require_POST
 def kiosk_simulate(request, reference: str):
-    _kiosk_session(request, reference)
-    session = PaymentSession.objects.get(reference=reference)
+    _kiosk, session, _ticket = _kiosk_session(request, reference)
     with contextlib.suppress(ConfirmaError):
         payment_simulate(session=session, action=request.POST.get("action", "approve"))
     url = reverse("kiosk-wait", args=[reference])
@@ -212,14 +199,6 @@ def kiosk_simulate(request, reference: str):
 
 
 # --- Operator panel -----
-
-
-def _operator(request):
-    if not request.user.is_authenticated:
-        return None
-    if not has_role(request.user, "operator"):
-        raise PermissionDenied
-    return request.user
 
 
 def _panel_context(request) -> dict:
@@ -239,24 +218,18 @@ REPRINT_REASONS = (
 )
 
 
-@login_required
+@role_required("operator")
 @require_GET
 def operator_panel(request):
-    _operator(request)
-    return render(request, "tickets/operator.html", _panel_context(request))
+    return render_page(
+        request, "tickets/operator.html", "tickets/_operator_panel.html", _panel_context(request)
+    )
 
 
-@login_required
-@require_GET
-def operator_panel_fragment(request):
-    _operator(request)
-    return render(request, "tickets/_operator_panel.html", _panel_context(request))
-
-
-@login_required
+@role_required("operator")
 @require_POST
 def operator_desk(request):
-    operator = _operator(request)
+    operator = request.user
     try:
         desk = operator_desk_set(operator=operator, desk=request.POST.get("desk", ""))
     except ConfirmaError as exc:
@@ -266,10 +239,10 @@ def operator_desk(request):
     return redirect("operator")
 
 
-@login_required
+@role_required("operator")
 @require_POST
 def operator_call(request):
-    operator = _operator(request)
+    operator = request.user
     service = request.POST.get("service", "")
     try:
         ticket = desk_call_next(
@@ -298,10 +271,10 @@ ACTIONS = {
 }
 
 
-@login_required
+@role_required("operator")
 @require_POST
 def operator_ticket(request, ticket_id: int, action: str):
-    operator = _operator(request)
+    operator = request.user
     if action != "reprint" and action not in ACTIONS:
         raise Http404
     try:
@@ -329,7 +302,7 @@ def _display_token(request) -> str:
         audiences = audience_token_read(token)
     except InvalidToken:
         raise Http404 from None
-    if f"display:{settings.TICKET_DISPLAY}" not in audiences:
+    if audience_display(settings.TICKET_DISPLAY) not in audiences:
         raise Http404
     return token
 
@@ -337,9 +310,10 @@ def _display_token(request) -> str:
 @require_GET
 def display_board(request):
     token = _display_token(request)
-    return render(
+    return render_page(
         request,
         "tickets/display.html",
+        "tickets/_display_list.html",
         {
             "called": tickets_recently_called(),
             "events_token": token,
@@ -349,27 +323,18 @@ def display_board(request):
     )
 
 
-@require_GET
-def display_list(request):
-    _display_token(request)
-    return render(request, "tickets/_display_list.html", {"called": tickets_recently_called()})
-
-
 # --- Integration status (staff) -----
 
 
-def _staff(request):
-    if not has_role(request.user, "staff"):
-        raise PermissionDenied
-    return request.user
-
-
-@login_required
+@role_required("staff")
 @require_GET
 def integration_page(request):
-    _staff(request)
-    template = "tickets/_integration.html" if request.htmx else "tickets/integration.html"
-    return render(request, template, {"health": integration_health()})
+    return render_page(
+        request,
+        "tickets/integration.html",
+        "tickets/_integration.html",
+        {"health": integration_health()},
+    )
 
 
 # Where the issues list's buttons come back to: this page, or the operations page that
@@ -377,11 +342,11 @@ def integration_page(request):
 FIX_RETURN = {"integration": "integration", "operations": "operations"}
 
 
-@login_required
+@role_required("staff")
 @require_POST
 def integration_fix(request):
     """A fix button of the issues list: make the missing ticket of one paid session."""
-    staff = _staff(request)
+    staff = request.user
     reference = request.POST.get("reference", "")[:64]
     try:
         ticket = ticket_missing_create(

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from core.taskqueue import TaskRef
 from notifications.alert_targets import alert_targets
+from notifications.audiences import audience_role
 from notifications.errors import NotificationError
 from notifications.models import Alert
 from notifications.services.events import event_publish
@@ -136,7 +137,7 @@ def _alert_announce(alert: Alert, now) -> None:
     Caller holds the transaction that recorded `alert`.
     """
     event_publish(
-        audience="role:staff",
+        audience=audience_role("staff"),
         type="alert.raised",
         payload={
             "code": alert.code,

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.text import text_storable
+from notifications.audiences import audience_payment, audience_user
 from notifications.services import (
     alert_raise,
     event_publish,
@@ -237,9 +238,9 @@ OUTCOME_FIELDS = [
 
 def session_audiences(session: PaymentSession) -> list[str]:
     """Who waits on a session: its customer, and whoever holds its payment token."""
-    audiences = [f"payment:{session.reference}"]
+    audiences = [audience_payment(session.reference)]
     if session.user_id:
-        audiences.insert(0, f"user:{session.user_id}")
+        audiences.insert(0, audience_user(session.user_id))
     return audiences
 
 

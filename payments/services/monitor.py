@@ -21,6 +21,7 @@ from datetime import datetime
 from django.db.models import Q
 from django.utils import timezone
 
+from notifications.audiences import audience_user
 from notifications.models import Event
 from payments.errors import PaymentError
 from payments.models import (
@@ -209,7 +210,7 @@ def user_overview(*, user, limit: int = 50) -> dict:
                 "fulfilment_error": session.fulfilment_error,
             }
         )
-    events = Event.objects.filter(audience=f"user:{user.pk}").order_by("-id")[:limit]
+    events = Event.objects.filter(audience=audience_user(user.pk)).order_by("-id")[:limit]
     overview = {
         "user": {"id": user.pk, "username": user.get_username(), "email": user.email},
         "payments": rows,

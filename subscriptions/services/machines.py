@@ -41,6 +41,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from notifications.audiences import audience_machine, audience_user
 from notifications.services import event_publish
 from payments.errors import FulfilmentRefused, IdempotencyConflict, InvalidParams
 from payments.models import OPEN_STATUSES, AuditSource, PaymentSession, PaymentStatus, Provider
@@ -115,7 +116,7 @@ def _event(usage, type_, *, source=AuditSource.SYSTEM, actor=None, reason="", **
 
 def _push_on(usage: UsageSession) -> None:
     event_publish(
-        audience=f"machine:{usage.machine_id}",
+        audience=audience_machine(usage.machine_id),
         type="machine.activate",
         payload={"usage_session": usage.pk, "ends_at": usage.ends_at},
     )
@@ -123,12 +124,12 @@ def _push_on(usage: UsageSession) -> None:
 
 def _push_off(usage: UsageSession, why: str) -> None:
     event_publish(
-        audience=f"machine:{usage.machine_id}",
+        audience=audience_machine(usage.machine_id),
         type="machine.deactivate",
         payload={"usage_session": usage.pk, "reason": why},
     )
     event_publish(
-        audience=f"user:{usage.customer_id}",
+        audience=audience_user(usage.customer_id),
         type="machine_session.completed",
         payload=_usage_payload(usage),
     )
@@ -282,7 +283,7 @@ class MachineSessionPurpose(Purpose):
             provider=session.provider,
         )
         event_publish(
-            audience=f"user:{usage.customer_id}",
+            audience=audience_user(usage.customer_id),
             type="machine_session.activated",
             payload={**_usage_payload(usage), "reference": session.reference},
         )
@@ -381,7 +382,7 @@ def usage_session_extend(*, usage_session_id: int, minutes: int, actor, reason: 
         )
         _push_on(usage)
         event_publish(
-            audience=f"user:{usage.customer_id}",
+            audience=audience_user(usage.customer_id),
             type="machine_session.extended",
             payload=_usage_payload(usage),
         )

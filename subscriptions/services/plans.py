@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy
 
 from core.errors import ConfirmaError
 from core.roles import has_role
+from notifications.audiences import audience_user
 from notifications.services import event_publish
 from payments.errors import InvalidParams, UnsupportedProvider
 from payments.models import AuditSource, PaymentSession, PaymentStatus, Provider
@@ -109,7 +110,7 @@ def _record(
 
 def _publish(subscription: Subscription, type_: str, **extra) -> None:
     event_publish(
-        audience=f"user:{subscription.user_id}",
+        audience=audience_user(subscription.user_id),
         type=type_,
         payload={**_payload(subscription), **extra},
     )

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.taskqueue import TaskRef, tasks_enqueue
+from notifications.audiences import audience_role
 from notifications.services import alert_raise, event_publish
 from tickets.models import (
     Kiosk,
@@ -107,7 +108,7 @@ def _print_attempt_failed(job: PrintJob, error: str, *, maybe_printed: bool = Fa
         context={"ticket": ticket.pk, "job": job.pk, "error": error[:300]},
     )
     event_publish(
-        audience="role:operator",
+        audience=audience_role("operator"),
         type="alert.raised",
         payload={"code": "ticket.print_error", "ticket": ticket.code, "error": error[:300]},
     )
@@ -144,7 +145,7 @@ def _print_job_mark_reprint(job: PrintJob, error: str) -> None:
     )
     if first:
         event_publish(
-            audience="role:operator",
+            audience=audience_role("operator"),
             type="ticket.print_interrupted",
             payload={**ticket_payload(ticket), "job": job.pk, "attempt": job.attempts},
         )

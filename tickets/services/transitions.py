@@ -7,6 +7,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from core.errors import NotFound
+from notifications.audiences import audience_display, audience_payment, audience_role
 from notifications.services import event_publish
 from tickets.errors import TicketError
 from tickets.models import (
@@ -55,11 +56,11 @@ def _move(ticket: Ticket, to: str, *, actor=None, **data) -> None:
 
 
 def _tell(ticket: Ticket, type_: str, *, customer: bool = True, display: bool = False) -> None:
-    audiences = ["role:operator"]
+    audiences = [audience_role("operator")]
     if customer:
-        audiences.append(f"payment:{ticket.payment_session.reference}")
+        audiences.append(audience_payment(ticket.payment_session.reference))
     if display:
-        audiences.append(f"display:{settings.TICKET_DISPLAY}")
+        audiences.append(audience_display(settings.TICKET_DISPLAY))
     event_publish(audience=audiences, type=type_, payload=ticket_payload(ticket))
 
 
