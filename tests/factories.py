@@ -152,6 +152,17 @@ class WebhookRefusalFactory(factory.django.DjangoModelFactory):
     )
 
 
+class PaymentAuditFactory(factory.django.DjangoModelFactory):
+    """One row of a payment's audit trail (by default a note by the system)."""
+
+    class Meta:
+        model = "payments.PaymentAudit"
+
+    session = factory.SubFactory(PaymentSessionFactory)
+    action = "note"
+    source = "system"
+
+
 # --- subscriptions --------------------------------------------------------------------------
 
 
@@ -186,6 +197,17 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
                 lambda s: s.current_period_start + timedelta(days=s.plan.period_days)
             ),
         )
+
+
+class SubscriptionEventFactory(factory.django.DjangoModelFactory):
+    """One row of a subscription's history (by default its activation)."""
+
+    class Meta:
+        model = "subscriptions.SubscriptionEvent"
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    user = factory.SelfAttribute("subscription.user")
+    type = "activated"
 
 
 # --- tickets --------------------------------------------------------------------------------
@@ -263,3 +285,35 @@ class OrderLineFactory(factory.django.DjangoModelFactory):
     product = factory.SubFactory(ProductFactory)
     quantity = 1
     unit_price = factory.SelfAttribute("product.price")
+
+
+# --- task workers ---------------------------------------------------------------------------
+
+
+class WorkerHeartbeatFactory(factory.django.DjangoModelFactory):
+    """A background worker's last sign of life (now, unless told otherwise)."""
+
+    class Meta:
+        model = "config.WorkerHeartbeat"
+
+    worker_id = factory.Sequence(lambda n: f"worker-{n}")
+    hostname = "node"
+    pid = factory.Sequence(lambda n: 1000 + n)
+
+
+class TaskResultFactory(factory.django.DjangoModelFactory):
+    """A row of the task queue (django-tasks' database backend): a task running on
+    `worker` since `started_at`."""
+
+    class Meta:
+        model = "django_tasks_database.DBTaskResult"
+
+    status = "RUNNING"
+    task_path = "tickets.tasks.print_job_send"
+    args_kwargs = factory.LazyFunction(lambda: {"args": [], "kwargs": {}})
+    backend_name = "default"
+    run_after = factory.LazyFunction(timezone.now)
+    started_at = factory.LazyFunction(timezone.now)
+    worker_ids = factory.LazyFunction(list)
+    exception_class_path = ""
+    traceback = ""

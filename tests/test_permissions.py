@@ -26,7 +26,14 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tests import permissions_matrix as matrix
-from tests.factories import KioskFactory, MachineFactory, PlanFactory, ServiceFactory, UserFactory
+from tests.factories import (
+    KioskFactory,
+    MachineFactory,
+    PlanFactory,
+    ServiceFactory,
+    UserFactory,
+    WorkerHeartbeatFactory,
+)
 from tests.notifications.wsclient import ws_connect
 from tests.orders.conftest import make_order
 
@@ -51,7 +58,6 @@ class World:
 
 
 def _build_world() -> World:
-    from config.models import WorkerHeartbeat
     from notifications.tokens import audience_token_create
     from orders.models import OrderStatus, PaymentProof
     from orders.services import proof_submit
@@ -79,7 +85,7 @@ def _build_world() -> World:
         login = Client()
         login.force_login(user)
         w.sessions[name] = login.cookies[settings.SESSION_COOKIE_NAME].value
-    WorkerHeartbeat.objects.create(worker_id="permissions", hostname="test", pid=1)
+    WorkerHeartbeatFactory(worker_id="permissions", hostname="test", pid=1)
 
     machine, other_machine = MachineFactory(), MachineFactory()
     w.fmt |= {

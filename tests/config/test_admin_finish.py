@@ -32,6 +32,7 @@ from tests.factories import (
     UserFactory,
     WebhookDeliveryFactory,
     WebhookRefusalFactory,
+    WorkerHeartbeatFactory,
 )
 from tests.payments.conftest import staff_client, test_purpose  # noqa: F401 - fixtures
 from tests.subscriptions.conftest import plans  # noqa: F401 - fixture
@@ -268,7 +269,7 @@ def test_read_only_change_pages_show_no_save_button(staff_client, test_purpose, 
     PeriodicJob.objects.get_or_create(
         name="test-job", defaults={"every_seconds": 60, "next_due_at": now + timedelta(minutes=1)}
     )
-    WorkerHeartbeat.objects.create(worker_id="w-test", hostname="node", pid=1)
+    WorkerHeartbeatFactory(worker_id="w-test", hostname="node", pid=1)
     CouponFactory()
 
     read_only, editable = set(), set()

@@ -9,10 +9,17 @@ import pytest
 from django.utils import translation
 
 from notifications.services import event_publish
-from subscriptions.models import Plan, Subscription, SubscriptionEvent
-from tests.factories import UserFactory
+from subscriptions.models import SubscriptionEvent
+from tests.factories import (
+    PlanFactory,
+    PrinterFactory,
+    ServiceFactory,
+    SubscriptionEventFactory,
+    SubscriptionFactory,
+    UserFactory,
+)
 from tests.tickets.conftest import paid_ticket
-from tickets.models import Printer, Service, Ticket
+from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -41,8 +48,8 @@ def tashkent(settings):
 
 
 def test_operator_panel_shows_paid_times_in_the_business_zone(client):
-    Printer.objects.create(name="Demo", url="dummy:")
-    service = Service.objects.create(name="Atendimento", prefix="A", price=Decimal("5"))
+    PrinterFactory(name="Demo", url="dummy:")
+    service = ServiceFactory(name="Atendimento", prefix="A", price=Decimal("5"))
     ticket = paid_ticket(service)
     Ticket.objects.filter(pk=ticket.pk).update(paid_at=MOMENT)
     client.force_login(UserFactory(roles=["operator"]))
@@ -64,10 +71,10 @@ def test_live_activity_shows_event_times_in_the_business_zone(client):
 
 def test_my_subscription_shows_period_payment_and_history_in_the_business_zone(client):
     user = UserFactory(roles=["customer"])
-    plan = Plan.objects.create(
+    plan = PlanFactory(
         code="pro", name="Pro", tier="pro", price=Decimal("9"), currency="USD", period_days=30
     )
-    subscription = Subscription.objects.create(
+    subscription = SubscriptionFactory(
         user=user,
         plan=plan,
         tier="pro",
@@ -76,9 +83,7 @@ def test_my_subscription_shows_period_payment_and_history_in_the_business_zone(c
         current_period_end=MOMENT + timedelta(days=30),
         last_payment_at=MOMENT,
     )
-    history = SubscriptionEvent.objects.create(
-        subscription=subscription, user=user, type="activated"
-    )
+    history = SubscriptionEventFactory(subscription=subscription, user=user, type="activated")
     SubscriptionEvent.objects.filter(pk=history.pk).update(created_at=MOMENT)
     client.force_login(user)
     text = visible(client.get("/billing/subscription/", HTTP_ACCEPT_LANGUAGE="en").content.decode())

@@ -14,6 +14,7 @@ from tests.factories import (
     LedgerEntryFactory,
     PaymentSessionFactory,
     PlanFactory,
+    SubscriptionEventFactory,
     SubscriptionFactory,
     UserFactory,
     WalletAccountFactory,
@@ -266,7 +267,6 @@ def test_payments_page_shows_purpose_and_entry_labels(client):
 
 @pytest.mark.django_db
 def test_plan_pages_show_names_not_tiers(client):
-    from subscriptions.models import SubscriptionEvent
 
     basic = PlanFactory(
         code="basic-brl", name="Basic", tier="tier_basic", price=Decimal("10.00"), currency="BRL"
@@ -276,7 +276,7 @@ def test_plan_pages_show_names_not_tiers(client):
     )
     customer = UserFactory()
     subscription = SubscriptionFactory(user=customer, plan=pro, active=True)
-    SubscriptionEvent.objects.create(
+    SubscriptionEventFactory(
         subscription=subscription,
         user=customer,
         type="upgraded",

@@ -44,6 +44,7 @@ from payments.services import (
 from payments.services.confirmation import Evidence
 from tests.factories import (
     MachineFactory,
+    PaymentAuditFactory,
     PaymentSessionFactory,
     PlanFactory,
     PrinterFactory,
@@ -84,7 +85,7 @@ def open_payment(*, purpose, params, user, amount, currency, provider, overdue=F
         expires_at=timezone.now() + timedelta(hours=-1 if overdue else 1),
         provider_data={"fuzz": True},
     )
-    PaymentAudit.objects.create(
+    PaymentAuditFactory(
         session=session, action="created", to_status=session.status, source=AuditSource.CUSTOMER
     )
     return session

@@ -16,6 +16,7 @@ from config.models import PeriodicJob
 from config.nodes import periodic_overdue, tasks_orphaned
 from config.services import periodic_claim, periodic_finish, worker_heartbeat_beat
 from notifications.models import Alert
+from tests.factories import TaskResultFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -85,16 +86,11 @@ def test_an_overdue_job_is_reported_and_fails_the_check(settings, capsys):
 
 
 def _running(path: str, *, worker: str, minutes: int = 10) -> DBTaskResult:
-    return DBTaskResult.objects.create(
+    return TaskResultFactory(
         status=TaskResultStatus.RUNNING,
         task_path=path,
-        args_kwargs={"args": [], "kwargs": {}},
-        backend_name="default",
-        run_after=timezone.now(),
         started_at=timezone.now() - timedelta(minutes=minutes),
         worker_ids=[worker],
-        exception_class_path="",
-        traceback="",
     )
 
 

@@ -13,9 +13,15 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from notifications.models import Event
-from payments.models import AuditSource, DeliveryStatus, PaymentAudit
+from payments.models import AuditSource, DeliveryStatus
 from payments.services.retention import delivery_resolve
-from tests.factories import AlertFactory, EventFactory, UserFactory, WebhookDeliveryFactory
+from tests.factories import (
+    AlertFactory,
+    EventFactory,
+    PaymentAuditFactory,
+    UserFactory,
+    WebhookDeliveryFactory,
+)
 from tests.operations.test_expiry import kiosk_session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +67,7 @@ def world(settings):
     old_processed = delivery(DeliveryStatus.PROCESSED, days=91)
     # An audit row that names the old delivery as evidence outlives it.
     session = kiosk_session()
-    audit = PaymentAudit.objects.create(
+    audit = PaymentAuditFactory(
         session=session, action="note", source=AuditSource.WEBHOOK, delivery=old_processed
     )
     return {

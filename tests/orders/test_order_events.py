@@ -8,12 +8,12 @@ from django.urls import reverse
 
 from core.errors import PermissionDenied
 from orders.errors import OrderError
-from orders.models import Order, OrderEvent, OrderStatus, Product, Table
+from orders.models import Order, OrderEvent, OrderStatus
 from orders.services import order_advance, order_create, order_reject, order_verify, proof_submit
 from payments.models import AuditSource, PaymentAudit
 from payments.services import payment_confirm
 from payments.services.confirmation import Evidence
-from tests.factories import UserFactory
+from tests.factories import ProductFactory, TableFactory, UserFactory
 from tests.orders.conftest import make_order, png_bytes, upload
 from tests.payments.conftest import staff_client  # noqa: F401 - fixture
 
@@ -37,8 +37,8 @@ def submit(order, user):
 
 def test_every_step_from_order_to_paid_is_audited(staff_users, private_media):
     waiter, kitchen, cashier = staff_users["waiter"], staff_users["kitchen"], staff_users["cashier"]
-    table = Table.objects.create(name="Mesa 9")
-    tacos = Product.objects.create(name="Tacos", price="95.00")
+    table = TableFactory(name="Mesa 9")
+    tacos = ProductFactory(name="Tacos", price="95.00")
     order = order_create(actor=waiter, table_id=table.pk, items=[(tacos.pk, 2)])
     order_advance(order_id=order.pk, to=S.PREPARING, actor=kitchen)
     order_advance(order_id=order.pk, to=S.READY, actor=kitchen)
@@ -161,8 +161,8 @@ def test_payment_audit_rows_are_untouched_by_the_order_trail(staff_users, privat
 def test_an_order_entered_in_the_admin_starts_its_trail(client, staff_users):
     admin_user = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(admin_user)
-    table = Table.objects.create(name="Mesa 3")
-    tacos = Product.objects.create(name="Tacos", price="95.00")
+    table = TableFactory(name="Mesa 3")
+    tacos = ProductFactory(name="Tacos", price="95.00")
     add_page = client.get(reverse("admin:orders_order_add"))
     assert OrderEvent not in {f.formset.model for f in add_page.context["inline_admin_formsets"]}
     answer = client.post(

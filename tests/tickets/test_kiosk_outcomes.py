@@ -12,8 +12,9 @@ from payments.services.confirmation import (
     payment_expire,
     payment_fail,
 )
+from tests.factories import KioskFactory
 from tests.tickets.conftest import kiosk_session
-from tickets.models import Kiosk, Ticket
+from tickets.models import Ticket
 from tickets.services import kiosk_token_rotate
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def kiosk(db):
-    kiosk = Kiosk.objects.create(name="Entrada")
+    kiosk = KioskFactory(name="Entrada")
     return kiosk, kiosk_token_rotate(kiosk=kiosk)
 
 

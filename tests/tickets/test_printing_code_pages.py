@@ -8,8 +8,8 @@ import pytest
 from django.utils import translation
 from django.utils.translation import gettext
 
+from tests.factories import ServiceFactory
 from tests.tickets.conftest import paid_ticket
-from tickets.models import Service
 from tickets.printing import code_page_for, printable, reprint_banner_render, ticket_render
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +20,7 @@ SELECT_CP866 = b"\x1bt\x11"  # ESC t 17: PC866 (Cyrillic #2)
 
 def test_a_russian_ticket_prints_in_cp866(dummy_printer, settings):
     settings.BUSINESS_NAME = "Центр услуг «Ташкент»"
-    service = Service.objects.create(name="Выдача справки", prefix="C", price=Decimal("5"))
+    service = ServiceFactory(name="Выдача справки", prefix="C", price=Decimal("5"))
     ticket = paid_ticket(
         service, printed=False, language="ru", customer_name="Иван Петрович Смирнов"
     )
@@ -33,7 +33,7 @@ def test_a_russian_ticket_prints_in_cp866(dummy_printer, settings):
 
 def test_an_uzbek_ticket_prints_its_letters_as_the_printer_can(dummy_printer, settings):
     settings.BUSINESS_NAME = "Oʻzbekiston xizmat markazi"
-    service = Service.objects.create(name="Gʻaznachilik maʼlumotnomasi", prefix="U", price=1)
+    service = ServiceFactory(name="Gʻaznachilik maʼlumotnomasi", prefix="U", price=1)
     ticket = paid_ticket(service, printed=False, language="uz", customer_name="Gʻayrat Oʻrinov")
     data = ticket_render(ticket)
     assert data.startswith(SELECT_CP860)
