@@ -78,6 +78,26 @@ class AppendOnlyAdmin(ReadOnlyModelAdmin):
         return False
 
 
+class StatusAuditAdmin(AppendOnlyAdmin):
+    """The admin list of an audit trail whose rows record a status change
+    (`from_status` → `to_status`, stored as codes): both shown as people read them.
+    `status_choices` is the audited model's status TextChoices."""
+
+    status_choices = None
+
+    def _status_label(self, code: str) -> str:
+        label = dict(self.status_choices.choices).get(code)
+        return str(label) if label is not None else code
+
+    @admin.display(description=_("status before"), ordering="from_status")
+    def status_before(self, obj):
+        return self._status_label(obj.from_status)
+
+    @admin.display(description=_("status after"), ordering="to_status")
+    def status_after(self, obj):
+        return self._status_label(obj.to_status)
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000

@@ -1,7 +1,6 @@
 from django.contrib import admin
-from django.utils.translation import gettext_lazy as _
 
-from core.admin_tools import AppendOnlyAdmin, ReadOnlyInline
+from core.admin_tools import ReadOnlyInline, StatusAuditAdmin
 from orders.models import (
     Order,
     OrderEvent,
@@ -12,12 +11,6 @@ from orders.models import (
     Table,
 )
 from orders.services import order_entered_in_admin
-
-
-def _status_label(code: str) -> str:
-    """An order status as people read it (audit rows store the code, or nothing)."""
-    label = dict(OrderStatus.choices).get(code)
-    return str(label) if label is not None else code
 
 
 @admin.register(Table)
@@ -97,7 +90,8 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(AppendOnlyAdmin):
+class OrderEventAdmin(StatusAuditAdmin):
+    status_choices = OrderStatus
     list_display = (
         "created_at",
         "order",
@@ -110,11 +104,3 @@ class OrderEventAdmin(AppendOnlyAdmin):
     list_filter = ("action", "source")
     search_fields = ("=order__id", "reason")
     ordering = ("-created_at", "-id")
-
-    @admin.display(description=_("status before"), ordering="from_status")
-    def status_before(self, obj):
-        return _status_label(obj.from_status)
-
-    @admin.display(description=_("status after"), ordering="to_status")
-    def status_after(self, obj):
-        return _status_label(obj.to_status)

@@ -11,10 +11,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from core.admin_tools import (
-    AppendOnlyAdmin,
     ReadOnlyInline,
     ReadOnlyModelAdmin,
     ReasonForm,
+    StatusAuditAdmin,
     confirm_with_form,
 )
 from payments.admin_held import PartialPaymentInline, UnmatchedPaymentInline
@@ -43,12 +43,6 @@ from payments.services import (
 from payments.services.confirmation import Evidence
 from payments.services.deliveries import SETTLED, delivery_replay
 from payments.services.retention import delivery_resolve
-
-
-def _status_label(code: str) -> str:
-    """A payment status as people read it (audit rows store the code, or nothing)."""
-    label = dict(PaymentStatus.choices).get(code)
-    return str(label) if label is not None else code
 
 
 def _reference(session) -> str:
@@ -253,7 +247,8 @@ class PaymentSessionAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(PaymentAudit)
-class PaymentAuditAdmin(AppendOnlyAdmin):
+class PaymentAuditAdmin(StatusAuditAdmin):
+    status_choices = PaymentStatus
     list_display = (
         "created_at",
         "session",
@@ -266,14 +261,6 @@ class PaymentAuditAdmin(AppendOnlyAdmin):
     list_filter = ("action", "source")
     search_fields = ("session__reference", "reason")
     ordering = ("-created_at", "-id")
-
-    @admin.display(description=_("status before"), ordering="from_status")
-    def status_before(self, obj):
-        return _status_label(obj.from_status)
-
-    @admin.display(description=_("status after"), ordering="to_status")
-    def status_after(self, obj):
-        return _status_label(obj.to_status)
 
 
 class ReferenceSearchFilter(admin.SimpleListFilter):
