@@ -62,3 +62,26 @@ def _stack_serving(request):
         if running.server is None or running.server.poll() is not None:
             running.start()
     yield
+
+
+@pytest.fixture
+def open_as(browser, stack):
+    """`open_as(username, viewport)`: a page of its own browser context on the stack the
+    test uses, logged in as `username` (the demo's password), or anonymous for None."""
+    contexts = []
+
+    def _open(username: str | None, viewport: dict):
+        context = browser.new_context(base_url=stack.url, locale="en-US", viewport=viewport)
+        contexts.append(context)
+        page = context.new_page()
+        if username:
+            page.goto("/accounts/login/")
+            page.fill("#id_username", username)
+            page.fill("#id_password", "confirma-demo")
+            page.click("form.form button[type=submit]")
+            page.wait_for_url(stack.url + "/")
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()

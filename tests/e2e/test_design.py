@@ -22,26 +22,6 @@ def stack(sqlite_memory_stack):
     return sqlite_memory_stack
 
 
-@pytest.fixture
-def open_as(browser, stack):
-    contexts = []
-
-    def _open(username: str, viewport: dict):
-        context = browser.new_context(base_url=stack.url, locale="en-US", viewport=viewport)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto("/accounts/login/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", "confirma-demo")
-        page.click("form.form button[type=submit]")
-        page.wait_for_url(stack.url + "/")
-        return page
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
 def nav_hrefs(page) -> list[str]:
     return page.eval_on_selector_all("#site-nav a", "links => links.map(a => a.pathname)")
 

@@ -37,27 +37,6 @@ def stack(tmp_path_factory):
     running.close()
 
 
-@pytest.fixture
-def open_as(browser, stack):
-    contexts = []
-
-    def _open(username: str | None, viewport: dict):
-        context = browser.new_context(base_url=stack.url, locale="en-US", viewport=viewport)
-        contexts.append(context)
-        page = context.new_page()
-        if username:
-            page.goto("/accounts/login/")
-            page.fill("#id_username", username)
-            page.fill("#id_password", "confirma-demo")
-            page.click("form.form button[type=submit]")
-            page.wait_for_url(stack.url + "/")
-        return page
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
 def fits(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
