@@ -470,6 +470,13 @@ WEBHOOK_REFUSAL_FLUSH_SECONDS = env.float(
 WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=100)
 WEBHOOK_LEASE_SECONDS = env.int("WEBHOOK_LEASE_SECONDS", default=120)
 WEBHOOK_WORKER_IDLE_SECONDS = env.float("WEBHOOK_WORKER_IDLE_SECONDS", default=2.0)
+# Group commit of the intake on PostgreSQL (payments/services/group_commit.py): deliveries
+# arriving together are stored in one INSERT and one COMMIT, at most this many; a request
+# waits at most this many seconds for its row to be committed (then 503: the provider
+# retries).
+WEBHOOK_GROUP_COMMIT = env.bool("WEBHOOK_GROUP_COMMIT", default=True)
+WEBHOOK_GROUP_COMMIT_MAX = env.int("WEBHOOK_GROUP_COMMIT_MAX", default=100)
+WEBHOOK_GROUP_COMMIT_WAIT_SECONDS = env.float("WEBHOOK_GROUP_COMMIT_WAIT_SECONDS", default=10.0)
 # Where the intake wakes the workers when a delivery is stored: a Redis channel when Redis
 # is there (every node's workers hear it), otherwise PostgreSQL's NOTIFY of this name.
 WEBHOOK_WAKE_CHANNEL = f"{CHANNELS_PREFIX}:deliveries"

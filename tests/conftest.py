@@ -178,6 +178,16 @@ def memory_layer(settings):
 
 
 @pytest.fixture(autouse=True)
+def _intake_writer_stopped():
+    """The intake's group-commit writer (a thread with a database connection of its own)
+    ends with the test that started it: no connection outlives the test's database."""
+    yield
+    from payments.services.group_commit import intake_writer
+
+    intake_writer.stop()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Hashing test passwords with PBKDF2 would cost ~0.3 s per user."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -21,12 +21,14 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from payments.models import DeliveryStatus, WebhookDelivery
 from payments.providers import InboundRequest, MalformedPayload, SignatureInvalid, provider_get
 from payments.services.deliveries import delivery_process_now, lease
+from payments.services.group_commit import intake_writer
 from payments.services.refusals import clean_headers, refusal_record
 from payments.services.wake import deliveries_wake
 
@@ -39,13 +41,30 @@ class Answer:
     body: dict
 
 
-def _insert(fields: dict) -> WebhookDelivery:
-    """One INSERT, committed at once (autocommit). Inside a caller's transaction (a test,
-    a script) it goes in a savepoint, so a refused duplicate leaves that transaction usable."""
+def _insert(fields: dict, *, grouped: bool) -> WebhookDelivery | None:
+    """One INSERT, committed at once: with `grouped` (`_group_commit_applies`), shared with
+    the deliveries arriving together (`payments.services.group_commit`), otherwise its own
+    (autocommit). Inside a
+    caller's transaction (a test, a script) it goes in a savepoint, so a refused duplicate
+    leaves that transaction usable. A repeat is None (grouped) or IntegrityError."""
+    if grouped:
+        delivery = WebhookDelivery(**fields)
+        return delivery if intake_writer.store(delivery) is not None else None
     if connection.in_atomic_block:
         with transaction.atomic():
             return WebhookDelivery.objects.create(**fields)
     return WebhookDelivery.objects.create(**fields)
+
+
+def _group_commit_applies(fields: dict) -> bool:
+    """Group commit needs PostgreSQL, no transaction of the caller's (its row would commit
+    apart from it) and an event id (a repeat is known by it)."""
+    return (
+        settings.WEBHOOK_GROUP_COMMIT
+        and connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and bool(fields["event_id"])
+    )
 
 
 def webhook_receive(
@@ -128,9 +147,15 @@ def webhook_receive(
     elif synchronous:
         # Processed in this request: held by it, as a worker holds its claims.
         fields.update(next_attempt_at=now + lease(), claimed_by="intake")
+    grouped = not synchronous and _group_commit_applies(fields)
     try:
-        delivery = _insert(fields)
+        delivery = _insert(fields, grouped=grouped)
     except IntegrityError:
+        delivery = None  # a repeat, or a row the database refused for itself
+    except DatabaseError:
+        logger.exception("webhook %s could not be stored", provider)
+        return Answer(503, {"error": "temporarily unavailable, retry later"})
+    if delivery is None:
         original = (
             WebhookDelivery.objects.filter(
                 provider=provider, event_id=event_id, replay_of__isnull=True
@@ -138,6 +163,11 @@ def webhook_receive(
             .values_list("pk", flat=True)
             .first()
         )
+        if original is None:
+            # Not stored, and not a repeat either: never answer "duplicate" for a
+            # notification that is nowhere (the provider would stop sending it).
+            logger.error("webhook %s (event %s) refused by the database", provider, event_id[:80])
+            return Answer(503, {"error": "temporarily unavailable, retry later"})
         refusal_record(
             provider=provider,
             endpoint=endpoint,
@@ -150,12 +180,9 @@ def webhook_receive(
             detail=f"event {event_id[:80]} is delivery {original}",
         )
         return Answer(200, {"status": "duplicate", "delivery": original})
-    except DatabaseError:
-        logger.exception("webhook %s could not be stored", provider)
-        return Answer(503, {"error": "temporarily unavailable, retry later"})
     if synchronous:
         return Answer(*adapter.answer(delivery_process_now(delivery)))
-    if notification is not None:
-        deliveries_wake()
+    if notification is not None and not grouped:
+        deliveries_wake()  # (a group wakes the workers once, when it commits)
     status = "ignored" if notification is None else "accepted"
     return Answer(200, {"status": status, "delivery": delivery.pk})
