@@ -102,6 +102,13 @@ MIDDLEWARE = [
     # Last, as django-axes asks: turns a locked login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+# Provider webhooks need none of the page middleware (config/wsgi.py serves these paths
+# with this list only).
+WEBHOOK_PATH_PREFIXES = ["/webhooks/"]
+WEBHOOK_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
