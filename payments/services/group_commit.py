@@ -94,13 +94,12 @@ def _write(rows: list[_Row]) -> None:
 
 
 class IntakeWriter:
-    """This process's writer thread (started on first use, again after a fork)."""
+    """This process's writer thread (started on first use)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._queue: list[_Row] = []
         self._thread: threading.Thread | None = None
-        self._pid = 0
         self._stopping = False
 
     def store(self, delivery: WebhookDelivery, *, timeout: float | None = None) -> int | None:
@@ -122,12 +121,8 @@ class IntakeWriter:
         return row.pk
 
     def _ensure_thread(self) -> None:
-        alive = self._thread is not None and self._thread.is_alive()
-        if not alive or self._pid != os.getpid():
-            if self._pid != os.getpid():
-                self._queue = [row for row in self._queue if not row.done.is_set()]
+        if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
-            self._pid = os.getpid()
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -135,7 +130,7 @@ class IntakeWriter:
         connection (tests call this before the test database goes away)."""
         with self._cond:
             thread = self._thread
-            if thread is None or self._pid != os.getpid():
+            if thread is None:
                 return
             self._stopping = True
             self._cond.notify()
@@ -210,3 +205,6 @@ class IntakeWriter:
 
 
 intake_writer = IntakeWriter()
+# A forked child (a gunicorn worker) starts with a writer of its own: the parent's thread
+# is not there, and its lock may have been held at the fork.
+os.register_at_fork(after_in_child=intake_writer.__init__)
