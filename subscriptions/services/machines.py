@@ -45,7 +45,7 @@ from notifications.audiences import audience_machine, audience_user
 from notifications.services import event_publish
 from payments.errors import FulfilmentRefused, IdempotencyConflict, InvalidParams
 from payments.models import OPEN_STATUSES, AuditSource, PaymentSession, PaymentStatus, Provider
-from payments.providers import PaymentState, provider_get
+from payments.providers import PaymentState, own_money, provider_get
 from payments.registry import Purpose, Quote
 from payments.services import (
     payment_cancel,
@@ -276,9 +276,7 @@ class MachineSessionPurpose(Purpose):
         _event(
             usage,
             "activated",
-            source=AuditSource.WALLET
-            if session.provider == Provider.WALLET
-            else AuditSource.PROVIDER,
+            source=AuditSource.WALLET if own_money(session.provider) else AuditSource.PROVIDER,
             reference=session.reference,
             provider=session.provider,
         )
