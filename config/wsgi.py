@@ -11,6 +11,7 @@ import os
 import django
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+from django.utils import translation
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -36,7 +37,11 @@ class _Dispatch:
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO", "").startswith(self.prefixes):
-            return self.webhooks(environ, start_response)
+            # In the site's language, whatever page this thread served last (there is no
+            # LocaleMiddleware to choose one, and texts stored by a synchronous protocol's
+            # processing, such as alerts, would otherwise take that page's language).
+            with translation.override(settings.LANGUAGE_CODE):
+                return self.webhooks(environ, start_response)
         return self.pages(environ, start_response)
 
 

@@ -183,7 +183,8 @@ class MercadoPagoAdapter(ProviderAdapter):
         except ValueError:
             body = {}
         notification_id = body.get("id") if isinstance(body, dict) else None
-        return str(notification_id or request.header("x-request-id") or "")
+        event_id = str(notification_id or request.header("x-request-id") or "")
+        return event_id if text_storable(event_id) else ""
 
     def parse(self, request: InboundRequest) -> Notification | None:
         """None for topics other than payments. A payment notification only names the

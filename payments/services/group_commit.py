@@ -4,7 +4,7 @@ committed.
 
 A request thread hands its row to the writer of its process and waits; the writer takes
 everything waiting (up to WEBHOOK_GROUP_COMMIT_MAX rows), INSERTs it in one statement
-(`ON CONFLICT DO NOTHING`: the unique provider + event id refuses a repeat, which is then
+(`ON CONFLICT … DO NOTHING` on the unique provider + event id: a repeat, which is then
 answered as a duplicate) and commits, then wakes the webhook workers once for the group.
 While one group commits, the next gathers, so the group grows with the load and a quiet
 system pays nothing: a lone request is written at once. A provider's 2xx always follows
@@ -27,13 +27,23 @@ import threading
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+)
 
 from payments.models import WebhookDelivery
 from payments.services.wake import deliveries_wake
 
 logger = logging.getLogger(__name__)
 
+# At most this many groups' worth of rows wait; a request beyond answers 503 at once (the
+# database is stalled: the provider retries later, nothing piles up in memory).
+QUEUE_LIMIT_GROUPS = 10
 # A writer that had nothing to write for this long closes its database connection.
 IDLE_CLOSE_SECONDS = 30.0
 
@@ -54,6 +64,13 @@ class _Row:
         return (self.delivery.provider, self.delivery.event_id)
 
 
+def _as_database_error(exc: Exception) -> DatabaseError:
+    """What a row's failure is answered as: a DatabaseError (an IntegrityError or DataError
+    as raised; a value the driver cannot even send, such as a lone surrogate, as a
+    DataError)."""
+    return exc if isinstance(exc, DatabaseError) else DataError(f"{exc.__class__.__name__}: {exc}")
+
+
 def _insert_sql(deliveries: list[WebhookDelivery]) -> tuple[str, list]:
     meta = WebhookDelivery._meta
     quote = connection.ops.quote_name
@@ -67,7 +84,13 @@ def _insert_sql(deliveries: list[WebhookDelivery]) -> tuple[str, list]:
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 (names, not values)
         f"VALUES {', '.join([row] * len(deliveries))} "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}, "
+        # Only a repeat of a provider's event id (the partial unique index
+        # delivery_one_per_event) is skipped; any other violation raises.
+        f"ON CONFLICT ({quote(meta.get_field('provider').column)}, "
+        f"{quote(meta.get_field('event_id').column)}) "
+        f"WHERE NOT {quote(meta.get_field('event_id').column)} = '' "
+        f"AND {quote(meta.get_field('replay_of').column)} IS NULL "
+        f"DO NOTHING RETURNING {quote(meta.pk.column)}, "
         f"{quote(meta.get_field('provider').column)}, {quote(meta.get_field('event_id').column)}"
     )
     return sql, params
@@ -104,19 +127,29 @@ class IntakeWriter:
 
     def store(self, delivery: WebhookDelivery, *, timeout: float | None = None) -> int | None:
         """Store `delivery` with the group being gathered: its id, or None for a duplicate.
-        Raises the DatabaseError that refused it, or GroupCommitUnavailable after `timeout`
-        seconds (default WEBHOOK_GROUP_COMMIT_WAIT_SECONDS)."""
+        Raises the DatabaseError that refused it (an IntegrityError for a row the database
+        refused for itself), or GroupCommitUnavailable after `timeout` seconds (default
+        WEBHOOK_GROUP_COMMIT_WAIT_SECONDS) or when too many rows already wait."""
         row = _Row(delivery)
         with self._cond:
+            if len(self._queue) >= QUEUE_LIMIT_GROUPS * max(1, settings.WEBHOOK_GROUP_COMMIT_MAX):
+                raise GroupCommitUnavailable("too many deliveries are waiting to be stored")
             self._ensure_thread()
             self._queue.append(row)
             self._cond.notify()
         wait = settings.WEBHOOK_GROUP_COMMIT_WAIT_SECONDS if timeout is None else timeout
         if not row.done.wait(wait):
-            # It may still commit: the provider's retry is then answered as a duplicate.
+            with self._cond:
+                if row in self._queue:  # not taken yet: it never will be
+                    self._queue.remove(row)
+                    raise GroupCommitUnavailable(f"the delivery was not stored within {wait:g} s")
+            # Being written: it may still commit, and the retry is then a duplicate.
             raise GroupCommitUnavailable(f"the delivery was not stored within {wait:g} s")
         if row.error is not None:
-            raise row.error
+            # An exception of its own per request (a shared one would gather every waiting
+            # thread's traceback), of the same kind, so the intake tells them apart.
+            kind = IntegrityError if isinstance(row.error, IntegrityError) else DatabaseError
+            raise kind(str(row.error)) from row.error
         delivery.pk = row.pk
         return row.pk
 
@@ -136,19 +169,24 @@ class IntakeWriter:
             self._cond.notify()
         thread.join(timeout)
         with self._cond:
-            self._thread, self._stopping = None, False
+            if self._thread is thread and not thread.is_alive():
+                self._thread, self._stopping = None, False
 
     def _take(self) -> list[_Row] | None:
         """The next group; None when the writer is to stop."""
-        with self._cond:
-            while not self._queue:
-                if self._stopping:
-                    return None
-                if not self._cond.wait(IDLE_CLOSE_SECONDS) and not self._queue:
-                    connection.close()  # idle: no connection held open for nothing
-            limit = max(1, settings.WEBHOOK_GROUP_COMMIT_MAX)
-            group, self._queue = self._queue[:limit], self._queue[limit:]
-            return group
+        idle = False
+        while True:
+            if idle:
+                connection.close()  # idle: no connection held open for nothing
+            with self._cond:
+                if not self._queue:
+                    if self._stopping:
+                        return None
+                    idle = not self._cond.wait(IDLE_CLOSE_SECONDS) and not self._queue
+                    continue
+                limit = max(1, settings.WEBHOOK_GROUP_COMMIT_MAX)
+                group, self._queue = self._queue[:limit], self._queue[limit:]
+                return group
 
     def _run(self) -> None:
         try:
@@ -164,7 +202,8 @@ class IntakeWriter:
             logger.exception("intake writer: a group of %s rows failed", len(group))
             for row in group:
                 if not row.done.is_set():
-                    row.error = exc if isinstance(exc, DatabaseError) else DatabaseError(exc)
+                    if row.error is None and row.pk is None:
+                        row.error = exc if isinstance(exc, DatabaseError) else DatabaseError(exc)
                     row.done.set()
 
     def _commit(self, group: list[_Row]) -> None:
@@ -178,21 +217,21 @@ class IntakeWriter:
             connection.close()
             for row in group:
                 row.error = exc
-        except DatabaseError as exc:
+        except Exception as exc:  # a row's fault, in the database or in encoding it
             if len(group) == 1:
-                group[0].error = exc
+                group[0].error = _as_database_error(exc)
             else:
                 # One row the database refuses must not fail the others: each alone.
                 logger.warning("intake: a group of %s failed (%s); one by one", len(group), exc)
                 for row in group:
                     try:
                         _write([row])
-                    except DatabaseError as one:
-                        row.error = one
-        if any(row.error is None for row in group):
-            deliveries_wake()
+                    except Exception as one:
+                        row.error = _as_database_error(one)
         for row in group:
             row.done.set()
+        if any(row.error is None for row in group):
+            deliveries_wake()
 
     @staticmethod
     def _connection_checked() -> None:

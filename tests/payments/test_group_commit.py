@@ -9,7 +9,7 @@ import time
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.test import Client
 
 from payments.models import WebhookDelivery
@@ -220,3 +220,79 @@ def test_without_group_commit_each_request_commits_its_own_row(
     pks = [_post(kiosk_secret, s).json()["delivery"] for s in sessions]
     assert len(set(_xmins(pks))) == 3
     assert intake_writer._thread is None  # never started
+
+
+def test_a_row_that_gave_up_waiting_before_it_was_taken_is_not_stored(
+    kiosk_secret, test_purpose, settings
+):
+    blocker, late = _session("blocker"), _session("gave-up")
+    with _TableHeld() as held:
+        lead, _ = _in_threads([lambda: _post(kiosk_secret, blocker)])
+        assert held.writer_blocked()
+        settings.WEBHOOK_GROUP_COMMIT_WAIT_SECONDS = 0.3
+        assert _post(kiosk_secret, late).status_code == 503  # queued behind the blocker
+        settings.WEBHOOK_GROUP_COMMIT_WAIT_SECONDS = 10
+    lead[0].join(15)
+    # Answered 503 and dropped from the queue: the retry is the one that stores it.
+    assert not WebhookDelivery.objects.filter(event_id=f"msg_{late.reference}").exists()
+    assert _post(kiosk_secret, late).json()["status"] == "accepted"
+    assert deliveries_drain().outcomes == {"processed": 2}
+
+
+def test_too_many_rows_waiting_answer_503_at_once(kiosk_secret, test_purpose, settings):
+    settings.WEBHOOK_GROUP_COMMIT_MAX = 1  # the queue holds 10 rows
+    blocker, *waiting = [_session(f"full-{n}") for n in range(12)]
+    extra = waiting.pop()
+    with _TableHeld() as held:
+        lead, _ = _in_threads([lambda: _post(kiosk_secret, blocker)])
+        assert held.writer_blocked()
+        threads, answers = _in_threads([lambda s=s: _post(kiosk_secret, s) for s in waiting])
+        _gathered(len(waiting))
+        started = time.monotonic()
+        refused = _post(kiosk_secret, extra)
+        assert refused.status_code == 503 and time.monotonic() - started < 2
+    for thread in [*lead, *threads]:
+        thread.join(15)
+    assert [answer.status_code for answer in answers] == [200] * len(waiting)
+    assert _post(kiosk_secret, extra).json()["status"] == "accepted"
+
+
+def test_a_value_the_driver_cannot_send_fails_only_its_own_row(kiosk_secret, test_purpose):
+    # A lone surrogate cannot be encoded for PostgreSQL at all (not a database error):
+    # the group is written again row by row and only that row fails.
+    blocker = _session("encode-blocker")
+    deliveries = [
+        WebhookDelivery(
+            provider="kiosk",
+            endpoint="kiosk",
+            event_id=f"direct-{n}",
+            body=b"{}",
+            query_string="bad=\ud800" if n == 1 else "",
+            signature_valid=True,
+        )
+        for n in range(3)
+    ]
+    with _TableHeld() as held:
+        lead, _ = _in_threads([lambda: _post(kiosk_secret, blocker)])
+        assert held.writer_blocked()
+        outcomes = [None] * 3
+
+        def store(index):
+            try:
+                outcomes[index] = intake_writer.store(deliveries[index])
+            except Exception as exc:
+                outcomes[index] = exc
+
+        threads = [threading.Thread(target=store, args=(n,)) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        _gathered(3)
+    for thread in [*lead, *threads]:
+        thread.join(15)
+    assert isinstance(outcomes[0], int) and isinstance(outcomes[2], int)
+    assert isinstance(outcomes[1], DatabaseError)
+    assert set(WebhookDelivery.objects.values_list("event_id", flat=True)) == {
+        f"msg_{blocker.reference}",
+        "direct-0",
+        "direct-2",
+    }

@@ -5,6 +5,8 @@ the full stack; pages still get all of it."""
 import io
 
 import pytest
+from django.core.signals import request_started
+from django.utils import translation
 
 from config.wsgi import application
 from payments.models import WebhookDelivery
@@ -79,3 +81,20 @@ def test_a_refused_webhook_is_answered_the_same_way(kiosk_secret):
     answer = _call("/webhooks/kiosk/", method="POST", body=b"{}", headers={})
     assert answer["status"] == 401
     assert "x-frame-options" not in answer["headers"]
+
+
+def test_a_webhook_runs_in_the_sites_language_whatever_the_thread_served_before(
+    kiosk_secret, settings
+):
+    seen = []
+
+    def record(**kwargs):
+        seen.append(translation.get_language())
+
+    request_started.connect(record)
+    try:
+        with translation.override("ru"):  # the page this thread served last
+            _call("/webhooks/kiosk/", method="POST", body=b"{}", headers={})
+    finally:
+        request_started.disconnect(record)
+    assert seen == [settings.LANGUAGE_CODE]

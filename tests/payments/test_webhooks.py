@@ -2,6 +2,7 @@
 through the one path. A refused request is answered 4xx and only counted."""
 
 import io
+import json
 import time
 import uuid
 from datetime import timedelta
@@ -571,3 +572,19 @@ def test_refusals_are_logged_once_an_hour_under_the_clients_address(client, sett
     refused = [r for r in caplog.records if "webhook refused" in r.getMessage()]
     assert len(refused) == 1
     assert not [r for r in caplog.records if r.name == "django.request"]
+
+
+def test_mercadopago_notification_id_that_no_database_can_hold_is_still_taken_in(client, mp_fake):
+    # The body is not covered by Mercado Pago's signature; an id with a lone surrogate
+    # cannot be stored or compared: the notification is kept without an event id.
+    user = UserFactory()
+    session = topup(user)
+    mp_fake.set_status(session.provider_payment_id, "approve")
+    notification = mp_fake.notification(session.provider_payment_id)
+    body = json.loads(notification["body"])
+    body["id"] = "\ud800"
+    notification["body"] = json.dumps(body)  # ASCII, with the escape as sent
+    response = post_mp(client, notification)
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "processed"
+    assert WebhookDelivery.objects.get().event_id == ""
