@@ -152,3 +152,15 @@ def confirm_with_form(
             "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
         },
     )
+
+
+class ResolveForm(forms.Form):
+    """What staff say when they mark a problem dealt with (alerts, dead deliveries)."""
+
+    notes = forms.CharField(
+        label=_("Notes"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        help_text=_("What was done about it (optional)."),
+    )

@@ -1,9 +1,8 @@
-from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
-from core.admin_tools import AppendOnlyAdmin, ReadOnlyModelAdmin, confirm_with_form
+from core.admin_tools import AppendOnlyAdmin, ReadOnlyModelAdmin, ResolveForm, confirm_with_form
 from notifications.labels import (
     EVENT_TYPE_LABELS,
     alert_label,
@@ -69,16 +68,6 @@ class EventAdmin(AppendOnlyAdmin):
     @admin.display(description=_("audience"), ordering="audience")
     def audience_label(self, obj):
         return audience_label(obj.audience)
-
-
-class ResolveForm(forms.Form):
-    notes = forms.CharField(
-        label=_("Notes"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=2000,
-        help_text=_("What was done about it (optional)."),
-    )
 
 
 @admin.register(Alert)

@@ -14,6 +14,7 @@ from core.admin_tools import (
     ReadOnlyInline,
     ReadOnlyModelAdmin,
     ReasonForm,
+    ResolveForm,
     StatusAuditAdmin,
     confirm_with_form,
 )
@@ -324,6 +325,8 @@ class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
         "next_attempt_at",
         "processed_at",
         "resolved_at",
+        "resolved_by",
+        "notes",
         "session",
         "replay_of",
         "claimed_by",
@@ -379,14 +382,22 @@ class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
         description=_("Mark dead deliveries resolved (dealt with)"), permissions=["change"]
     )
     def mark_resolved(self, request, queryset):
-        done = sum(
-            delivery_resolve(delivery_id=pk, user=request.user)
-            for pk in queryset.order_by("id").values_list("pk", flat=True)
+        def apply(delivery, data):
+            delivery_resolve(delivery_id=delivery.pk, user=request.user, notes=data["notes"])
+
+        return confirm_with_form(
+            self,
+            request,
+            # Only dead deliveries not yet resolved (none of them: "Nothing was changed.").
+            queryset.filter(status=DeliveryStatus.DEAD, resolved_at__isnull=True).order_by("id"),
+            title=_("Mark dead deliveries resolved (dealt with)"),
+            form_class=ResolveForm,
+            apply=apply,
+            success=ngettext_lazy(
+                "%(count)d dead delivery resolved.", "%(count)d dead deliveries resolved.", "count"
+            ),
+            name=lambda delivery: f"#{delivery.pk}",
         )
-        message = ngettext_lazy(
-            "%(count)d dead delivery resolved.", "%(count)d dead deliveries resolved.", "count"
-        )
-        self.message_user(request, message % {"count": done}, messages.SUCCESS)
 
 
 @admin.register(WebhookRefusal)

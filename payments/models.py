@@ -334,6 +334,16 @@ class WebhookDelivery(models.Model):
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
     # A dead delivery is kept, whatever its age, until staff have dealt with it.
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    # Who marked a dead delivery dealt with, and what they said they did.
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("resolved by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    notes = models.TextField(_("notes"), blank=True, default="")
     session = models.ForeignKey(
         PaymentSession,
         verbose_name=_("payment session"),

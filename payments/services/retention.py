@@ -17,18 +17,26 @@ from payments.models import DeliveryStatus, WebhookDelivery
 logger = logging.getLogger(__name__)
 
 
-def delivery_resolve(*, delivery_id: int, user=None) -> bool:
-    """Mark a dead delivery as dealt with, so retention may delete it in time.
+def delivery_resolve(*, delivery_id: int, user=None, notes: str = "") -> bool:
+    """Mark a dead delivery as dealt with, naming who did it and what they did, so
+    retention may delete it in time.
 
     False when the delivery is not dead or already resolved.
     """
     with transaction.atomic():
-        updated = WebhookDelivery.objects.filter(
-            pk=delivery_id, status=DeliveryStatus.DEAD, resolved_at__isnull=True
-        ).update(resolved_at=timezone.now())
-    if updated:
-        logger.info("webhook delivery %s resolved by %s", delivery_id, user or "system")
-    return bool(updated)
+        delivery = (
+            WebhookDelivery.objects.select_for_update()
+            .filter(pk=delivery_id, status=DeliveryStatus.DEAD, resolved_at__isnull=True)
+            .first()
+        )
+        if delivery is None:
+            return False
+        delivery.resolved_at = timezone.now()
+        delivery.resolved_by = user if getattr(user, "pk", None) else None
+        delivery.notes = notes.strip()
+        delivery.save(update_fields=["resolved_at", "resolved_by", "notes"])
+    logger.info("webhook delivery %s resolved by %s", delivery_id, user or "system")
+    return True
 
 
 def deliveries_prune(

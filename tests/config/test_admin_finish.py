@@ -183,11 +183,41 @@ def test_resolving_dead_deliveries_counts_them_with_the_right_plural(staff_clien
     dead = [WebhookDeliveryFactory(status=DeliveryStatus.DEAD) for _ in range(3)]
     url = "/admin/payments/webhookdelivery/"
 
-    assert run_action(staff_client, url, "mark_resolved", dead[:1]) == ["1 dead delivery resolved."]
-    assert run_action(staff_client, url, "mark_resolved", dead[1:]) == [
+    assert run_action(staff_client, url, "mark_resolved", dead[:1], apply="1") == [
+        "1 dead delivery resolved."
+    ]
+    assert run_action(staff_client, url, "mark_resolved", dead[1:], apply="1") == [
         "2 dead deliveries resolved."
     ]
     assert not WebhookDelivery.objects.filter(pk__in=[d.pk for d in dead], resolved_at=None)
+
+
+def test_resolving_a_dead_delivery_records_who_and_what_they_did(staff_client):  # noqa: F811
+    dead = WebhookDeliveryFactory(status=DeliveryStatus.DEAD)
+    processed = WebhookDeliveryFactory(status=DeliveryStatus.PROCESSED)
+    url = "/admin/payments/webhookdelivery/"
+
+    # The action asks first, as every staff action that changes something does.
+    page = staff_client.post(url, {"action": "mark_resolved", ACTION_CHECKBOX_NAME: [dead.pk]})
+    assert page.status_code == 200 and b'name="notes"' in page.content
+    assert WebhookDelivery.objects.get(pk=dead.pk).resolved_at is None
+
+    notes = "Customer paid again by PIX; refunded the first payment at Mercado Pago."
+    assert run_action(
+        staff_client, url, "mark_resolved", [dead, processed], apply="1", notes=notes
+    ) == ["1 dead delivery resolved."]
+    resolved = WebhookDelivery.objects.get(pk=dead.pk)
+    assert resolved.resolved_at is not None
+    assert (resolved.resolved_by, resolved.notes) == (staff_client.user, notes)
+    assert WebhookDelivery.objects.get(pk=processed.pk).resolved_at is None  # not dead
+    # Shown on the delivery's page.
+    detail = staff_client.get(f"{url}{dead.pk}/change/").content.decode()
+    assert notes in detail and staff_client.user.username in detail
+    # Resolving it again changes nothing, and says so.
+    assert run_action(staff_client, url, "mark_resolved", [dead], apply="1") == [
+        "Nothing was changed."
+    ]
+    assert WebhookDelivery.objects.get(pk=dead.pk).resolved_at == resolved.resolved_at
 
 
 def test_an_action_that_changed_nothing_says_so(staff_client):  # noqa: F811

@@ -137,7 +137,7 @@ def test_staff_resolve_dead_deliveries_from_the_admin(client):
     failed = delivery(DeliveryStatus.FAILED, days=1)
     client.post(
         "/admin/payments/webhookdelivery/",
-        {"action": "mark_resolved", ACTION_CHECKBOX_NAME: [dead.pk, failed.pk]},
+        {"action": "mark_resolved", ACTION_CHECKBOX_NAME: [dead.pk, failed.pk], "apply": "1"},
     )
     dead.refresh_from_db()
     failed.refresh_from_db()
