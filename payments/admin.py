@@ -329,6 +329,7 @@ class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
         "notes",
         "session",
         "replay_of",
+        "requested_by",
         "claimed_by",
     )
     actions = ["replay", "mark_resolved"]
@@ -354,7 +355,7 @@ class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
     def replay(self, request, queryset):
         for delivery in queryset.order_by("id"):
             try:
-                result = delivery_replay(delivery_id=delivery.pk)
+                result = delivery_replay(delivery_id=delivery.pk, user=request.user)
             except PaymentError as exc:
                 self.message_user(
                     request,

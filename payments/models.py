@@ -344,6 +344,15 @@ class WebhookDelivery(models.Model):
         related_name="+",
     )
     notes = models.TextField(_("notes"), blank=True, default="")
+    # A replay made by a person (the admin's Replay): who asked for it.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     session = models.ForeignKey(
         PaymentSession,
         verbose_name=_("payment session"),

@@ -525,9 +525,10 @@ def delivery_retry(*, delivery_id: int) -> str:
     return str(status)
 
 
-def delivery_replay(*, delivery_id: int) -> DeliveryResult:
+def delivery_replay(*, delivery_id: int, user=None) -> DeliveryResult:
     """Process a stored delivery again, as a new attempt linked to it (the original keeps
-    its outcome). Raises PaymentError for a delivery that was never verified."""
+    its outcome), recording who asked for it (`user`; none from the command line). Raises
+    PaymentError for a delivery that was never verified."""
     original = WebhookDelivery.objects.get(pk=delivery_id)
     if original.signature_valid is not True:
         raise PaymentError(
@@ -546,6 +547,10 @@ def delivery_replay(*, delivery_id: int) -> DeliveryResult:
         replay_of=original.replay_of or original,
         next_attempt_at=timezone.now() + lease(),
         claimed_by="replay",
+        requested_by=user if getattr(user, "pk", None) else None,
+    )
+    logger.info(
+        "webhook delivery %s replayed as %s by %s", original.pk, replay.pk, user or "system"
     )
     return delivery_process_now(replay)
 

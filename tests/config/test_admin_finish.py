@@ -35,6 +35,7 @@ from tests.factories import (
     WorkerHeartbeatFactory,
 )
 from tests.payments.conftest import staff_client, test_purpose  # noqa: F401 - fixtures
+from tests.payments.test_admin import admin_field
 from tests.subscriptions.conftest import plans  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
@@ -212,7 +213,8 @@ def test_resolving_a_dead_delivery_records_who_and_what_they_did(staff_client): 
     assert WebhookDelivery.objects.get(pk=processed.pk).resolved_at is None  # not dead
     # Shown on the delivery's page.
     detail = staff_client.get(f"{url}{dead.pk}/change/").content.decode()
-    assert notes in detail and staff_client.user.username in detail
+    assert notes in admin_field(detail, "notes")
+    assert staff_client.user.username in admin_field(detail, "resolved_by")
     # Resolving it again changes nothing, and says so.
     assert run_action(staff_client, url, "mark_resolved", [dead], apply="1") == [
         "Nothing was changed."

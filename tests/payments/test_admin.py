@@ -1,5 +1,6 @@
 """Staff fix things from the admin, through the same services, audited."""
 
+import re
 import uuid
 from decimal import Decimal
 
@@ -118,6 +119,10 @@ def test_replay_action_and_retry_task_complete_a_failed_delivery(staff_client, c
         1,
         session,
     )
+    # Who asked for it stays with it, and shows on its page.
+    assert replay.requested_by == staff_client.user
+    page = staff_client.get(f"/admin/payments/webhookdelivery/{replay.pk}/change/")
+    assert staff_client.user.username in admin_field(page.content.decode(), "requested_by")
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 2)
     session.refresh_from_db()
@@ -248,3 +253,11 @@ def test_staff_group_member_fixes_sessions_but_cannot_delete_the_audit_trail(cli
         for perm in ("delete_paymentaudit", "change_paymentaudit", "delete_paymentsession")
     )
     assert not member.has_perm("auth.change_user")  # users and groups stay with superusers
+
+
+def admin_field(html: str, name: str) -> str:
+    """The text of one read-only field's row on an admin change page."""
+    pattern = rf'class="[^"]*field-{name}[^"]*".*?<div class="readonly">(.*?)</div>'
+    match = re.search(pattern, html, re.S)
+    assert match, f"no field {name} on the page"
+    return match.group(1)

@@ -234,6 +234,7 @@ def test_replay_command_of_a_failed_delivery_is_a_new_linked_delivery(client, mp
         f"delivery {original.pk}: replayed as delivery {replay.pk}: processed"
     )
     assert replay.status == DeliveryStatus.PROCESSED and replay.session == session
+    assert replay.requested_by is None  # from the command line, not a person's admin action
     original.refresh_from_db()
     assert (original.status, original.attempts) == (DeliveryStatus.FAILED, 1)
     assert wallet_account_get(user=user).balance == Decimal("25.00")
