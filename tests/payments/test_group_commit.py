@@ -13,10 +13,10 @@ from django.db import DatabaseError, connection
 from django.test import Client
 
 from payments.models import WebhookDelivery
-from payments.providers.kiosk import kiosk_notification
 from payments.services.deliveries import deliveries_drain
 from payments.services.group_commit import intake_writer
 from tests.payments.test_deliveries import _session
+from tests.tickets.test_webhook_cost import _post as post_unprocessed
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -31,19 +31,8 @@ def _patient_requests(settings):
 
 
 def _post(secret, session, *, msg_id=None):
-    headers, body = kiosk_notification(
-        secret=secret,
-        reference=session.reference,
-        amount=str(session.amount),
-        currency=session.currency,
-        msg_id=msg_id or f"msg_{session.reference}",
-    )
-    return Client().post(
-        "/webhooks/kiosk/",
-        data=body,
-        content_type="application/json",
-        headers={k: v for k, v in headers.items() if k != "content-type"},
-    )
+    # A client of its own per call: the requests come from several threads at once.
+    return post_unprocessed(Client(), secret, session, msg_id=msg_id)
 
 
 def _connect(*, autocommit: bool = False) -> psycopg.Connection:

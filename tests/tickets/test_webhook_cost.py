@@ -15,13 +15,15 @@ pytestmark = pytest.mark.django_db
 BATCH = 100
 
 
-def _post(client, secret, session):
+def _post(client, secret, session, *, msg_id=None):
+    """Post a signed kiosk notification for `session` (its event id `msg_<reference>`
+    unless `msg_id`); the intake's answer, nothing processed yet."""
     headers, body = kiosk_notification(
         secret=secret,
         reference=session.reference,
         amount=str(session.amount),
         currency=session.currency,
-        msg_id=f"msg_{session.reference}",
+        msg_id=msg_id or f"msg_{session.reference}",
     )
     return client.post(
         "/webhooks/kiosk/",
